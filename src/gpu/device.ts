@@ -1,0 +1,172 @@
+// Adapter/device acquisition and the one object everything GPU hangs off: `Gpu`.
+//
+// Why a class and not a bare GPUDevice: the device alone cannot tell us that it was lost or that a
+// validation error happened asynchronously, and Dawn needs the `create()` object kept alive for the whole
+// life of the device (if it is garbage-collected, later calls crash the process). `Gpu` pins it, records
+// loss and uncaptured errors, and turns them into thrown `GpuError`s at the next sync point.
+import { create, globals } from 'webgpu';
+import { PipelineCache } from './pipelines.js';
+import { BufferPool } from './buffers.js';
+import { CommandStream } from './stream.js';
+
+export class GpuError extends Error {
+  constructor(message: string, readonly kind: 'lost' | 'validation' | 'out-of-memory' | 'internal' | 'adapter') {
+    super(message);
+    this.name = 'GpuError';
+  }
+}
+
+export interface GpuOptions {
+  /** Ask for `timestamp-query` when the adapter has it (needed by the profiler). Default true. */
+  timestamps?: boolean;
+  /** Ask for `shader-f16` when present (f16 weight kernels). Default true. */
+  f16?: boolean;
+  /** Extra Dawn instance toggles, e.g. `enable-dawn-features=disable_workgroup_init`. */
+  dawnFlags?: string[];
+  powerPreference?: GPUPowerPreference;
+}
+
+export interface GpuFeatures {
+  f16: boolean;
+  subgroups: boolean;
+  timestamps: boolean;
+}
+
+// Module-level pins: one `create()` result per flag set, never released (Dawn crashes if it is collected).
+const pinnedInstances = new Map<string, GPU>();
+let globalsInstalled = false;
+
+function gpuInstance(flags: string[]): GPU {
+  if (!globalsInstalled) {
+    // dawn.node's classes (GPUBufferUsage, GPUShaderStage, ...) are not globals in Node.
+    for (const [k, v] of Object.entries(globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    globalsInstalled = true;
+  }
+  const key = flags.join('\n');
+  let inst = pinnedInstances.get(key);
+  if (!inst) {
+    inst = create(flags);
+    pinnedInstances.set(key, inst);
+  }
+  return inst;
+}
+
+export function describeAdapter(info: GPUAdapterInfo): string {
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.join(' / ') || 'unknown adapter';
+}
+
+export class Gpu {
+  readonly pipelines: PipelineCache;
+  readonly buffers: BufferPool;
+  readonly stream: CommandStream;
+  /** A small storage buffer bound where a kernel's optional input (bias, ...) is absent. */
+  readonly dummy: GPUBuffer;
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private errors: GPUError[] = [];
+  private destroyed = false;
+
+  private constructor(
+    private readonly instance: GPU, // pinned: see the header comment
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly features: GpuFeatures,
+    readonly adapterInfo: GPUAdapterInfo,
+  ) {
+    device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.errors.push(ev.error);
+    };
+    this.dummy = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'dummy' });
+    this.pipelines = new PipelineCache(this);
+    this.buffers = new BufferPool(device);
+    this.stream = new CommandStream(this);
+  }
+
+  static async create(opts: GpuOptions = {}): Promise<Gpu> {
+    const instance = gpuInstance(opts.dawnFlags ?? []);
+    const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+    if (!adapter) {
+      throw new GpuError(
+        'No WebGPU adapter found. On a GPU-less Debian machine run `npm run setup` (installs Mesa 25 lavapipe from ' +
+          'bookworm-backports; Dawn refuses the stock Mesa 22).',
+        'adapter',
+      );
+    }
+    const want = (f: string) => adapter.features.has(f as GPUFeatureName);
+    const features: GpuFeatures = {
+      f16: (opts.f16 ?? true) && want('shader-f16'),
+      subgroups: want('subgroups'),
+      timestamps: (opts.timestamps ?? true) && want('timestamp-query'),
+    };
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (features.f16) requiredFeatures.push('shader-f16');
+    if (features.subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+    if (features.timestamps) requiredFeatures.push('timestamp-query');
+    const L = adapter.limits;
+    // Explicit limits: the WebGPU defaults (256 MiB buffers, 16 KiB workgroup memory, 256 invocations) are far
+    // below what adapters offer and what the 4B model needs.
+    const requiredLimits: Record<string, number> = {
+      maxBufferSize: L.maxBufferSize,
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: L.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+    };
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    return new Gpu(instance, adapter, device, features, adapter.info);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  get description(): string {
+    return describeAdapter(this.adapterInfo);
+  }
+
+  /** True for CPU implementations (lavapipe / SwiftShader): numbers from them are for relative comparison only. */
+  get isSoftware(): boolean {
+    const i = this.adapterInfo;
+    return i.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${i.device} ${i.description}`);
+  }
+
+  get isLost(): boolean {
+    return this.lostInfo !== null || this.destroyed;
+  }
+
+  /** Throw a clear error if the device was lost or an asynchronous validation error was recorded. */
+  checkHealthy(): void {
+    if (this.lostInfo) {
+      const msg = this.lostInfo.message ? `: ${this.lostInfo.message}` : '';
+      throw new GpuError(`GPU device lost (${this.lostInfo.reason})${msg}. Re-create the Gpu / Policy to recover.`, 'lost');
+    }
+    if (this.destroyed) throw new GpuError('GPU device was destroyed. Re-create the Gpu / Policy to recover.', 'lost');
+    if (this.errors.length > 0) {
+      const errs = this.errors.splice(0);
+      const kind = errs[0].constructor.name === 'GPUOutOfMemoryError' ? 'out-of-memory' : 'validation';
+      throw new GpuError(`WebGPU error: ${errs.map((e) => e.message).join('\n---\n')}`, kind);
+    }
+  }
+
+  /** Waits for all submitted work; throws if the device was lost or an error was recorded. */
+  async sync(): Promise<void> {
+    this.stream.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.pipelines.checkCompilation();
+    this.checkHealthy();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.buffers.destroyAll();
+    this.stream.destroy();
+    this.device.destroy();
+  }
+}
