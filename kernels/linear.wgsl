@@ -6,6 +6,7 @@ struct Params {
   M: u32, N: u32, K: u32,
   x_batch: u32, w_batch: u32, y_batch: u32,   // element strides between batches (w_batch 0 = shared W)
   x_off: u32, w_off: u32, y_off: u32, b_off: u32,
+  ldx: u32, ldw: u32, ldy: u32,                // row strides of X, W, Y in elements (K, K, N when contiguous)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -23,8 +24,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (m0 >= P.M || n0 >= P.N) { return; }
   var xr: array<u32, TM>;
   var wr: array<u32, TN>;
-  for (var i = 0u; i < TM; i++) { xr[i] = P.x_off + b * P.x_batch + min(m0 + i, P.M - 1u) * P.K; }
-  for (var j = 0u; j < TN; j++) { wr[j] = P.w_off + b * P.w_batch + min(n0 + j, P.N - 1u) * P.K; }
+  for (var i = 0u; i < TM; i++) { xr[i] = P.x_off + b * P.x_batch + min(m0 + i, P.M - 1u) * P.ldx; }
+  for (var j = 0u; j < TN; j++) { wr[j] = P.w_off + b * P.w_batch + min(n0 + j, P.N - 1u) * P.ldw; }
   var acc: array<array<f32, TN>, TM>;
   let K4 = P.K & ~3u;
   var k = 0u;
@@ -55,7 +56,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       var v = acc[i][j];
       if (HAS_BIAS) { v += Bias[P.b_off + n]; }
       v = apply_act(ACT, v);
-      let o = P.y_off + b * P.y_batch + m * P.N + n;
+      let o = P.y_off + b * P.y_batch + m * P.ldy + n;
       if (ACCUM) { Y[o] += v; } else { Y[o] = v; }
     }
   }

@@ -5,6 +5,7 @@ struct Params {
   M: u32, N: u32, K: u32,
   x_batch: u32, w_batch: u32, y_batch: u32,
   x_off: u32, w_off: u32, y_off: u32, b_off: u32,
+  ldx: u32, ldw: u32, ldy: u32,                // row strides of X, W, Y in elements (K, K, N when contiguous)
   groups_x: u32,   // workgroups along x (the grid is folded into y when N/ROWS > 65535)
 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -25,11 +26,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let t = lid.x;
   var acc: array<array<f32, ROWS>, MROWS>;
   var wrow: array<u32, ROWS>;
-  for (var r = 0u; r < ROWS; r++) { wrow[r] = P.w_off + b * P.w_batch + min(n0 + r, P.N - 1u) * P.K; }
+  for (var r = 0u; r < ROWS; r++) { wrow[r] = P.w_off + b * P.w_batch + min(n0 + r, P.N - 1u) * P.ldw; }
   let xb = P.x_off + b * P.x_batch;
   for (var k = t; k < P.K; k += WG_X) {
     var xv: array<f32, MROWS>;
-    for (var m = 0u; m < MROWS; m++) { xv[m] = select(0.0, X[xb + min(m, P.M - 1u) * P.K + k], m < P.M); }
+    for (var m = 0u; m < MROWS; m++) { xv[m] = select(0.0, X[xb + min(m, P.M - 1u) * P.ldx + k], m < P.M); }
     for (var r = 0u; r < ROWS; r++) {
       let w = f32(W[wrow[r] + k]);
       for (var m = 0u; m < MROWS; m++) { acc[m][r] += xv[m] * w; }
@@ -53,7 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       var v = red[t * WG_X];
       if (HAS_BIAS) { v += Bias[P.b_off + n]; }
       v = apply_act(ACT, v);
-      let o = P.y_off + b * P.y_batch + m * P.N + n;
+      let o = P.y_off + b * P.y_batch + m * P.ldy + n;
       if (ACCUM) { Y[o] += v; } else { Y[o] = v; }
     }
   }

@@ -75,7 +75,7 @@ export function readHeaderLength(bytes: Uint8Array, fileSize: number, file = '<m
   }
   if (fileSize < 8 || bytes.length < 8) {
     throw new CheckpointError(
-      `file is too short for a safetensors header length (${Math.min(fileSize, bytes.length)} bytes, need 8)`,
+      `file is too short for a safetensors header length (${fileSize < 8 ? fileSize : bytes.length} bytes, need 8)`,
       { file, field: 'header length' },
     );
   }

@@ -4,7 +4,9 @@
 // - few rows of X (decode, M ≤ GEMV_MAX_ROWS): `linear_gemv`, bandwidth-bound, each W element read once;
 // - otherwise `linear`: register-blocked TM×TN outputs per invocation.
 // Shapes go in the uniform; the pipeline key only carries what changes code (weight dtype, bias, act, accum).
-import type { Gpu } from '../gpu/device.js';
+//
+// Strided forms (all in elements) let callers use views without copies: a column block of W (`wCols`), rows of
+// X starting anywhere (`xRows`), and an output written into a column block of a wider matrix (`outCols`).
 import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
@@ -18,59 +20,70 @@ export interface LinearOptions {
   /** Add into `out` instead of overwriting it (fused residual). Requires `out`. */
   accumulate?: boolean;
   out?: Tensor;
-  /** Element offsets for views (x rows, w rows, out rows, bias). */
-  xOffset?: number;
+  /** Use rows [offset, offset+count) of X (default: all rows). */
+  xRows?: { offset: number; count: number };
+  /** Use columns [offset, offset+count) of W as the K range (W row stride stays W's last dim). X's K must equal count. */
+  wCols?: { offset: number };
+  /** Write Y into columns [offset, offset+N) of `out`, whose rows are `out`'s last dim wide. */
+  outCols?: { offset: number };
+  /** Write Y starting at row `offset` of `out`. */
+  outRowOffset?: number;
   label?: string;
 }
 
-function tile(gpu: Gpu): { TM: number; TN: number; wg: [number, number] } {
-  // 4×4 per invocation, 8×8 invocations: a 32×32 tile of Y per workgroup. Not tuned on lavapipe on purpose.
-  void gpu;
-  return { TM: 4, TN: 4, wg: [8, 8] };
-}
-
 /**
- * x: [M, K] or [B, M, K]; w: [N, K] (shared) or [B, N, K]. Returns [M, N] / [B, M, N] f32.
+ * x: [M, K] or [B, M, K]; w: [N, Kw] (shared) or [B, N, Kw]. Returns [M, N] / [B, M, N] f32.
  * Leading dims of a 2-D-weight call are flattened into M.
  */
 export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   const gpu = x.gpu;
+  const what = `linear${opts.label ? ` (${opts.label})` : ''}`;
   const K = x.shape[x.shape.length - 1];
   const batched = w.shape.length === 3;
   const N = w.shape[w.shape.length - 2];
-  if (w.shape[w.shape.length - 1] !== K) {
-    throw new Error(`linear${opts.label ? ` ${opts.label}` : ''}: x [${x.shape}] and w [${w.shape}] disagree on K`);
-  }
-  if (x.dtype !== 'f32') throw new Error('linear: activations must be f32');
+  const ldw = w.shape[w.shape.length - 1];
+  const wOff = opts.wCols?.offset ?? 0;
+  if (wOff + K > ldw) throw new Error(`${what}: x [${x.shape}] needs K=${K} columns of w [${w.shape}] from ${wOff}`);
+  if (!opts.wCols && ldw !== K) throw new Error(`${what}: x [${x.shape}] and w [${w.shape}] disagree on K`);
+  if (x.dtype !== 'f32') throw new Error(`${what}: activations must be f32`);
   const B = batched ? w.shape[0] : 1;
-  if (batched && (x.shape.length !== 3 || x.shape[0] !== B)) throw new Error(`linear: batched w [${w.shape}] needs x [${B}, M, K], got [${x.shape}]`);
-  const M = batched ? x.shape[1] : x.size / K;
-  if (opts.bias && opts.bias.size !== N) throw new Error(`linear: bias has ${opts.bias.size} values, expected ${N}`);
-  const outShape = batched ? [B, M, N] : [...x.shape.slice(0, -1), N];
-  if (opts.accumulate && !opts.out) throw new Error('linear: accumulate needs out');
+  if (batched && (x.shape.length !== 3 || x.shape[0] !== B)) throw new Error(`${what}: batched w [${w.shape}] needs x [${B}, M, K], got [${x.shape}]`);
+  const totalRows = batched ? x.shape[1] : x.size / K;
+  const xOff = opts.xRows ? opts.xRows.offset : 0;
+  const M = opts.xRows ? opts.xRows.count : totalRows;
+  if (xOff + M > totalRows) throw new Error(`${what}: rows [${xOff}, ${xOff + M}) out of x [${x.shape}]`);
+  if (opts.bias && opts.bias.size !== N) throw new Error(`${what}: bias has ${opts.bias.size} values, expected ${N}`);
+  if (opts.accumulate && !opts.out) throw new Error(`${what}: accumulate needs out`);
+  const outShape = batched ? [B, M, N] : opts.xRows ? [M, N] : [...x.shape.slice(0, -1), N];
   const out = opts.out ?? Tensor.empty(gpu, outShape, 'f32', opts.label);
-  if (out.size !== B * M * N) throw new Error(`linear: out [${out.shape}] does not hold [${outShape}]`);
+  const ldy = opts.outCols ? out.shape[out.shape.length - 1] : N;
+  const yOff = (opts.outCols?.offset ?? 0) + (opts.outRowOffset ?? 0) * ldy;
+  if (opts.outCols && opts.outCols.offset + N > ldy) throw new Error(`${what}: out columns [${opts.outCols.offset}, +${N}) exceed out [${out.shape}]`);
+  if (yOff + (M - 1) * ldy + N + (B - 1) * M * N > out.size) throw new Error(`${what}: out [${out.shape}] too small for [${outShape}] at offset ${yOff}`);
 
   const gemv = M <= GEMV_MAX_ROWS;
-  const common = {
-    bindings: ['read', 'read', 'read', 'write'] as const,
+  const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
+  const params = [
+    u(M), u(N), u(K), u(batched ? totalRows * K : 0), u(batched ? N * ldw : 0), u(batched ? M * N : 0),
+    u(xOff * K), u(wOff), u(yOff), u(0), u(K), u(ldw), u(ldy),
+  ];
+  const buffers = [x.binding(), w.binding(), opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, out.binding()];
+  const base = {
+    bindings: ['read', 'read', 'read', 'write'] as KernelSpec['bindings'],
     aliases: { WT: w.dtype === 'f16' ? 'f16' : 'f32' },
     includes: ['activations'],
   };
-  const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
-  const params = [u(M), u(N), u(K), u(batched ? M * K : 0), u(batched ? N * K : 0), u(batched ? M * N : 0), u(opts.xOffset ?? 0), u(0), u(0), u(0)];
-  const buffers = [x.binding(), w.binding(), opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, out.binding()];
   if (gemv) {
     const ROWS = 4;
-    const WG = 64;
-    const spec: KernelSpec = { file: 'linear_gemv', ...common, bindings: [...common.bindings], consts: { ...flags, ROWS, MROWS: GEMV_MAX_ROWS }, workgroup: [WG] };
+    const spec: KernelSpec = { file: 'linear_gemv', ...base, consts: { ...flags, ROWS, MROWS: GEMV_MAX_ROWS }, workgroup: [64] };
     const groups = Math.ceil(N / ROWS);
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, [...params, u(gx)], [gx, gy, B], opts.label);
   } else {
-    const { TM, TN, wg } = tile(gpu);
-    const spec: KernelSpec = { file: 'linear', ...common, bindings: [...common.bindings], consts: { ...flags, TM, TN }, workgroup: [wg[0], wg[1]] };
+    // 4×4 outputs per invocation, 8×8 invocations: a 32×32 tile of Y per workgroup. Not tuned on lavapipe on purpose.
+    const TM = 4, TN = 4, wg = [8, 8] as const;
+    const spec: KernelSpec = { file: 'linear', ...base, consts: { ...flags, TM, TN }, workgroup: [wg[0], wg[1]] };
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [Math.ceil(N / (TN * wg[0])), Math.ceil(M / (TM * wg[1])), B], opts.label);
   }
   return out;

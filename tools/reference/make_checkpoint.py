@@ -6,7 +6,7 @@ usage: /usr/bin/python3 tools/reference/make_checkpoint.py CONFIG.json OUT_DIR
           [--min-pixels N] [--max-pixels N]
 
 * CONFIG.json: a Qwen3.5 config + `action_expert` (weights/README.md). `text_config.vocab_size: "auto"` is
-  replaced by the tokenizer size rounded up to a multiple of 64; the special token ids
+  replaced by the tokenizer size rounded up to a multiple of 64 ("exact": the tokenizer size); the special token ids
   (image/video pad, vision start/end, eos) are read from the tokenizer's added tokens.
 * Weights: linears N(0, 1/fan_in) (adaLN modulation linears half that std), biases N(0, 0.02^2),
   embeddings N(0, 0.5^2), zero-centred RMSNorm weights N(0, 0.1^2), plain norm weights 1 + N(0, 0.1^2),
@@ -46,6 +46,8 @@ def fill_config(cfg, tok_path):
         tc = cfg["text_config"]
         if tc.get("vocab_size") in (None, "auto"):
             tc["vocab_size"] = (size + 63) // 64 * 64
+        elif tc.get("vocab_size") == "exact":
+            tc["vocab_size"] = size
         assert tc["vocab_size"] >= size
         cfg["image_token_id"] = ids["<|image_pad|>"]
         cfg["video_token_id"] = ids["<|video_pad|>"]

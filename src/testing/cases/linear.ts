@@ -70,3 +70,40 @@ export const linearPerfCases: OpCase[] = [
   linearCase({ M: 1, N: 4096, K: 4096, perf: true, tag: 'decode 1×4096·4096ᵀ' }),
   linearCase({ M: 1, N: 4096, K: 4096, f16: true, perf: true, tag: 'decode 1×4096·4096ᵀ' }),
 ];
+
+/** Strided forms: rows of X, a column block of W, output into a column block of a wider matrix. */
+function stridedCase(f16: boolean, M: number): OpCase {
+  const [rowsTotal, K, Kw, N, Nout] = [M + 5, 19, 40, 11, 30];
+  const [xo, wo, yo, ro] = [3, 7, 13, 2];
+  return {
+    name: `linear ${f16 ? 'f16' : 'f32'} strided M=${M} (x rows +${xo}, w cols +${wo}, out cols +${yo}, out rows +${ro})`,
+    op: 'linear',
+    tol: f16 ? TOL.f16 : TOL.f32,
+    setup(gpu, rng) {
+      const xs = rng.normals(rowsTotal * K);
+      let ws = rng.normals(N * Kw, 0.2);
+      const wData = f16 ? f32ToF16Array(ws) : ws;
+      if (f16) ws = f16ToF32Array(wData as Uint16Array);
+      const y0 = rng.normals((M + ro) * Nout);
+      const x = Tensor.from(gpu, xs, [rowsTotal, K]);
+      const w = Tensor.from(gpu, wData, [N, Kw], f16 ? 'f16' : 'f32');
+      const out = Tensor.from(gpu, y0, [M + ro, Nout]);
+      const encode = () => { out.write(y0); linear(x, w, { xRows: { offset: xo, count: M }, wCols: { offset: wo }, outCols: { offset: yo }, outRowOffset: ro, out }); };
+      return {
+        encode,
+        async run() { encode(); return out.read() as Promise<Float32Array>; },
+        reference() {
+          const y = Float64Array.from(y0);
+          for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+            let s = 0;
+            for (let k = 0; k < K; k++) s += xs[(xo + m) * K + k] * ws[n * Kw + wo + k];
+            y[(ro + m) * Nout + yo + n] = s;
+          }
+          return y;
+        },
+        dispose() { x.release(); w.release(); out.release(); },
+      };
+    },
+  };
+}
+linearCases.push(stridedCase(false, 3), stridedCase(true, 9));

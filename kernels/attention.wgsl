@@ -1,0 +1,170 @@
+// Flash attention (prefill / general): out[t, h, :] = softmax_j(scale · q[t,h]·k[j,hk] + mask) · v[j, hk]
+// with hk = h / G (GQA), optional causal limit, cu_seqlens segments, key-padding mask and output gate.
+//
+// One workgroup per (tile of BQ queries, query head). The tile's queries live in shared memory (pre-scaled); the
+// workgroup walks its key range in tiles of BK keys staged in shared memory (K and V), with an online softmax:
+// a running row max m and row sum l, O rescaled by exp(m_old − m_new) whenever the max grows; f32 throughout.
+// Thread (r, s) = (t / TPQ, t % TPQ) serves query row r: it computes the scores S[r][j] for j ≡ s (mod TPQ),
+// and after a barrier owns the vec4 columns c ≡ s (mod TPQ) of O[r] (kept in registers, DPT4 of them).
+// Masking is -inf-free: a masked score is stored as NEG and contributes p = 0 explicitly, so a row that sees no
+// key ends with l = 0 and writes zeros (never NaN).
+// The masking modes (causal, segments, key mask, gate) are uniform flags, not consts: the branches are uniform
+// and this keeps the pipeline count to one per head dim.
+// Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ).
+struct Params {
+  Lq: u32, Lk: u32, H: u32, G: u32,
+  q_off: u32, q_rs: u32, q_hs: u32,
+  k_off: u32, k_rs: u32, k_hs: u32,
+  v_off: u32, v_rs: u32, v_hs: u32,
+  g_off: u32, g_rs: u32, g_hs: u32,
+  o_off: u32, m_off: u32,
+  scale: f32,
+  causal: u32, causal_off: i32,
+  nseg: u32,        // number of segments (0: none); Seg holds cu_seqlens [nseg + 1]
+  mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+  has_gate: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read> Gt: array<f32>;
+@group(0) @binding(5) var<storage, read> Mk: array<u32>;
+@group(0) @binding(6) var<storage, read> Seg: array<u32>;
+@group(0) @binding(7) var<storage, read_write> Out: array<f32>;
+
+const HD4: u32 = HD / 4u;
+const STR: u32 = HD4 + 1u;     // padded vec4 row stride of Qs / Ks: rows of a tile start in different banks
+const KPT: u32 = BK / TPQ;     // scores per thread per key tile
+const NEG: f32 = -1.0e30;      // "masked" score; valid scores are far above NEG_T
+const NEG_T: f32 = -1.0e29;
+
+var<workgroup> Qs: array<vec4f, BQ * STR>;
+var<workgroup> Ks: array<vec4f, BK * STR>;
+var<workgroup> Vs: array<vec4f, BK * HD4>;
+var<workgroup> Ss: array<f32, BQ * BK>;
+var<workgroup> kok: array<u32, BK>;
+
+fn ldq(i: u32) -> vec4f { return vec4f(Q[i], Q[i + 1u], Q[i + 2u], Q[i + 3u]); }
+fn ldk(i: u32) -> vec4f { return vec4f(K[i], K[i + 1u], K[i + 2u], K[i + 3u]); }
+fn ldv(i: u32) -> vec4f { return vec4f(V[i], V[i + 1u], V[i + 2u], V[i + 3u]); }
+fn ldg(i: u32) -> vec4f { return vec4f(Gt[i], Gt[i + 1u], Gt[i + 2u], Gt[i + 3u]); }
+
+fn key_ok(j: u32) -> bool {
+  if (j >= P.Lk) { return false; }
+  if (P.mask_kind == 0u) { return true; }
+  let b = Mk[P.m_off + j];
+  if (P.mask_kind == 2u) { return (b & 0x7fffffffu) != 0u; }
+  return b != 0u;
+}
+
+// Index of the segment holding token i: the largest k < nseg with Seg[k] ≤ i.
+fn seg_of(i: u32) -> u32 {
+  var a = 0u;
+  var b = P.nseg;
+  while (b - a > 1u) {
+    let m = (a + b) / 2u;
+    if (Seg[m] <= i) { a = m; } else { b = m; }
+  }
+  return a;
+}
+
+// Keys visible to query i by the causal rule: [0, causal_hi(i)).
+fn causal_hi(i: u32) -> u32 {
+  return u32(clamp(i32(i) + P.causal_off + 1, 0, i32(P.Lk)));
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let h = wid.y;
+  let hk = h / P.G;
+  let q0 = wid.x * BQ;
+  let r = t / TPQ;
+  let s = t % TPQ;
+  let qlast = min(q0 + BQ, P.Lq) - 1u;
+  let qi = min(q0 + r, qlast);   // padding rows of the last tile shadow the last query (never stored)
+
+  for (var idx = t; idx < BQ * HD4; idx += WG_X) {
+    let rr = idx / HD4;
+    let c = idx % HD4;
+    let qq = min(q0 + rr, qlast);
+    Qs[rr * STR + c] = ldq(P.q_off + qq * P.q_rs + h * P.q_hs + c * 4u) * P.scale;
+  }
+
+  // Key range of the whole tile (uniform) and of this thread's row.
+  var lo = 0u;
+  var hi = P.Lk;
+  var my_lo = 0u;
+  var my_hi = P.Lk;
+  if (P.causal != 0u) {
+    hi = causal_hi(qlast);
+    my_hi = causal_hi(qi);
+  }
+  if (P.nseg > 0u) {
+    lo = Seg[seg_of(q0)];
+    hi = min(hi, Seg[seg_of(qlast) + 1u]);
+    let sr = seg_of(qi);
+    my_lo = Seg[sr];
+    my_hi = min(my_hi, Seg[sr + 1u]);
+  }
+
+  var m = NEG;
+  var l = 0.0;
+  var o: array<vec4f, DPT4>;
+  for (var kt = lo; kt < hi; kt += BK) {
+    workgroupBarrier();   // the previous tile's Ks / Vs / Ss are no longer read
+    for (var idx = t; idx < BK * HD4; idx += WG_X) {
+      let j = idx / HD4;
+      let c = idx % HD4;
+      let kj = min(kt + j, P.Lk - 1u);
+      Ks[j * STR + c] = ldk(P.k_off + kj * P.k_rs + hk * P.k_hs + c * 4u);
+      Vs[j * HD4 + c] = ldv(P.v_off + kj * P.v_rs + hk * P.v_hs + c * 4u);
+    }
+    if (t < BK) { kok[t] = select(0u, 1u, key_ok(kt + t)); }
+    workgroupBarrier();
+
+    for (var a = 0u; a < KPT; a++) {
+      let j = s + a * TPQ;
+      let kj = kt + j;
+      var acc = vec4f(0.0);
+      for (var c = 0u; c < HD4; c++) { acc += Qs[r * STR + c] * Ks[j * STR + c]; }
+      let ok = kok[j] != 0u && kj >= my_lo && kj < my_hi;
+      Ss[r * BK + j] = select(NEG, acc.x + acc.y + acc.z + acc.w, ok);
+    }
+    workgroupBarrier();
+
+    var mt = m;
+    for (var j = 0u; j < BK; j++) { mt = max(mt, Ss[r * BK + j]); }
+    let alpha = exp(m - mt);   // 1 while nothing was seen (NEG − NEG); 0 at the first visible key
+    l *= alpha;
+    for (var k = 0u; k < DPT4; k++) { o[k] *= alpha; }
+    for (var j = 0u; j < BK; j++) {
+      let sv = Ss[r * BK + j];
+      let p = select(0.0, exp(sv - mt), sv > NEG_T);
+      l += p;
+      for (var k = 0u; k < DPT4; k++) {
+        let c = s + k * TPQ;
+        if (c < HD4) { o[k] += p * Vs[j * HD4 + c]; }
+      }
+    }
+    m = mt;
+  }
+
+  if (q0 + r >= P.Lq) { return; }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let ob = P.o_off + qi * (P.H * HD) + h * HD;
+  for (var k = 0u; k < DPT4; k++) {
+    let c = s + k * TPQ;
+    if (c >= HD4) { break; }
+    var y = o[k] * inv;
+    if (P.has_gate != 0u) {
+      let g = ldg(P.g_off + qi * P.g_rs + h * P.g_hs + c * 4u);
+      y *= 1.0 / (1.0 + exp(-g));   // exp overflow → +inf → factor 0, never NaN
+    }
+    let oi = ob + c * 4u;
+    Out[oi] = y.x;
+    Out[oi + 1u] = y.y;
+    Out[oi + 2u] = y.z;
+    Out[oi + 3u] = y.w;
+  }
+}

@@ -1,0 +1,71 @@
+// Gated DeltaNet short conv (qwen35-architecture.md §2.7 (2)): depthwise causal conv1d over time, no bias,
+// then SiLU.   y[t, c] = silu( Σ_k W[c, k] · in[t − (KS−1) + k, c] ),  `in` = conv state rows then x rows.
+// KS (kernel size, 4 in Qwen3.5) is a const so the sliding window stays in registers.
+//
+// `main`: invocation (channel c, TT-token block): loads the KS−1 inputs before its block once, then slides
+// the window one token at a time (each x element is read ~once). When one block covers all L (decode,
+// P.single = 1) the same invocation also rewrites the state of its channel — nobody else touches it. With
+// several blocks the state is rewritten by `state_update` in a second dispatch, because blocks of other
+// workgroups still read the old state (no grid-wide ordering inside one dispatch).
+struct Params {
+  L: u32, C: u32,
+  x_off: u32, x_row: u32,    // element (t, c) of x at x_off + t * x_row + c
+  w_off: u32,                // W[c, k] at w_off + c * KS + k
+  s_off: u32,                // state row r (0 = oldest) at s_off + r * C + c
+  y_off: u32,                // y[t, c] at y_off + t * C + c
+  single: u32,               // 1: this dispatch also updates the state (only when one block covers L)
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> W: array<WT>;
+@group(0) @binding(3) var<storage, read_write> St: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+
+const H: u32 = KS - 1u;
+
+// The last H inputs before time L, given the old state of channel c in `hist`: new state row r is input
+// L − H + r, which is an x row when non-negative and old state row L + r otherwise (only when L < H).
+fn write_state(c: u32, hist: array<f32, H>) {
+  for (var r = 0u; r < H; r++) {
+    let t = i32(P.L) - i32(H) + i32(r);
+    var v: f32;
+    if (t >= 0) { v = X[P.x_off + u32(t) * P.x_row + c]; } else { v = hist[P.L + r]; }
+    St[P.s_off + r * P.C + c] = v;
+  }
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= P.C) { return; }
+  let t0 = gid.y * TT;
+  if (t0 >= P.L) { return; }
+  let t1 = min(P.L, t0 + TT);
+  var w: array<f32, KS>;
+  for (var k = 0u; k < KS; k++) { w[k] = f32(W[P.w_off + c * KS + k]); }
+  var hist: array<f32, H>;
+  for (var r = 0u; r < H; r++) { hist[r] = St[P.s_off + r * P.C + c]; }
+  // win[k] = input at time t − H + k; slots 0..H−1 hold the H inputs before t0.
+  var win: array<f32, KS>;
+  for (var r = 0u; r < H; r++) {
+    let t = i32(t0) - i32(H) + i32(r);
+    if (t >= 0) { win[r] = X[P.x_off + u32(t) * P.x_row + c]; } else { win[r] = hist[u32(i32(H) + t)]; }
+  }
+  for (var t = t0; t < t1; t++) {
+    win[H] = X[P.x_off + t * P.x_row + c];
+    var acc = 0.0;
+    for (var k = 0u; k < KS; k++) { acc += w[k] * win[k]; }
+    Y[P.y_off + t * P.C + c] = acc * sigmoid_f(acc);
+    for (var k = 0u; k < H; k++) { win[k] = win[k + 1u]; }
+  }
+  if (P.single == 1u) { write_state(c, hist); }
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn state_update(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= P.C) { return; }
+  var hist: array<f32, H>;
+  for (var r = 0u; r < H; r++) { hist[r] = St[P.s_off + r * P.C + c]; }
+  write_state(c, hist);
+}

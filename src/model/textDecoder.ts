@@ -1,0 +1,234 @@
+// The Qwen3.5 hybrid text decoder (qwen35-architecture.md §2): per layer, a (1+w) RMSNorm, then either a
+// Gated DeltaNet (linear attention with a carried fp32 state) or gated full attention (q/k norm, partial
+// interleaved M-RoPE, GQA, sigmoid output gate), a residual, a (1+w) RMSNorm and a SwiGLU MLP. The layer kind
+// comes from config `layer_types`. Caches (KV for full layers, conv + recurrent state for linear layers) are
+// preallocated once per TextCache and reused across calls.
+import type { Gpu } from '../gpu/device.js';
+import { Tensor, DTYPE_BYTES } from '../tensor.js';
+import type { TextConfig } from './config.js';
+import type { WeightStore } from './weights.js';
+import { linear } from '../ops/linear.js';
+import { rmsNorm, rmsNormGated } from '../ops/norm.js';
+import { swiglu, fill } from '../ops/elementwise.js';
+import { gatherRows } from '../ops/gather.js';
+import { attention, KVCache } from '../ops/attention.js';
+import { ropeText } from '../ops/rope.js';
+import { causalConv1dSilu, gdnGates, gatedDeltaRule } from '../ops/gatedDeltaNet.js';
+
+const P = 'model.language_model.';
+
+/** Per-sequence decoder state: what makes decode after prefill equal to recomputing the whole sequence. */
+export class TextCache {
+  readonly kv: (KVCache | null)[];
+  readonly conv: (Tensor | null)[];
+  readonly recurrent: (Tensor | null)[];
+  /** tokens processed so far */
+  length = 0;
+
+  constructor(gpu: Gpu, cfg: TextConfig, readonly maxLen: number) {
+    const convDim = 2 * cfg.linearNumKeyHeads * cfg.linearKeyHeadDim + cfg.linearNumValueHeads * cfg.linearValueHeadDim;
+    this.kv = cfg.layerTypes.map((t) => (t === 'full_attention' ? new KVCache(gpu, maxLen, cfg.numKeyValueHeads, cfg.headDim) : null));
+    this.conv = cfg.layerTypes.map((t) => (t === 'linear_attention' ? Tensor.empty(gpu, [cfg.linearConvKernelDim - 1, convDim], 'f32', 'cache.conv') : null));
+    this.recurrent = cfg.layerTypes.map((t) =>
+      t === 'linear_attention'
+        ? Tensor.empty(gpu, [cfg.linearNumValueHeads, cfg.linearKeyHeadDim, cfg.linearValueHeadDim], 'f32', 'cache.state')
+        : null,
+    );
+    this.reset();
+  }
+
+  reset(): void {
+    this.length = 0;
+    for (const kv of this.kv) kv?.reset();
+    for (const t of [...this.conv, ...this.recurrent]) if (t) fill(t, 0);
+  }
+
+  release(): void {
+    for (const t of [...this.conv, ...this.recurrent]) t?.release();
+    for (const kv of this.kv) kv?.release?.();
+  }
+}
+
+export interface PrefillOptions {
+  /** HF hidden_states indices to return (0 = embeddings, i = output of layer i, N = final normed). */
+  collect?: number[];
+}
+
+export interface PrefillResult {
+  /** final hidden states after model.norm, [L, D] (caller releases) */
+  hidden: Tensor;
+  /** requested hidden_states[i] (caller releases) */
+  layers: Map<number, Tensor>;
+}
+
+export class TextDecoder {
+  /** full-attention q_proj split into its q rows and its gate rows (the checkpoint interleaves them per head) */
+  private readonly qWeights = new Map<number, { q: Tensor; gate: Tensor }>();
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly cfg: TextConfig,
+    readonly weights: WeightStore,
+    readonly tiedEmbeddings: boolean,
+  ) {
+    cfg.layerTypes.forEach((t, i) => {
+      if (t === 'full_attention') this.qWeights.set(i, this.splitQProj(i));
+    });
+  }
+
+  private w(name: string): Tensor {
+    return this.weights.get(P + name);
+  }
+
+  /** q_proj rows are [q_0 | g_0 | q_1 | g_1 | …] (d rows each); copy them once into a q matrix and a gate matrix. */
+  private splitQProj(layer: number): { q: Tensor; gate: Tensor } {
+    const { numAttentionHeads: H, headDim: d, hiddenSize: D } = this.cfg;
+    const w = this.w(`layers.${layer}.self_attn.q_proj.weight`);
+    const rowBytes = D * DTYPE_BYTES[w.dtype];
+    const q = Tensor.empty(this.gpu, [H * d, D], w.dtype, `layers.${layer}.q_proj.q`);
+    const gate = Tensor.empty(this.gpu, [H * d, D], w.dtype, `layers.${layer}.q_proj.gate`);
+    for (let h = 0; h < H; h++) {
+      this.gpu.stream.copy(w.buffer, (2 * h) * d * rowBytes, q.buffer, h * d * rowBytes, d * rowBytes);
+      this.gpu.stream.copy(w.buffer, (2 * h + 1) * d * rowBytes, gate.buffer, h * d * rowBytes, d * rowBytes);
+    }
+    this.weights.drop(P + `layers.${layer}.self_attn.q_proj.weight`); // the interleaved original is no longer needed
+    return { q, gate };
+  }
+
+  /** Token embeddings [L, D] (the table may be split into row blocks). */
+  embed(ids: Tensor, out?: Tensor): Tensor {
+    const L = ids.size;
+    const dst = out ?? Tensor.empty(this.gpu, [L, this.cfg.hiddenSize], 'f32', 'text.embeds');
+    for (const part of this.weights.parts(P + 'embed_tokens.weight')) {
+      gatherRows(part.tensor, ids, { out: dst, rowOffset: part.rowStart });
+    }
+    return dst;
+  }
+
+  /**
+   * Run all layers over `h` ([L, D] embeddings, consumed: it becomes the residual stream) at 3-D rope
+   * `positions` (i32 [3, L]), appending to `cache`.
+   */
+  forward(h: Tensor, positions: Tensor, cache: TextCache, opts: PrefillOptions = {}): PrefillResult {
+    const cfg = this.cfg;
+    const gpu = this.gpu;
+    const L = h.shape[0];
+    const D = cfg.hiddenSize;
+    const N = cfg.numHiddenLayers;
+    if (cache.length + L > cache.maxLen) {
+      throw new Error(`text decoder: ${cache.length} cached + ${L} new tokens exceed the cache of ${cache.maxLen}`);
+    }
+    const eps = cfg.rmsNormEps;
+    const collect = new Set(opts.collect ?? []);
+    const layers = new Map<number, Tensor>();
+    const snapshot = (i: number) => {
+      if (!collect.has(i)) return;
+      const c = Tensor.empty(gpu, [L, D], 'f32', `hidden_states[${i}]`);
+      gpu.stream.copy(h.buffer, h.offset, c.buffer, 0, L * D * 4);
+      layers.set(i, c);
+    };
+
+    const xn = Tensor.empty(gpu, [L, D], 'f32', 'text.xn');
+    const I = cfg.intermediateSize;
+    const gateBuf = Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.gate');
+    const upBuf = Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.up');
+    for (let i = 0; i < N; i++) {
+      snapshot(i);
+      const pre = `layers.${i}.`;
+      rmsNorm(h, this.w(pre + 'input_layernorm.weight'), { eps, addOne: true, out: xn });
+      if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, cache, L);
+      else this.attentionBlock(i, xn, h, positions, cache, L);
+      rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
+      linear(xn, this.w(pre + 'mlp.gate_proj.weight'), { out: gateBuf, label: `text.${i}.gate_proj` });
+      linear(xn, this.w(pre + 'mlp.up_proj.weight'), { out: upBuf, label: `text.${i}.up_proj` });
+      swiglu(gateBuf, upBuf, gateBuf);
+      linear(gateBuf, this.w(pre + 'mlp.down_proj.weight'), { accumulate: true, out: h, label: `text.${i}.down_proj` });
+    }
+    gateBuf.release();
+    upBuf.release();
+    const hidden = rmsNorm(h, this.w('norm.weight'), { eps, addOne: true, out: xn });
+    if (collect.has(N)) {
+      const c = Tensor.empty(gpu, [L, D], 'f32', `hidden_states[${N}]`);
+      gpu.stream.copy(xn.buffer, 0, c.buffer, 0, L * D * 4);
+      layers.set(N, c);
+    }
+    h.release();
+    cache.length += L;
+    return { hidden, layers };
+  }
+
+  private attentionBlock(i: number, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache, L: number): void {
+    const cfg = this.cfg;
+    const { numAttentionHeads: Hq, numKeyValueHeads: Hkv, headDim: d } = cfg;
+    const pre = `layers.${i}.self_attn.`;
+    const { q: wq, gate: wg } = this.qWeights.get(i)!;
+    const q = linear(xn, wq, { label: `text.${i}.q` });
+    const gate = linear(xn, wg, { label: `text.${i}.gate` });
+    const k = linear(xn, this.w(pre + 'k_proj.weight'), { label: `text.${i}.k` });
+    const v = linear(xn, this.w(pre + 'v_proj.weight'), { label: `text.${i}.v` });
+    const qn = rmsNorm(q, this.w(pre + 'q_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
+    const kn = rmsNorm(k, this.w(pre + 'k_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
+    const rope = {
+      L, headDim: d, rotaryDim: cfg.rope.rotaryDim, theta: cfg.rope.ropeTheta,
+      mropeSection: cfg.rope.mropeSection, interleaved: cfg.rope.mropeInterleaved,
+    };
+    ropeText({ tensor: qn, rowStride: Hq * d }, positions, { ...rope, numHeads: Hq });
+    ropeText({ tensor: kn, rowStride: Hkv * d }, positions, { ...rope, numHeads: Hkv });
+    const kv = cache.kv[i]!;
+    kv.append({ tensor: kn, rowStride: Hkv * d }, { tensor: v, rowStride: Hkv * d }, L);
+    const view = kv.view();
+    const o = attention({
+      q: { tensor: qn, rowStride: Hq * d }, k: view.k, v: view.v, Lq: L, Lk: view.Lk,
+      numHeads: Hq, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d), causal: true,
+      gate: { tensor: gate, rowStride: Hq * d }, label: `text.${i}.attn`,
+    });
+    linear(o, this.w(pre + 'o_proj.weight'), { accumulate: true, out: h, label: `text.${i}.o_proj` });
+    for (const t of [q, qn, gate, k, kn, v, o]) t.release();
+  }
+
+  private deltaNetBlock(i: number, xn: Tensor, h: Tensor, cache: TextCache, L: number): void {
+    const cfg = this.cfg;
+    const Hk = cfg.linearNumKeyHeads, Hv = cfg.linearNumValueHeads;
+    const dk = cfg.linearKeyHeadDim, dv = cfg.linearValueHeadDim;
+    const convDim = 2 * Hk * dk + Hv * dv;
+    const pre = `layers.${i}.linear_attn.`;
+    const mixed = linear(xn, this.w(pre + 'in_proj_qkv.weight'), { label: `text.${i}.in_proj_qkv` });
+    const z = linear(xn, this.w(pre + 'in_proj_z.weight'), { label: `text.${i}.in_proj_z` });
+    const b = linear(xn, this.w(pre + 'in_proj_b.weight'), { label: `text.${i}.in_proj_b` });
+    const a = linear(xn, this.w(pre + 'in_proj_a.weight'), { label: `text.${i}.in_proj_a` });
+    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, this.w(pre + 'conv1d.weight'), cache.conv[i]!, {
+      L, channels: convDim, kernel: cfg.linearConvKernelDim,
+    });
+    const { g, beta } = gdnGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, this.w(pre + 'A_log'), this.w(pre + 'dt_bias'), {
+      L, numValueHeads: Hv,
+    });
+    const o = gatedDeltaRule({
+      q: { tensor: conv, rowStride: convDim, offset: 0 },
+      k: { tensor: conv, rowStride: convDim, offset: Hk * dk },
+      v: { tensor: conv, rowStride: convDim, offset: 2 * Hk * dk },
+      g, beta, state: cache.recurrent[i]!, L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
+    });
+    const on = rmsNormGated(o.reshape([L * Hv, dv]), z.reshape([L * Hv, dv]), this.w(pre + 'norm.weight'), { eps: cfg.rmsNormEps });
+    linear(on.reshape([L, Hv * dv]), this.w(pre + 'out_proj.weight'), { accumulate: true, out: h, label: `text.${i}.out_proj` });
+    for (const t of [mixed, z, b, a, conv, g, beta, o, on]) t.release();
+  }
+
+  /** Logits for rows [offset, offset+count) of `hidden` ([L, D], already normed): [count, vocab]. */
+  logits(hidden: Tensor, offset: number, count: number, out?: Tensor): Tensor {
+    const V = this.cfg.vocabSize;
+    const dst = out ?? Tensor.empty(this.gpu, [count, V], 'f32', 'text.logits');
+    const name = this.tiedEmbeddings || !this.weights.has('lm_head.weight') ? P + 'embed_tokens.weight' : 'lm_head.weight';
+    for (const part of this.weights.parts(name)) {
+      linear(hidden, part.tensor, { xRows: { offset, count }, out: dst, outCols: { offset: part.rowStart }, label: 'text.lm_head' });
+    }
+    return dst;
+  }
+
+  destroy(): void {
+    for (const { q, gate } of this.qWeights.values()) {
+      q.release();
+      gate.release();
+    }
+    this.qWeights.clear();
+  }
+}

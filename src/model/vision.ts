@@ -1,0 +1,106 @@
+// The Qwen3.5 vision tower (qwen35-architecture.md §3.2–3.6): patch embedding → interpolated learned
+// positions → blocks of [LayerNorm → attention (2-D rotary, bidirectional within each image) → LayerNorm →
+// tanh-GELU MLP] → 2×2 merger (LayerNorm, concat, exact-GELU MLP). Input rows are in merge-block order, so the
+// merger's 2×2 concat is a free reshape.
+import type { Gpu } from '../gpu/device.js';
+import { Tensor } from '../tensor.js';
+import type { VisionConfig } from './config.js';
+import type { WeightStore } from './weights.js';
+import { linear } from '../ops/linear.js';
+import { layerNorm } from '../ops/norm.js';
+import { attention } from '../ops/attention.js';
+import { ropeVision } from '../ops/rope.js';
+import { addInterpolatedPosEmbed } from '../ops/posEmbed.js';
+import { visionPatchCoords } from './positions.js';
+
+export interface ImageGrid {
+  t: number;
+  h: number;
+  w: number;
+}
+
+const P = 'model.visual.';
+
+export class VisionTower {
+  constructor(
+    readonly gpu: Gpu,
+    readonly cfg: VisionConfig,
+    readonly weights: WeightStore,
+  ) {}
+
+  private w(name: string): Tensor {
+    return this.weights.get(P + name);
+  }
+
+  /** Number of patch rows (before merging) for a grid. */
+  static patches(g: ImageGrid): number {
+    return g.t * g.h * g.w;
+  }
+
+  /**
+   * pixels: [Np, C·T·P·P] for all images concatenated (each image's rows in merge-block order).
+   * Returns the merged tokens [Np / merge², outHiddenSize] (images in order).
+   */
+  forward(pixels: Tensor, grids: ImageGrid[]): Tensor {
+    const c = this.cfg;
+    const Np = grids.reduce((s, g) => s + VisionTower.patches(g), 0);
+    const rowLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+    if (pixels.shape[0] !== Np || pixels.shape[1] !== rowLen) {
+      throw new Error(`vision: pixel_values [${pixels.shape}] do not match grids (expected [${Np}, ${rowLen}])`);
+    }
+    const D = c.hiddenSize;
+    const H = c.numHeads;
+    const hd = c.headDim;
+    const eps = c.layerNormEps;
+    const gpu = this.gpu;
+
+    // Conv3d with kernel == stride is a matmul over the flattened patch (c, t, ky, kx) order.
+    const patchW = this.w('patch_embed.proj.weight');
+    const x = linear(pixels, patchW.reshape([D, rowLen]), { bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
+    addInterpolatedPosEmbed(x, this.w('pos_embed.weight'), grids, c.spatialMergeSize);
+
+    const coords = Tensor.from(gpu, visionPatchCoords(grids), [2, Np], 'i32', 'vision.coords');
+    const segments = new Int32Array(grids.reduce((a, g) => {
+      // one segment per temporal frame of each image (frames of a video do not attend to each other)
+      for (let t = 0; t < g.t; t++) a.push(a[a.length - 1] + g.h * g.w);
+      return a;
+    }, [0]));
+
+    const h = Tensor.empty(gpu, [Np, D], 'f32', 'vision.h');
+    const qkv = Tensor.empty(gpu, [Np, 3 * D], 'f32', 'vision.qkv');
+    const attn = Tensor.empty(gpu, [Np, D], 'f32', 'vision.attn');
+    const mlp = Tensor.empty(gpu, [Np, c.intermediateSize], 'f32', 'vision.mlp');
+    for (let j = 0; j < c.depth; j++) {
+      const b = `blocks.${j}.`;
+      layerNorm(x, this.w(b + 'norm1.weight'), this.w(b + 'norm1.bias'), { eps, out: h });
+      linear(h, this.w(b + 'attn.qkv.weight'), { bias: this.w(b + 'attn.qkv.bias'), out: qkv, label: `vision.${j}.qkv` });
+      // qkv rows are [q (H·hd) | k (H·hd) | v (H·hd)], heads contiguous inside each third.
+      const view = (third: number) => ({ tensor: qkv, rowStride: 3 * D, offset: third * D });
+      ropeVision(view(0), coords, { L: Np, numHeads: H, headDim: hd, theta: c.ropeTheta });
+      ropeVision(view(1), coords, { L: Np, numHeads: H, headDim: hd, theta: c.ropeTheta });
+      attention({
+        q: view(0), k: view(1), v: view(2), Lq: Np, Lk: Np, numHeads: H, numKvHeads: H, headDim: hd,
+        scale: 1 / Math.sqrt(hd), segments, out: attn, label: `vision.${j}.attn`,
+      });
+      linear(attn, this.w(b + 'attn.proj.weight'), { bias: this.w(b + 'attn.proj.bias'), accumulate: true, out: x });
+      layerNorm(x, this.w(b + 'norm2.weight'), this.w(b + 'norm2.bias'), { eps, out: h });
+      linear(h, this.w(b + 'mlp.linear_fc1.weight'), { bias: this.w(b + 'mlp.linear_fc1.bias'), act: 'gelu_tanh', out: mlp });
+      linear(mlp, this.w(b + 'mlp.linear_fc2.weight'), { bias: this.w(b + 'mlp.linear_fc2.bias'), accumulate: true, out: x });
+    }
+    qkv.release();
+    attn.release();
+    mlp.release();
+    coords.release();
+
+    // Merger: LayerNorm per patch, then each 2×2 block's 4 consecutive rows form one row of 4·D.
+    const m2 = c.spatialMergeSize * c.spatialMergeSize;
+    layerNorm(x, this.w('merger.norm.weight'), this.w('merger.norm.bias'), { eps, out: h });
+    x.release();
+    const merged = h.reshape([Np / m2, m2 * D]);
+    const t = linear(merged, this.w('merger.linear_fc1.weight'), { bias: this.w('merger.linear_fc1.bias'), act: 'gelu_erf', label: 'vision.merger.fc1' });
+    h.release();
+    const out = linear(t, this.w('merger.linear_fc2.weight'), { bias: this.w('merger.linear_fc2.bias'), label: 'vision.merger.fc2' });
+    t.release();
+    return out;
+  }
+}
