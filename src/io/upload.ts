@@ -213,6 +213,11 @@ export async function uploadTensors(
   const result = new Map<string, UploadedTensor>();
   const created: GPUBuffer[] = [];
   const staging = new Uint8Array(chunk);
+  // The conversion output is allocated once, sized for the widest conversion planned (bf16/f16 → f32 doubles).
+  let convBytes = 0;
+  for (const p of plans) {
+    if (converter(p.info.dtype, p.out) !== null) convBytes = Math.max(convBytes, (chunk / DTYPE_SIZES[p.info.dtype]) * p.outElem);
+  }
   let conv: Uint8Array | null = null;
   let bytesDone = 0;
   let tensorsDone = 0;
@@ -243,7 +248,7 @@ export async function uploadTensors(
 
       const srcElem = DTYPE_SIZES[info.dtype];
       const convert = converter(info.dtype, out);
-      if (convert !== null && conv === null) conv = new Uint8Array(chunk * 2);
+      if (convert !== null && conv === null) conv = new Uint8Array(convBytes);
       for (let i = 0; i < plan.parts.length; i++) {
         const pp = plan.parts[i]!;
         const buffer = parts[i]!.buffer;

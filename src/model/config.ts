@@ -96,7 +96,7 @@ export interface VisionConfig {
 }
 
 export type TimeConvention = 'tau1_noise';
-export type Solver = 'euler' | 'heun';
+export type Solver = 'euler' | 'heun' | 'midpoint' | 'rk4';
 
 /** QVLA-DiT action decoder (action-decoder.md §3.2; weights/README.md `action_expert`). */
 export interface ActionExpertConfig {
@@ -139,6 +139,8 @@ export interface ActionExpertConfig {
   vlNormEps: number;
   defaultSteps: number;
   defaultSolver: Solver;
+  /** s of the `shift` time grid (default 3). */
+  timeShift: number;
 }
 
 export interface QvlaConfig {
@@ -493,7 +495,7 @@ function parseVisionConfig(f: Fields, v: Obj, text: TextConfig): VisionConfig {
 const ACTION_EXPERT_KEYS = [
   'd_vlm', 'hidden_size', 'num_heads', 'head_dim', 'num_layers', 'cross_every', 'ff_inner', 'd_out', 'mlp_hidden',
   'state_hidden', 'k_max', 's_max', 'h_max', 'max_seq_len', 'timestep_channels', 'num_buckets', 'time_convention',
-  'vlm_layer', 'alt_vl', 'norm_eps', 'out_norm_eps', 'vl_norm_eps', 'default_steps', 'default_solver',
+  'vlm_layer', 'alt_vl', 'norm_eps', 'out_norm_eps', 'vl_norm_eps', 'default_steps', 'default_solver', 'time_shift',
 ] as const;
 
 function parseActionExpertConfig(f: Fields, a: Obj, text: TextConfig): ActionExpertConfig {
@@ -535,11 +537,13 @@ function parseActionExpertConfig(f: Fields, a: Obj, text: TextConfig): ActionExp
   const outNormEps = f.num(a, 'out_norm_eps', P, { def: 1e-6 });
   const vlNormEps = f.num(a, 'vl_norm_eps', P, { def: 1e-5 });
   const defaultSteps = f.int(a, 'default_steps', P, { def: 10 });
-  const defaultSolver = f.oneOf(a, 'default_solver', P, ['euler', 'heun'] as const, 'euler');
+  const defaultSolver = f.oneOf(a, 'default_solver', P, ['euler', 'heun', 'midpoint', 'rk4'] as const, 'euler');
+  // s of the `shift` time grid τ' = s·u/(1+(s−1)·u) (src/policy/samplers.ts)
+  const timeShift = f.num(a, 'time_shift', P, { positive: true, def: 3 });
   return {
     dVlm, hiddenSize, numHeads, headDim, numLayers, crossEvery, ffInner, dOut, mlpHidden, stateHidden, kMax, sMax,
     hMax, maxSeqLen, timestepChannels, numBuckets, timeConvention, vlmLayer, altVl, normEps, outNormEps, vlNormEps,
-    defaultSteps, defaultSolver,
+    defaultSteps, defaultSolver, timeShift,
   };
 }
 

@@ -59,7 +59,7 @@ export class VisionTower {
     const x = linear(pixels, patchW.reshape([D, rowLen]), { bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
     addInterpolatedPosEmbed(x, this.w('pos_embed.weight'), grids, c.spatialMergeSize);
 
-    const coords = Tensor.from(gpu, visionPatchCoords(grids), [2, Np], 'i32', 'vision.coords');
+    const coords = Tensor.from(gpu, visionPatchCoords(grids, c.spatialMergeSize), [2, Np], 'i32', 'vision.coords');
     const segments = new Int32Array(grids.reduce((a, g) => {
       // one segment per temporal frame of each image (frames of a video do not attend to each other)
       for (let t = 0; t < g.t; t++) a.push(a[a.length - 1] + g.h * g.w);

@@ -63,3 +63,17 @@ export function checkSameIndexAlias(op: string, what: string, x: Tensor, y: Tens
 export function shapeStr(t: Tensor): string {
   return `[${t.shape.join(', ')}]${t.dtype === 'f32' ? '' : ` ${t.dtype}`}`;
 }
+
+const rwDummies = new WeakMap<object, GPUBuffer>();
+/**
+ * A small buffer for an unused read_write binding. `gpu.dummy` cannot fill that slot when it also fills a
+ * read-only slot of the same dispatch (one buffer may not be both read-only and writable storage there).
+ */
+export function rwDummy(gpu: Tensor['gpu']): GPUBuffer {
+  let b = rwDummies.get(gpu);
+  if (!b) {
+    b = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'rw-dummy' });
+    rwDummies.set(gpu, b);
+  }
+  return b;
+}

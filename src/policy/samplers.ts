@@ -46,12 +46,12 @@ export interface SampleOptions {
   solver: SolverName;
   grid?: GridName;
   shift?: number;
-  /** Called after every step with the current chunk (research: the whole trajectory). */
-  onStep?: (step: number, tau: number, Y: Tensor) => void;
+  /** Awaited after every step with the current chunk (research: the whole trajectory; timing: a GPU sync). */
+  onStep?: (step: number, tau: number, Y: Tensor) => void | Promise<void>;
 }
 
 /** Integrate Y (in place, starting from masked noise) from τ=1 to τ=0. */
-export function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: SampleOptions): void {
+export async function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: SampleOptions): Promise<void> {
   const taus = timeGrid(opts.steps, opts.grid ?? 'uniform', opts.shift ?? 3);
   const gpu = Y.gpu;
   const shape = Y.shape;
@@ -66,6 +66,7 @@ export function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: SampleOp
     copyInto(Y, tmp!);
     axpy(tmp!, k, a, mask);
   };
+  try {
   for (let n = 0; n < opts.steps; n++) {
     const t = taus[n];
     const dt = taus[n + 1] - t; // negative
@@ -103,7 +104,9 @@ export function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: SampleOp
         axpy(Y, k4!, dt / 6, mask);
         break;
     }
-    opts.onStep?.(n, taus[n + 1], Y);
+    await opts.onStep?.(n, taus[n + 1], Y);
   }
-  for (const t of [k1, k2, tmp, k3, k4]) t?.release();
+  } finally {
+    for (const t of [k1, k2, tmp, k3, k4]) t?.release();
+  }
 }

@@ -63,3 +63,60 @@ export function randomTensor(r: () => number, name: string, dtype: Dtype, shape:
   }
   return { name, dtype, shape, data: bytes };
 }
+
+/** A tiny but complete config.json (every architectural feature at toy width). */
+export function tinyConfigJson(): Record<string, unknown> {
+  return {
+    model_type: 'qwen3_5',
+    image_token_id: 250,
+    video_token_id: 251,
+    vision_start_token_id: 252,
+    vision_end_token_id: 253,
+    tie_word_embeddings: true,
+    text_config: {
+      hidden_size: 64,
+      num_hidden_layers: 4,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 32,
+      intermediate_size: 128,
+      vocab_size: 256,
+      rms_norm_eps: 1e-6,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25, mrope_section: [2, 1, 1], mrope_interleaved: true },
+      linear_num_key_heads: 2,
+      linear_num_value_heads: 4,
+      linear_key_head_dim: 16,
+      linear_value_head_dim: 16,
+      linear_conv_kernel_dim: 4,
+      eos_token_id: 254,
+    },
+    vision_config: {
+      depth: 2,
+      hidden_size: 32,
+      num_heads: 2,
+      intermediate_size: 64,
+      patch_size: 4,
+      temporal_patch_size: 2,
+      spatial_merge_size: 2,
+      in_channels: 3,
+      out_hidden_size: 64,
+      num_position_embeddings: 16,
+    },
+    action_expert: {
+      d_vlm: 64,
+      hidden_size: 32,
+      num_heads: 2,
+      head_dim: 16,
+      num_layers: 2,
+      ff_inner: 64,
+      d_out: 32,
+      mlp_hidden: 32,
+      state_hidden: 32,
+      k_max: 8,
+      s_max: 8,
+      h_max: 4,
+      max_seq_len: 16,
+      timestep_channels: 16,
+    },
+  };
+}

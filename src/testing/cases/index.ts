@@ -1,6 +1,15 @@
 // The registry of every op case: test/ops.test.ts runs them all, bench/ops.ts times the perf ones.
 import type { OpCase } from '../opHarness.js';
 import { linearCases, linearPerfCases } from './linear.js';
+import { ropeCases, ropePerfCases } from './rope.js';
+import { posEmbedCases, posEmbedPerfCases } from './posEmbed.js';
+import { sinusoidCases, sinusoidPerfCases } from './sinusoid.js';
+import { attentionCases, attentionPerfCases } from './attention.js';
+import { gatedDeltaNetCases, gatedDeltaNetPerfCases } from './gatedDeltaNet.js';
+import { elementwiseCases, elementwisePerfCases } from './elementwise.js';
+import { normCases, normPerfCases } from './norm.js';
+import { softmaxCases, softmaxPerfCases } from './softmax.js';
+import { gatherCases, gatherPerfCases } from './gather.js';
 
-export const allCases: OpCase[] = [...linearCases];
-export const perfCases: OpCase[] = [...linearPerfCases];
+export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...softmaxCases, ...gatherCases];
+export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...softmaxPerfCases, ...gatherPerfCases];

@@ -1,0 +1,533 @@
+#!/usr/bin/env node
+// Side-by-side: our `linear` and `attention` vs tfjs-backend-webgpu, onnxruntime-web (WebGPU EP) and
+// onnxruntime-node (CPU EP, the native CPU ceiling) — in ONE Node process, on the same WebGPU adapter.
+//
+//   npm run build                                            # our engine → dist/
+//   npm install --prefix bench/rivals --ignore-scripts       # the rivals (dev-only, never installed by CI)
+//   node bench/rivals/sidebyside.mjs [--reps N] [--only linear|attention] [--skip tfjs,ortweb,ortnode]
+//                                    [--ort-node-webgpu] [--case REGEX] [--json FILE]
+//
+// Plain ESM JavaScript so it needs no build of its own: it imports the compiled engine from ../../dist/src/.
+// Every engine runs the same inputs (generated once with our seeded Rng), starts with one warm-up run, and is
+// timed over `reps` runs; the table shows medians. Timings:
+//   wall   — from issuing the op to the result being readable on the host (ours: encode + Tensor.read();
+//            tfjs: op + data(); ORT: session.run with CPU tensors in/out, weights baked in as initializers),
+//   kernel — GPU time from timestamp queries where the engine exposes it (ours: profiler; tfjs: tf.time).
+// "×ours" = rival median / our median (> 1: we are faster). Each result is checked on sampled entries against
+// an f64 JS reference and against our output.
+//
+// Notes: tfjs and ORT-web get `navigator.gpu` = the very `create()` object our Gpu pinned, so all three request
+// their own GPUDevice from the same Dawn instance and adapter. ORT-web passes views of its SharedArrayBuffer
+// wasm heap to queue.writeBuffer, which dawn.node rejects: a shim copies those. ORT-node's optional WebGPU EP
+// (--ort-node-webgpu) brings its own Dawn. LP_NUM_THREADS is pinned to the core count unless set.
+import { createRequire } from 'node:module';
+import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import os from 'node:os';
+
+const require = createRequire(import.meta.url);
+const dist = new URL('../../dist/src/', import.meta.url);
+if (!existsSync(fileURLToPath(new URL('bench/index.js', dist)))) {
+  console.error('dist/ is missing: run `npm run build` in the repository root first.');
+  process.exit(2);
+}
+const bench = await import(new URL('bench/index.js', dist).href);
+bench.pinLpNumThreads(); // before the first Gpu.create()
+const { Gpu } = await import(new URL('gpu/device.js', dist).href);
+const { linear } = await import(new URL('ops/linear.js', dist).href);
+const { Tensor, f32ToF16Array, f16ToF32Array } = await import(new URL('tensor.js', dist).href);
+const { Rng } = await import(new URL('util/rng.js', dist).href);
+let attention = null;
+let attentionMissing = '';
+try {
+  ({ attention } = await import(new URL('ops/attention.js', dist).href));
+} catch (e) {
+  attentionMissing = `our attention op is not available (${String(e.message ?? e).split('\n')[0]})`;
+}
+
+// ---------------------------------------------------------------- options
+const args = process.argv.slice(2);
+const opt = { reps: 5, only: null, skip: new Set(), ortNodeWebgpu: false, json: null, caseRe: null };
+for (let k = 0; k < args.length; k++) {
+  const a = args[k];
+  if (a === '--reps') opt.reps = Math.max(1, Number(args[++k]));
+  else if (a === '--only') opt.only = args[++k];
+  else if (a === '--skip') for (const s of args[++k].split(',')) opt.skip.add(s);
+  else if (a === '--ort-node-webgpu') opt.ortNodeWebgpu = true;
+  else if (a === '--json') opt.json = args[++k];
+  else if (a === '--case') opt.caseRe = new RegExp(args[++k], 'i');
+  else if (a === '--help' || a === '-h') {
+    console.log('usage: node bench/rivals/sidebyside.mjs [--reps N] [--only linear|attention] [--skip tfjs,ortweb,ortnode] [--ort-node-webgpu] [--case REGEX] [--json FILE]');
+    process.exit(0);
+  } else {
+    console.error(`unknown option ${a}`);
+    process.exit(2);
+  }
+}
+const { fmt, summarize, formatTable, formatHeader, benchHeader } = bench;
+
+// ---------------------------------------------------------------- our engine + shared GPU instance
+const gpu = await Gpu.create();
+const header = benchHeader(gpu);
+for (const l of formatHeader(header)) console.log(l);
+console.log(`reps: ${opt.reps} after 1 warm-up; ${attentionMissing || 'attention: src/ops/attention.ts'}`);
+
+// Pinned: our Gpu holds the create() object for the life of the process (Dawn crashes if it is collected).
+const sharedInstance = gpu.instance;
+Object.defineProperty(globalThis, 'navigator', { value: { gpu: sharedInstance, userAgent: 'node', hardwareConcurrency: os.availableParallelism(), language: 'en' }, configurable: true, writable: true });
+// ORT-web (wasm threads) hands views of a SharedArrayBuffer to writeBuffer; dawn.node wants unshared memory.
+{
+  const proto = globalThis.GPUQueue.prototype;
+  const orig = proto.writeBuffer;
+  proto.writeBuffer = function (buffer, offset, data, dataOffset, size) {
+    if (typeof SharedArrayBuffer !== 'undefined') {
+      if (data instanceof SharedArrayBuffer) data = new Uint8Array(data).slice().buffer;
+      else if (ArrayBuffer.isView(data) && data.buffer instanceof SharedArrayBuffer) data = data.slice();
+    }
+    return orig.call(this, buffer, offset, data, dataOffset, size);
+  };
+}
+
+// ---------------------------------------------------------------- ONNX protobuf, hand-encoded
+class Pb {
+  constructor() { this.chunks = []; }
+  varint(n) {
+    const b = [];
+    let v = BigInt(n);
+    if (v < 0n) v += 1n << 64n;
+    do { let byte = Number(v & 0x7fn); v >>= 7n; if (v) byte |= 0x80; b.push(byte); } while (v);
+    this.chunks.push(Uint8Array.from(b));
+    return this;
+  }
+  tag(field, wire) { return this.varint((field << 3) | wire); }
+  int(field, v) { return this.tag(field, 0).varint(v); }
+  bytes(field, u8) { this.tag(field, 2).varint(u8.length); this.chunks.push(u8); return this; }
+  str(field, s) { return this.bytes(field, new TextEncoder().encode(s)); }
+  msg(field, pb) { return this.bytes(field, pb.finish()); }
+  f32(field, v) { this.tag(field, 5); const b = new Uint8Array(4); new DataView(b.buffer).setFloat32(0, v, true); this.chunks.push(b); return this; }
+  finish() {
+    const n = this.chunks.reduce((s, c) => s + c.length, 0);
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const c of this.chunks) { out.set(c, o); o += c.length; }
+    return out;
+  }
+}
+const ONNX_FLOAT = 1, ONNX_FLOAT16 = 10;
+function valueInfo(name, elemType, dims) {
+  const shape = new Pb();
+  for (const d of dims) shape.msg(1, new Pb().int(1, d));
+  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, elemType).msg(2, shape)));
+}
+function initializer(name, elemType, dims, data) {
+  const t = new Pb();
+  for (const d of dims) t.int(1, d);
+  t.int(2, elemType).str(8, name).bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return t;
+}
+function node(op, inputs, outputs, attrs = []) {
+  const n = new Pb();
+  for (const i of inputs) n.str(1, i);
+  for (const o of outputs) n.str(2, o);
+  n.str(3, `${op}_${outputs[0]}`).str(4, op);
+  for (const a of attrs) n.msg(5, a);
+  return n;
+}
+const attrInt = (name, v) => new Pb().str(1, name).int(3, v).int(20, 2);
+const attrF = (name, v) => new Pb().str(1, name).f32(2, v).int(20, 1);
+function model({ nodes, inits, inputs, outputs }) {
+  const g = new Pb();
+  for (const n of nodes) g.msg(1, n);
+  g.str(2, 'g');
+  for (const t of inits) g.msg(5, t);
+  for (const i of inputs) g.msg(11, i);
+  for (const o of outputs) g.msg(12, o);
+  return new Pb().int(1, 8).str(2, 'qvla-sidebyside').msg(7, g).msg(8, new Pb().str(1, '').int(2, 17)).finish();
+}
+
+/** Y[M,N] = X[M,K] · Wᵀ with W given as Wt [K,N] (an initializer); f16: X is cast to f16, Y back to f32. */
+function linearModel(M, K, N, wt, f16) {
+  const nodes = f16
+    ? [node('Cast', ['X'], ['Xh'], [attrInt('to', ONNX_FLOAT16)]), node('MatMul', ['Xh', 'Wt'], ['Yh']), node('Cast', ['Yh'], ['Y'], [attrInt('to', ONNX_FLOAT)])]
+    : [node('MatMul', ['X', 'Wt'], ['Y'])];
+  return model({
+    nodes,
+    inits: [initializer('Wt', f16 ? ONNX_FLOAT16 : ONNX_FLOAT, [K, N], wt)],
+    inputs: [valueInfo('X', ONNX_FLOAT, [M, K])],
+    outputs: [valueInfo('Y', ONNX_FLOAT, [M, N])],
+  });
+}
+
+/** O = softmax(scale · Q·Kᵀ + mask) · V per head; Q [H,Lq,d], KT [H,d,Lk], V [H,Lk,d]. */
+function attentionModel(H, Lq, Lk, d, scale, mask) {
+  const nodes = [node('MatMul', ['Q', 'KT'], ['S']), node('Mul', ['S', 'scale'], ['S1'])];
+  const inits = [initializer('scale', ONNX_FLOAT, [], Float32Array.of(scale))];
+  let s = 'S1';
+  if (mask) {
+    nodes.push(node('Add', ['S1', 'mask'], ['S2']));
+    inits.push(initializer('mask', ONNX_FLOAT, [Lq, Lk], mask));
+    s = 'S2';
+  }
+  nodes.push(node('Softmax', [s], ['P'], [attrInt('axis', -1)]), node('MatMul', ['P', 'V'], ['O']));
+  return model({
+    nodes,
+    inits,
+    inputs: [valueInfo('Q', ONNX_FLOAT, [H, Lq, d]), valueInfo('KT', ONNX_FLOAT, [H, d, Lk]), valueInfo('V', ONNX_FLOAT, [H, Lk, d])],
+    outputs: [valueInfo('O', ONNX_FLOAT, [H, Lq, d])],
+  });
+}
+void attrF;
+
+// ---------------------------------------------------------------- rivals: loading
+const rivals = {};
+const notes = [];
+async function loadTfjs() {
+  const tf = require('@tensorflow/tfjs-core');
+  require('@tensorflow/tfjs-backend-webgpu'); // registers itself because navigator.gpu exists now
+  await tf.setBackend('webgpu');
+  await tf.ready();
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  return tf;
+}
+async function loadOrtWeb() {
+  const ort = await import('onnxruntime-web/webgpu');
+  ort.env.wasm.numThreads = 1;
+  ort.env.logLevel = 'error';
+  return ort;
+}
+function loadOrtNode() {
+  const ort = require('onnxruntime-node');
+  ort.env.logLevel = 'error';
+  return ort;
+}
+for (const [key, load] of [['tfjs', loadTfjs], ['ortweb', loadOrtWeb], ['ortnode', loadOrtNode]]) {
+  if (opt.skip.has(key)) continue;
+  try {
+    rivals[key] = await load();
+  } catch (e) {
+    notes.push(`${key}: not loaded (${String(e.message ?? e).split('\n')[0]}); install with npm install --prefix bench/rivals --ignore-scripts`);
+  }
+}
+for (const n of notes) console.log(n);
+
+// ---------------------------------------------------------------- timing + checking helpers
+async function timeRuns(once) {
+  await once(); // warm-up: compilation, allocation, first touch
+  const wall = [];
+  const kernel = [];
+  for (let r = 0; r < opt.reps; r++) {
+    const t = await once();
+    wall.push(t.wall);
+    if (t.kernel !== undefined) kernel.push(t.kernel);
+  }
+  return { wall: summarize(wall), kernel: kernel.length ? summarize(kernel) : null };
+}
+
+/** max |a[i] − b[i]| over sampled i, relative to max |b[i]|. */
+function relErr(got, ref, idx) {
+  let d = 0, m = 0;
+  for (const i of idx) {
+    const g = got(i), r = ref(i);
+    d = Math.max(d, Number.isFinite(g) ? Math.abs(g - r) : Infinity);
+    m = Math.max(m, Math.abs(r));
+  }
+  return d / Math.max(m, 1e-30);
+}
+
+function sampleIndices(rng, total, n = 64) {
+  const s = new Set([0, total - 1]);
+  while (s.size < Math.min(total, n)) s.add(Math.floor(rng.uniform() * total));
+  return [...s];
+}
+
+const results = [];
+function record(c, engine, t, err, errOurs, extra = '') {
+  const r = { case: c.name, kind: c.kind, engine, flops: c.flops, wall: t?.wall ?? null, kernel: t?.kernel ?? null, errRef: err, errOurs, note: extra };
+  results.push(r);
+  const w = t ? `${fmt(t.wall.median)} ms wall` : 'n/a';
+  const k = t?.kernel ? `, ${fmt(t.kernel.median)} ms kernel` : '';
+  console.log(`  ${engine.padEnd(18)} ${w}${k}${err !== undefined ? `, err vs ref ${err.toExponential(2)}` : ''}${extra ? `  (${extra})` : ''}`);
+  return r;
+}
+async function guarded(c, engine, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    record(c, engine, null, undefined, undefined, `failed: ${String(e.message ?? e).split('\n')[0].slice(0, 160)}`);
+  }
+}
+
+// ---------------------------------------------------------------- linear
+async function runLinear(c) {
+  const { M, K, N, f16 } = c;
+  console.log(`\n${c.name}: ${fmt(c.flops / 1e9)} GFLOP, weights ${fmt((N * K * (f16 ? 2 : 4)) / 2 ** 20)} MiB`);
+  const rng = new Rng(7);
+  const x = rng.normals(M * K);
+  let w = rng.normals(N * K, 1 / Math.sqrt(K));
+  const wData = f16 ? f32ToF16Array(w) : w;
+  if (f16) w = f16ToF32Array(wData); // everybody sees the rounded weights
+  const idx = sampleIndices(rng, M * N);
+  const ref = new Map(idx.map((i) => {
+    const m = Math.floor(i / N), n = i % N;
+    let s = 0;
+    for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+    return [i, s];
+  }));
+  const refAt = (i) => ref.get(i);
+
+  // ours
+  const tx = Tensor.from(gpu, x, [M, K]);
+  const tw = Tensor.from(gpu, wData, [N, K], f16 ? 'f16' : 'f32');
+  const ty = Tensor.empty(gpu, [M, N]);
+  let ours;
+  const tOurs = await timeRuns(async () => {
+    gpu.stream.profiler.enable(true);
+    const t0 = performance.now();
+    linear(tx, tw, { out: ty });
+    ours = await ty.read();
+    const wall = performance.now() - t0;
+    const k = await gpu.stream.profiler.collect();
+    gpu.stream.profiler.enable(false);
+    return { wall, kernel: k.reduce((s, e) => s + e.ns, 0) / 1e6 };
+  });
+  const oursAt = (i) => ours[i];
+  record(c, 'ours', tOurs, relErr(oursAt, refAt, idx), 0);
+  tx.release(); tw.release(); ty.release();
+  await gpu.sync();
+
+  // tfjs (no f16 tensors in tfjs)
+  if (rivals.tfjs && !f16) {
+    await guarded(c, 'tfjs-webgpu', async () => {
+      const tf = rivals.tfjs;
+      const a = tf.tensor2d(x, [M, K]);
+      const b = tf.tensor2d(w, [N, K]);
+      let out;
+      const t = await timeRuns(async () => {
+        const t0 = performance.now();
+        let y;
+        const info = await tf.time(() => { y = tf.matMul(a, b, false, true); });
+        out = await y.data();
+        const wall = performance.now() - t0;
+        y.dispose();
+        return { wall, kernel: typeof info.kernelMs === 'number' ? info.kernelMs : undefined };
+      });
+      record(c, 'tfjs-webgpu', t, relErr((i) => out[i], refAt, idx), relErr((i) => out[i], oursAt, idx));
+      a.dispose(); b.dispose();
+    });
+  } else if (rivals.tfjs) record(c, 'tfjs-webgpu', null, undefined, undefined, 'no f16 dtype in tfjs');
+
+  // ONNX Runtime: MatMul with the transposed weight baked in as an initializer
+  const needOrt = rivals.ortweb || rivals.ortnode;
+  const wt = needOrt ? (() => {
+    const t = f16 ? new Uint16Array(K * N) : new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = wData[n * K + k];
+    return t;
+  })() : null;
+  const bytes = needOrt ? linearModel(M, K, N, wt, f16) : null;
+  const ortCase = async (ort, engine, sessOpts) => {
+    await guarded(c, engine, async () => {
+      const sess = await ort.InferenceSession.create(bytes, sessOpts);
+      const feeds = { X: new ort.Tensor('float32', x, [M, K]) };
+      let out;
+      const t = await timeRuns(async () => {
+        const t0 = performance.now();
+        const r = await sess.run(feeds);
+        out = r.Y.data;
+        return { wall: performance.now() - t0 };
+      });
+      record(c, engine, t, relErr((i) => out[i], refAt, idx), relErr((i) => out[i], oursAt, idx));
+      await sess.release?.();
+    });
+  };
+  if (rivals.ortweb) await ortCase(rivals.ortweb, 'ort-web webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+  if (rivals.ortnode) {
+    await ortCase(rivals.ortnode, 'ort-node cpu', { executionProviders: ['cpu'], intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
+    if (opt.ortNodeWebgpu) await ortCase(rivals.ortnode, 'ort-node webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+  }
+}
+
+// ---------------------------------------------------------------- attention
+async function runAttention(c) {
+  const { Lq, Lk, H, Hkv, d, causal } = c;
+  console.log(`\n${c.name}: ${fmt(c.flops / 1e9)} GFLOP (counted as 4·H·Lq·Lk·d, causal or not)`);
+  const G = H / Hkv;
+  const scale = 1 / Math.sqrt(d);
+  const rng = new Rng(11);
+  // Our layout: rows of tokens, heads side by side: q [Lq, H·d], k/v [Lk, Hkv·d].
+  const q = rng.normals(Lq * H * d);
+  const k = rng.normals(Lk * Hkv * d);
+  const v = rng.normals(Lk * Hkv * d);
+  const causalOff = Lk - Lq; // query t sees keys j ≤ t + causalOff
+  // Sampled reference: outputs (t, h, j) in our layout index i = t·H·d + h·d + j.
+  const idx = sampleIndices(rng, Lq * H * d, 48);
+  const ref = new Map();
+  for (const i of idx) {
+    const t = Math.floor(i / (H * d)), h = Math.floor((i % (H * d)) / d), jj = i % d, hk = Math.floor(h / G);
+    const lim = causal ? Math.min(Lk, t + causalOff + 1) : Lk;
+    const s = new Float64Array(lim);
+    let mx = -Infinity;
+    for (let j = 0; j < lim; j++) {
+      let acc = 0;
+      for (let e = 0; e < d; e++) acc += q[t * H * d + h * d + e] * k[j * Hkv * d + hk * d + e];
+      s[j] = acc * scale;
+      mx = Math.max(mx, s[j]);
+    }
+    let sum = 0, o = 0;
+    for (let j = 0; j < lim; j++) { const p = Math.exp(s[j] - mx); sum += p; o += p * v[j * Hkv * d + hk * d + jj]; }
+    ref.set(i, o / sum);
+  }
+  const refAt = (i) => ref.get(i);
+
+  let ours = null;
+  if (attention) {
+    await guarded(c, 'ours', async () => {
+      const tq = Tensor.from(gpu, q, [Lq, H * d]);
+      const tk = Tensor.from(gpu, k, [Lk, Hkv * d]);
+      const tv = Tensor.from(gpu, v, [Lk, Hkv * d]);
+      const spec = { q: { tensor: tq, rowStride: H * d }, k: { tensor: tk, rowStride: Hkv * d }, v: { tensor: tv, rowStride: Hkv * d }, Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: d, scale, causal };
+      const t = await timeRuns(async () => {
+        gpu.stream.profiler.enable(true);
+        const t0 = performance.now();
+        const o = attention(spec);
+        ours = await o.readF32();
+        const wall = performance.now() - t0;
+        o.release();
+        const ks = await gpu.stream.profiler.collect();
+        gpu.stream.profiler.enable(false);
+        return { wall, kernel: ks.reduce((s, e) => s + e.ns, 0) / 1e6 };
+      });
+      record(c, 'ours', t, relErr((i) => ours[i], refAt, idx), 0);
+      tq.release(); tk.release(); tv.release();
+      await gpu.sync();
+    });
+  } else {
+    record(c, 'ours', null, undefined, undefined, attentionMissing);
+  }
+  const oursAt = ours ? (i) => ours[i] : null;
+  // Rival layout [H, L, d] (K/V heads repeated for GQA, Kᵀ for ONNX), built outside the timed region.
+  const toHeads = (src, L, heads, rep) => {
+    const out = new Float32Array(H * L * d);
+    for (let h = 0; h < H; h++) {
+      const hs = Math.floor(h / rep);
+      for (let t = 0; t < L; t++) out.set(src.subarray(t * heads * d + hs * d, t * heads * d + hs * d + d), (h * L + t) * d);
+    }
+    return out;
+  };
+  const qh = toHeads(q, Lq, H, 1), kh = toHeads(k, Lk, Hkv, G), vh = toHeads(v, Lk, Hkv, G);
+  let mask = null;
+  if (causal) {
+    mask = new Float32Array(Lq * Lk);
+    for (let t = 0; t < Lq; t++) for (let j = t + causalOff + 1; j < Lk; j++) mask[t * Lk + j] = -1e9;
+  }
+  // rival output [H, Lq, d] at our index i
+  const rivalAt = (out) => (i) => {
+    const t = Math.floor(i / (H * d)), h = Math.floor((i % (H * d)) / d), jj = i % d;
+    return out[(h * Lq + t) * d + jj];
+  };
+  const vsOurs = (at) => (oursAt ? relErr(at, oursAt, idx) : undefined);
+
+  if (rivals.tfjs) {
+    await guarded(c, 'tfjs-webgpu', async () => {
+      const tf = rivals.tfjs;
+      const tq = tf.tensor3d(qh, [H, Lq, d]), tk = tf.tensor3d(kh, [H, Lk, d]), tv = tf.tensor3d(vh, [H, Lk, d]);
+      const tm = mask ? tf.tensor2d(mask, [Lq, Lk]) : null;
+      let out;
+      const t = await timeRuns(async () => {
+        const t0 = performance.now();
+        let y;
+        const info = await tf.time(() => {
+          y = tf.tidy(() => {
+            let s = tf.mul(tf.matMul(tq, tk, false, true), scale);
+            if (tm) s = tf.add(s, tm);
+            return tf.matMul(tf.softmax(s), tv);
+          });
+        });
+        out = await y.data();
+        const wall = performance.now() - t0;
+        y.dispose();
+        return { wall, kernel: typeof info.kernelMs === 'number' ? info.kernelMs : undefined };
+      });
+      const at = rivalAt(out);
+      record(c, 'tfjs-webgpu', t, relErr(at, refAt, idx), vsOurs(at), 'matMul+softmax+matMul');
+      for (const x of [tq, tk, tv, tm]) x?.dispose();
+    });
+  }
+  const needOrt = rivals.ortweb || rivals.ortnode;
+  if (needOrt) {
+    const kt = new Float32Array(H * d * Lk);
+    for (let h = 0; h < H; h++) for (let j = 0; j < Lk; j++) for (let e = 0; e < d; e++) kt[(h * d + e) * Lk + j] = kh[(h * Lk + j) * d + e];
+    const bytes = attentionModel(H, Lq, Lk, d, scale, mask);
+    const ortCase = async (ort, engine, sessOpts) => {
+      await guarded(c, engine, async () => {
+        const sess = await ort.InferenceSession.create(bytes, sessOpts);
+        const feeds = { Q: new ort.Tensor('float32', qh, [H, Lq, d]), KT: new ort.Tensor('float32', kt, [H, d, Lk]), V: new ort.Tensor('float32', vh, [H, Lk, d]) };
+        let out;
+        const t = await timeRuns(async () => {
+          const t0 = performance.now();
+          const r = await sess.run(feeds);
+          out = r.O.data;
+          return { wall: performance.now() - t0 };
+        });
+        const at = rivalAt(out);
+        record(c, engine, t, relErr(at, refAt, idx), vsOurs(at), 'MatMul→Mul→' + (mask ? 'Add→' : '') + 'Softmax→MatMul');
+        await sess.release?.();
+      });
+    };
+    if (rivals.ortweb) await ortCase(rivals.ortweb, 'ort-web webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+    if (rivals.ortnode) {
+      await ortCase(rivals.ortnode, 'ort-node cpu', { executionProviders: ['cpu'], intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
+      if (opt.ortNodeWebgpu) await ortCase(rivals.ortnode, 'ort-node webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the cases
+const cases = [
+  { kind: 'linear', name: 'linear prefill M=600 K=2560 N=2560', M: 600, K: 2560, N: 2560 },
+  { kind: 'linear', name: 'linear 1024³', M: 1024, K: 1024, N: 1024 },
+  { kind: 'linear', name: 'linear decode 1×4096·4096ᵀ', M: 1, K: 4096, N: 4096 },
+  { kind: 'linear', name: 'linear decode 1×4096·4096ᵀ f16 weights', M: 1, K: 4096, N: 4096, f16: true },
+  // Qwen3.5-4B full-attention layer at a ~600-token prefill: 16 query heads, 4 KV heads, head_dim 256.
+  { kind: 'attention', name: 'attention prefill Lq=Lk=600 H=16 Hkv=4 d=256 causal', Lq: 600, Lk: 600, H: 16, Hkv: 4, d: 256, causal: true },
+].filter((c) => (!opt.only || c.kind === opt.only) && (!opt.caseRe || opt.caseRe.test(c.name)));
+for (const c of cases) {
+  c.flops = c.kind === 'linear' ? 2 * c.M * c.N * c.K : 4 * c.H * c.Lq * c.Lk * c.d;
+  if (c.kind === 'linear') await runLinear(c);
+  else await runAttention(c);
+}
+
+// ---------------------------------------------------------------- table
+const rows = [];
+for (const c of cases) {
+  const mine = results.find((r) => r.case === c.name && r.engine === 'ours');
+  for (const r of results.filter((x) => x.case === c.name)) {
+    const ratio = r.wall && mine?.wall ? r.wall.median / mine.wall.median : undefined;
+    const kratio = r.kernel && mine?.kernel ? r.kernel.median / mine.kernel.median : undefined;
+    rows.push([
+      c.name.replace(/^(linear|attention) /, `${c.kind} `),
+      r.engine,
+      r.wall ? fmt(r.wall.median) : 'n/a',
+      r.wall ? `${fmt(r.wall.min)}–${fmt(r.wall.max)}` : '-',
+      r.kernel ? fmt(r.kernel.median) : '-',
+      r.wall ? fmt(c.flops / (r.wall.median * 1e6)) : '-',
+      r.engine === 'ours' ? (r.wall ? '1' : '-') : ratio !== undefined ? fmt(ratio) : '-',
+      r.engine === 'ours' ? (r.kernel ? '1' : '-') : kratio !== undefined ? fmt(kratio) : '-',
+      r.errRef !== undefined ? r.errRef.toExponential(1) : '-',
+      r.errOurs !== undefined && r.engine !== 'ours' ? r.errOurs.toExponential(1) : '-',
+      r.note ?? '',
+    ]);
+  }
+}
+console.log('');
+for (const l of formatTable(['case', 'engine', 'wall ms', 'min–max', 'kernel ms', 'GFLOPS', '×ours wall', '×ours kernel', 'err ref', 'err ours', 'note'], rows)) console.log(l);
+console.log(`medians of ${opt.reps} runs after 1 warm-up. wall: issue → result on host; kernel: GPU timestamps. ×ours = rival / ours (> 1: ours faster).`);
+console.log('err: max |Δ| / max |ref| over sampled entries (ref = f64 JS reference; ours = our output).');
+const bad = results.filter((r) => r.errRef !== undefined && !(r.errRef < (r.case.includes('f16') ? 2e-2 : 1e-3)));
+for (const r of bad) console.log(`CHECK FAILED: ${r.engine} on ${r.case}: err vs ref ${r.errRef}`);
+if (opt.json) {
+  mkdirSync(path.dirname(path.resolve(opt.json)), { recursive: true });
+  writeFileSync(opt.json, JSON.stringify({ header, reps: opt.reps, notes, results }, null, 2) + '\n');
+  console.log(`wrote ${opt.json}`);
+}
+process.exit(bad.length ? 1 : 0);

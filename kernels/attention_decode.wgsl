@@ -1,0 +1,159 @@
+// Flash-decoding, pass 1 of 2 (partials): few queries (Lq ≤ NQ ≤ 4) against a long key range split in chunks.
+// Same semantics as attention.wgsl (GQA, causal, segments, key mask; the gate is applied by the reduce pass).
+//
+// One workgroup per (split, query head). It walks its chunk of keys in tiles of KT = WG_X keys:
+//   S phase: thread t computes the scores of key kt+t for all NQ queries (K row read straight from global memory;
+//            the NQ query rows are in shared memory, pre-scaled);
+//   softmax: every thread finds the tile max of each row (redundantly, compares only) and writes p for its key;
+//   PV phase: thread t owns the vec4 columns c ≡ t (mod WG_X) of O, reading V rows coalesced across threads.
+// It writes the unnormalised O, the row max m and the row sum l of its chunk; attention_decode_reduce.wgsl
+// combines the splits. A split (or row) that sees no key writes m = NEG, l = 0, O = 0 (-inf-free).
+// Consts: HD (head dim, multiple of 4), NQ (query rows held in registers), DPT4 = ceil(HD/4 / WG_X).
+struct Params {
+  Lq: u32, Lk: u32, H: u32, G: u32,
+  q_off: u32, q_rs: u32, q_hs: u32,
+  k_off: u32, k_rs: u32, k_hs: u32,
+  v_off: u32, v_rs: u32, v_hs: u32,
+  m_off: u32,
+  scale: f32,
+  causal: u32, causal_off: i32,
+  nseg: u32,
+  mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+  chunk: u32,       // keys per split (a multiple of WG_X)
+  nsplit: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read> Mk: array<u32>;
+@group(0) @binding(5) var<storage, read> Seg: array<u32>;
+@group(0) @binding(6) var<storage, read_write> Part: array<vec4f>;   // [H, Lq, nsplit, HD/4]
+@group(0) @binding(7) var<storage, read_write> Meta: array<vec2f>;   // [H, Lq, nsplit] (m, l)
+
+const HD4: u32 = HD / 4u;
+const KT: u32 = WG_X;
+const NEG: f32 = -1.0e30;
+const NEG_T: f32 = -1.0e29;
+
+var<workgroup> Qs: array<vec4f, NQ * HD4>;
+var<workgroup> Ss: array<f32, NQ * KT>;
+var<workgroup> Ps: array<f32, NQ * KT>;
+
+fn ldq(i: u32) -> vec4f { return vec4f(Q[i], Q[i + 1u], Q[i + 2u], Q[i + 3u]); }
+fn ldk(i: u32) -> vec4f { return vec4f(K[i], K[i + 1u], K[i + 2u], K[i + 3u]); }
+fn ldv(i: u32) -> vec4f { return vec4f(V[i], V[i + 1u], V[i + 2u], V[i + 3u]); }
+
+fn key_ok(j: u32) -> bool {
+  if (j >= P.Lk) { return false; }
+  if (P.mask_kind == 0u) { return true; }
+  let b = Mk[P.m_off + j];
+  if (P.mask_kind == 2u) { return (b & 0x7fffffffu) != 0u; }
+  return b != 0u;
+}
+
+fn seg_of(i: u32) -> u32 {
+  var a = 0u;
+  var b = P.nseg;
+  while (b - a > 1u) {
+    let m = (a + b) / 2u;
+    if (Seg[m] <= i) { a = m; } else { b = m; }
+  }
+  return a;
+}
+
+fn causal_hi(i: u32) -> u32 {
+  return u32(clamp(i32(i) + P.causal_off + 1, 0, i32(P.Lk)));
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let sp = wid.x;
+  let h = wid.y;
+  let hk = h / P.G;
+  let qlast = P.Lq - 1u;
+
+  for (var idx = t; idx < NQ * HD4; idx += WG_X) {
+    let r = idx / HD4;
+    let c = idx % HD4;
+    Qs[idx] = ldq(P.q_off + min(r, qlast) * P.q_rs + h * P.q_hs + c * 4u) * P.scale;
+  }
+
+  // This split's key range (uniform) and each row's visible range.
+  var lo = sp * P.chunk;
+  var hi = min(lo + P.chunk, P.Lk);
+  var rlo: array<u32, NQ>;
+  var rhi: array<u32, NQ>;
+  for (var r = 0u; r < NQ; r++) {
+    let qi = min(r, qlast);
+    rlo[r] = 0u;
+    rhi[r] = select(0u, P.Lk, r < P.Lq);   // rows past Lq see nothing
+    if (P.causal != 0u) { rhi[r] = min(rhi[r], causal_hi(qi)); }
+    if (P.nseg > 0u) {
+      let sr = seg_of(qi);
+      rlo[r] = Seg[sr];
+      rhi[r] = min(rhi[r], Seg[sr + 1u]);
+    }
+  }
+  if (P.causal != 0u) { hi = min(hi, causal_hi(qlast)); }
+  if (P.nseg > 0u) {
+    lo = max(lo, Seg[seg_of(0u)]);
+    hi = min(hi, Seg[seg_of(qlast) + 1u]);
+  }
+
+  var m: array<f32, NQ>;
+  var l: array<f32, NQ>;
+  var o: array<array<vec4f, DPT4>, NQ>;
+  for (var r = 0u; r < NQ; r++) { m[r] = NEG; }
+  workgroupBarrier();   // Qs ready
+  for (var kt = lo; kt < hi; kt += KT) {
+    let j = kt + t;
+    let kj = min(j, P.Lk - 1u);
+    var acc: array<vec4f, NQ>;
+    let kb = P.k_off + kj * P.k_rs + hk * P.k_hs;
+    for (var c = 0u; c < HD4; c++) {
+      let kv = ldk(kb + c * 4u);
+      for (var r = 0u; r < NQ; r++) { acc[r] += Qs[r * HD4 + c] * kv; }
+    }
+    let kok = j < hi && key_ok(j);
+    for (var r = 0u; r < NQ; r++) {
+      let ok = kok && j >= rlo[r] && j < rhi[r];
+      Ss[r * KT + t] = select(NEG, acc[r].x + acc[r].y + acc[r].z + acc[r].w, ok);
+    }
+    workgroupBarrier();
+
+    for (var r = 0u; r < NQ; r++) {
+      var mt = m[r];
+      for (var jj = 0u; jj < KT; jj++) { mt = max(mt, Ss[r * KT + jj]); }
+      let sv = Ss[r * KT + t];
+      Ps[r * KT + t] = select(0.0, exp(sv - mt), sv > NEG_T);
+      let alpha = exp(m[r] - mt);
+      l[r] *= alpha;
+      for (var k = 0u; k < DPT4; k++) { o[r][k] *= alpha; }
+      m[r] = mt;
+    }
+    workgroupBarrier();
+
+    let nk = min(KT, hi - kt);
+    for (var jj = 0u; jj < nk; jj++) {
+      let vb = P.v_off + (kt + jj) * P.v_rs + hk * P.v_hs;
+      for (var k = 0u; k < DPT4; k++) {
+        let c = t + k * WG_X;
+        if (c < HD4) {
+          let vv = ldv(vb + c * 4u);
+          for (var r = 0u; r < NQ; r++) { o[r][k] += Ps[r * KT + jj] * vv; }
+        }
+      }
+      for (var r = 0u; r < NQ; r++) { l[r] += Ps[r * KT + jj]; }
+    }
+  }
+
+  for (var r = 0u; r < min(NQ, P.Lq); r++) {
+    let row = (h * P.Lq + r) * P.nsplit + sp;
+    for (var k = 0u; k < DPT4; k++) {
+      let c = t + k * WG_X;
+      if (c < HD4) { Part[row * HD4 + c] = o[r][k]; }
+    }
+    if (t == 0u) { Meta[row] = vec2f(m[r], l[r]); }
+  }
+}

@@ -1,0 +1,53 @@
+// Flash-decoding, pass 2 of 2: combine the per-split partials of attention_decode.wgsl and apply the gate.
+//   M = max over splits with l > 0 of m_s;  L = Σ_s l_s·exp(m_s − M);  out = Σ_s exp(m_s − M)·O_s / L
+// Splits that saw no key (l = 0) are skipped; a row with L = 0 (everything masked) writes zeros.
+// One workgroup per (query row, head); threads stride over the vec4 columns. No consts: shapes are in Params.
+struct Params {
+  Lq: u32, H: u32, HD4: u32, nsplit: u32,
+  g_off: u32, g_rs: u32, g_hs: u32, has_gate: u32,
+  o_off: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Part: array<vec4f>;   // [H, Lq, nsplit, HD4]
+@group(0) @binding(2) var<storage, read> Meta: array<vec2f>;   // [H, Lq, nsplit] (m, l)
+@group(0) @binding(3) var<storage, read> Gt: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+
+const NEG: f32 = -1.0e30;
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let r = wid.x;
+  let h = wid.y;
+  let row = (h * P.Lq + r) * P.nsplit;
+  var mx = NEG;
+  for (var s = 0u; s < P.nsplit; s++) {
+    let ml = Meta[row + s];
+    if (ml.y > 0.0) { mx = max(mx, ml.x); }
+  }
+  var L = 0.0;
+  for (var s = 0u; s < P.nsplit; s++) {
+    let ml = Meta[row + s];
+    if (ml.y > 0.0) { L += ml.y * exp(ml.x - mx); }
+  }
+  let inv = select(0.0, 1.0 / L, L > 0.0);
+  let HD = P.HD4 * 4u;
+  for (var c = t; c < P.HD4; c += WG_X) {
+    var acc = vec4f(0.0);
+    for (var s = 0u; s < P.nsplit; s++) {
+      let ml = Meta[row + s];
+      if (ml.y > 0.0) { acc += exp(ml.x - mx) * Part[(row + s) * P.HD4 + c]; }
+    }
+    var y = acc * inv;
+    if (P.has_gate != 0u) {
+      let gi = P.g_off + r * P.g_rs + h * P.g_hs + c * 4u;
+      let g = vec4f(Gt[gi], Gt[gi + 1u], Gt[gi + 2u], Gt[gi + 3u]);
+      y *= 1.0 / (1.0 + exp(-g));
+    }
+    let oi = P.o_off + r * (P.H * HD) + h * HD + c * 4u;
+    Out[oi] = y.x;
+    Out[oi + 1u] = y.y;
+    Out[oi + 2u] = y.z;
+    Out[oi + 3u] = y.w;
+  }
+}

@@ -1,0 +1,139 @@
+// Gated delta rule, chunked form (qwen35-architecture.md §2.7 (8)), part 2 of 2: the state pass.
+// A workgroup owns v-head j and a block of BV = WG_X value columns (the rule is independent per column),
+// keeps that S block [DK, BV] in workgroup memory and walks the chunks in order. Per chunk, with T, P, aux
+// from gdn_chunked_prep.wgsl and raw q/k/v rows (the normalisation lives in aux):
+//   R  = β ⊙ V − (β e^γ ⊙ K̂) S            (= U − W S of the spec, before applying (I+M)⁻¹)
+//   V' = T R                                (U − W S = (I+M)⁻¹(βV − βe^γ K̂ S): one solve, C × BV)
+//   O  = (e^γ ⊙ Q̂) S + P V'
+//   S  ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'
+// Thread (tv, tr) owns column tv and chunk rows tr, tr+RG, … (NRM of them) for R, V', O, and state rows
+// tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
+// those loads are broadcasts.
+struct Params {
+  L: u32, Hk: u32, Hv: u32, dv: u32, nC: u32,
+  q_off: u32, q_row: u32, q_head: u32,
+  k_off: u32, k_row: u32, k_head: u32,
+  v_off: u32, v_row: u32, v_head: u32,
+  s_off: u32, o_off: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read> Tm: array<f32>;
+@group(0) @binding(5) var<storage, read> Pm: array<f32>;
+@group(0) @binding(6) var<storage, read> Aux: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> St: array<f32>;
+@group(0) @binding(8) var<storage, read_write> O: array<f32>;
+
+const BV: u32 = WG_X;
+const RG: u32 = WG_Y;
+const NRM: u32 = (CH + RG - 1u) / RG;
+const NSR: u32 = (DK + RG - 1u) / RG;
+
+var<workgroup> Ss: array<f32, DK * BV>;   // S block, [i][v]
+var<workgroup> RV: array<f32, CH * BV>;   // R, then V'
+var<workgroup> ax: array<vec4f, CH + 1u>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let tv = lid.x;
+  let tr = lid.y;
+  let tid = tr * BV + tv;
+  let j = wid.y;
+  let col = wid.x * BV + tv;
+  let live = col < P.dv;
+  let colc = min(col, P.dv - 1u);
+  let hk = j / (P.Hv / P.Hk);
+  let sbase = P.s_off + j * DK * P.dv + colc;
+  let kh = P.k_off + hk * P.k_head;
+  let qh = P.q_off + hk * P.q_head;
+  let vh = P.v_off + j * P.v_head + colc;
+
+  for (var m = 0u; m < NSR; m++) {
+    let i = tr + RG * m;
+    if (i < DK) { Ss[i * BV + tv] = select(0.0, St[sbase + i * P.dv], live); }
+  }
+
+  for (var c = 0u; c < P.nC; c++) {
+    let t0 = c * CH;
+    let n = min(CH, P.L - t0);
+    let mbase = (j * P.nC + c) * CH * CH;
+    workgroupBarrier();   // the previous chunk's update of Ss and its reads of RV / ax are done
+    for (var e = tid; e <= CH; e += BV * RG) { ax[e] = Aux[(j * P.nC + c) * (CH + 1u) + e]; }
+    workgroupBarrier();
+
+    // X = K S and Y = Q S for this thread's rows (raw rows; padded rows clamp to a real one, their aux is 0).
+    var X: array<f32, NRM>;
+    var Y: array<f32, NRM>;
+    var rowk: array<u32, NRM>;
+    var rowq: array<u32, NRM>;
+    for (var m = 0u; m < NRM; m++) {
+      let t = t0 + min(tr + RG * m, n - 1u);
+      rowk[m] = kh + t * P.k_row;
+      rowq[m] = qh + t * P.q_row;
+    }
+    for (var i = 0u; i < DK; i++) {
+      let s = Ss[i * BV + tv];
+      for (var m = 0u; m < NRM; m++) {
+        X[m] += K[rowk[m] + i] * s;
+        Y[m] += Q[rowq[m] + i] * s;
+      }
+    }
+    for (var m = 0u; m < NRM; m++) {
+      let r = tr + RG * m;
+      if (r < CH) {
+        let a = ax[r];
+        let vv = V[vh + (t0 + min(r, n - 1u)) * P.v_row];
+        RV[r * BV + tv] = a.y * vv - a.x * X[m];
+      }
+    }
+    workgroupBarrier();
+
+    // V' = T R (T unit lower triangular).
+    var Vp: array<f32, NRM>;
+    for (var m = 0u; m < NRM; m++) {
+      let r = tr + RG * m;
+      if (r < CH) {
+        var acc = 0.0;
+        for (var s = 0u; s <= r; s++) { acc += Tm[mbase + r * CH + s] * RV[s * BV + tv]; }
+        Vp[m] = acc;
+      }
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < NRM; m++) {
+      let r = tr + RG * m;
+      if (r < CH) { RV[r * BV + tv] = Vp[m]; }
+    }
+    workgroupBarrier();
+
+    // O = e^γ Q̂ S + P V'.
+    for (var m = 0u; m < NRM; m++) {
+      let r = tr + RG * m;
+      if (r < n) {
+        var o = ax[r].z * Y[m];
+        for (var s = 0u; s <= r; s++) { o += Pm[mbase + r * CH + s] * RV[s * BV + tv]; }
+        if (live) { O[P.o_off + ((t0 + r) * P.Hv + j) * P.dv + col] = o; }
+      }
+    }
+
+    // S ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'  (this thread's own elements of Ss).
+    let eC = ax[CH].x;
+    for (var m = 0u; m < NSR; m++) {
+      let i = tr + RG * m;
+      if (i < DK) {
+        var acc = eC * Ss[i * BV + tv];
+        for (var r = 0u; r < n; r++) {
+          acc += ax[r].w * K[kh + (t0 + r) * P.k_row + i] * RV[r * BV + tv];
+        }
+        Ss[i * BV + tv] = acc;
+      }
+    }
+  }
+  workgroupBarrier();
+
+  for (var m = 0u; m < NSR; m++) {
+    let i = tr + RG * m;
+    if (live && i < DK) { St[sbase + i * P.dv] = Ss[i * BV + tv]; }
+  }
+}

@@ -1,0 +1,147 @@
+// Gated delta rule, chunked form (qwen35-architecture.md §2.7 (8)), part 1 of 2: the per-chunk matrices.
+// One workgroup per (chunk c, v-head j); independent of the state, so all chunks run in parallel.
+// With r, s the in-chunk token indices, γ_r = Σ_{s≤r} g_s, k̂ = k/|k|, q̂ = q·scale/|q| and padded tokens
+// (t ≥ L) having k = q = β = g = 0:
+//   M[r, s] = β_r (k̂_r·k̂_s) e^{γ_r−γ_s}   (s < r)
+//   T       = (I + M)⁻¹                    unit lower triangular, by forward substitution (one column per
+//                                          invocation: T[:, s] solves (I+M) x = e_s top-down)
+//   P[r, s] = (q̂_r·k̂_s) e^{γ_r−γ_s}       (s ≤ r; the (QKᵀ ⊙ D) of the spec)
+//   aux[r]  = (β_r e^{γ_r}/|k_r|, β_r, e^{γ_r}·scale/|q_r|, e^{γ_C−γ_r}/|k_r|),  aux[CH] = (e^{γ_C}, 0, 0, 0)
+// Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
+// part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
+// The Gram products k·k, q·k go through DK in TI-wide tiles staged in workgroup memory.
+struct Params {
+  L: u32, Hk: u32, Hv: u32, nC: u32,
+  q_off: u32, q_row: u32, q_head: u32,
+  k_off: u32, k_row: u32, k_head: u32,
+  g_off: u32, beta_off: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> G: array<f32>;
+@group(0) @binding(4) var<storage, read> Beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Tm: array<f32>;    // [Hv, nC, CH, CH]
+@group(0) @binding(6) var<storage, read_write> Pm: array<f32>;    // [Hv, nC, CH, CH]
+@group(0) @binding(7) var<storage, read_write> Aux: array<vec4f>; // [Hv, nC, CH + 1]
+
+const TIP: u32 = TI + 1u;                        // padded tile row: no bank conflicts on column walks
+const NE: u32 = (CH * CH + WG_X - 1u) / WG_X;    // Gram entries per invocation
+var<workgroup> sh: array<f32, max(2u * CH * TIP, CH * CH)>;  // K/Q tiles, then M
+var<workgroup> gam: array<f32, CH>;
+var<workgroup> bet: array<f32, CH>;
+var<workgroup> ikn: array<f32, CH>;   // 1/|k_r|   (0 for padded rows)
+var<workgroup> iqn: array<f32, CH>;   // scale/|q_r| (0 for padded rows)
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = wid.x;
+  let j = wid.y;
+  let tid = lid.x;
+  let t0 = c * CH;
+  let n = min(CH, P.L - t0);
+  let hk = j / (P.Hv / P.Hk);
+  let mbase = (j * P.nC + c) * CH * CH;
+
+  if (tid < CH) {
+    let r = tid;
+    var gs = 0.0;
+    for (var s = 0u; s <= r && s < n; s++) { gs += G[P.g_off + (t0 + s) * P.Hv + j]; }
+    var b = 0.0; var ik = 0.0; var iq = 0.0;
+    if (r < n) {
+      let t = t0 + r;
+      b = Beta[P.beta_off + t * P.Hv + j];
+      let kb = P.k_off + t * P.k_row + hk * P.k_head;
+      let qb = P.q_off + t * P.q_row + hk * P.q_head;
+      var sk = 0.0; var sq = 0.0;
+      for (var i = 0u; i < DK; i++) {
+        let kv = K[kb + i];
+        let qv = Q[qb + i];
+        sk += kv * kv;
+        sq += qv * qv;
+      }
+      ik = inverseSqrt(sk + 1e-6);
+      iq = inverseSqrt(sq + 1e-6) * P.scale;
+    }
+    gam[r] = gs; bet[r] = b; ikn[r] = ik; iqn[r] = iq;
+  }
+
+  var acck: array<f32, NE>;
+  var accq: array<f32, NE>;
+  for (var i0 = 0u; i0 < DK; i0 += TI) {
+    workgroupBarrier();
+    for (var e = tid; e < CH * TI; e += WG_X) {
+      let r = e / TI;
+      let i = i0 + e % TI;
+      var kv = 0.0; var qv = 0.0;
+      if (r < n && i < DK) {
+        let t = t0 + r;
+        kv = K[P.k_off + t * P.k_row + hk * P.k_head + i];
+        qv = Q[P.q_off + t * P.q_row + hk * P.q_head + i];
+      }
+      sh[r * TIP + e % TI] = kv;
+      sh[CH * TIP + r * TIP + e % TI] = qv;
+    }
+    workgroupBarrier();
+    for (var m = 0u; m < NE; m++) {
+      let e = tid + m * WG_X;
+      let r = e / CH;
+      let s = e % CH;
+      if (e < CH * CH && s <= r) {
+        var ak = acck[m]; var aq = accq[m];
+        for (var ii = 0u; ii < TI; ii++) {
+          let ks = sh[s * TIP + ii];
+          ak += sh[r * TIP + ii] * ks;
+          aq += sh[CH * TIP + r * TIP + ii] * ks;
+        }
+        acck[m] = ak; accq[m] = aq;
+      }
+    }
+  }
+  workgroupBarrier();
+
+  // M into workgroup memory (over the tiles), P to global.
+  for (var m = 0u; m < NE; m++) {
+    let e = tid + m * WG_X;
+    if (e < CH * CH) {
+      let r = e / CH;
+      let s = e % CH;
+      var mv = 0.0; var pv = 0.0;
+      if (s <= r) {
+        let dec = exp(gam[r] - gam[s]);
+        pv = accq[m] * iqn[r] * ikn[s] * dec;
+        if (s < r) { mv = bet[r] * acck[m] * ikn[r] * ikn[s] * dec; }
+      }
+      sh[e] = mv;
+      Pm[mbase + e] = pv;
+    }
+  }
+  let abase = (j * P.nC + c) * (CH + 1u);
+  let gC = gam[CH - 1u];   // = γ at the last real token (padded g are 0)
+  if (tid < CH) {
+    let r = tid;
+    let eg = exp(gam[r]);
+    Aux[abase + r] = vec4f(bet[r] * eg * ikn[r], bet[r], eg * iqn[r], exp(gC - gam[r]) * ikn[r]);
+  }
+  if (tid == 0u) { Aux[abase + CH] = vec4f(exp(gC), 0.0, 0.0, 0.0); }
+  workgroupBarrier();
+
+  // T = (I + M)⁻¹, column s per invocation: x_s = 1, x_r = −Σ_{s≤u<r} M[r, u] x_u.
+  if (tid < CH) {
+    let s = tid;
+    var x: array<f32, CH>;
+    for (var r = 0u; r < CH; r++) {
+      var v = 0.0;
+      if (r == s) {
+        v = 1.0;
+      } else if (r > s) {
+        var acc = 0.0;
+        for (var u = s; u < r; u++) { acc += sh[r * CH + u] * x[u]; }
+        v = -acc;
+      }
+      x[r] = v;
+      Tm[mbase + r * CH + s] = v;
+    }
+  }
+}

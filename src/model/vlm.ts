@@ -1,0 +1,191 @@
+// The Qwen3.5 vision-language model on the GPU: vision tower → image tokens scattered into the embedded prompt
+// at the <|image_pad|> positions → hybrid text decoder with 3-D rope positions. Used by the policy (hidden states
+// for the action decoder) and by `chat` (text generation with caches).
+import type { Gpu } from '../gpu/device.js';
+import { Tensor } from '../tensor.js';
+import type { QvlaConfig } from './config.js';
+import type { WeightStore } from './weights.js';
+import { VisionTower, type ImageGrid } from './vision.js';
+import { TextDecoder, TextCache } from './textDecoder.js';
+import { ropeIndex, decodePositions } from './positions.js';
+import { Rng } from '../util/rng.js';
+
+export interface VlmImage {
+  /** [Np, C·T·P·P] rows in merge-block order (src/preprocess/image.ts) */
+  pixels: Float32Array;
+  grid: ImageGrid;
+}
+
+export interface VlmInput {
+  ids: Int32Array;
+  /** 1 on image-pad tokens, 0 elsewhere */
+  mmTokenTypeIds: Uint8Array;
+  images: VlmImage[];
+}
+
+export interface VlmPrefill {
+  /** final hidden states (after model.norm) [L, D]; caller releases */
+  hidden: Tensor;
+  /** requested HF hidden_states[i]; caller releases */
+  layers: Map<number, Tensor>;
+  ropeDelta: number;
+  L: number;
+  /** the vision tower output [Σ tokens, D] when images were given (caller releases) */
+  vision: Tensor | null;
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 or undefined: greedy */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  stopIds?: number[];
+  onToken?: (id: number) => void;
+}
+
+export class QwenVLM {
+  readonly vision: VisionTower;
+  readonly text: TextDecoder;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly cfg: QvlaConfig,
+    readonly weights: WeightStore,
+  ) {
+    this.vision = new VisionTower(gpu, cfg.vision, weights);
+    this.text = new TextDecoder(gpu, cfg.text, weights, cfg.tieWordEmbeddings);
+  }
+
+  newCache(maxLen: number): TextCache {
+    return new TextCache(this.gpu, this.cfg.text, maxLen);
+  }
+
+  /** Embeds the prompt, runs the vision tower, scatters image tokens, and prefills `cache` (which is reset). */
+  async prefill(input: VlmInput, cache: TextCache, opts: { collect?: number[]; afterVision?: () => Promise<void> } = {}): Promise<VlmPrefill> {
+    const gpu = this.gpu;
+    const L = input.ids.length;
+    const D = this.cfg.text.hiddenSize;
+    if (input.mmTokenTypeIds.length !== L) throw new Error(`vlm: ${input.mmTokenTypeIds.length} token types for ${L} ids`);
+    const ids = Tensor.from(gpu, input.ids, [L], 'i32', 'vlm.ids');
+    const h = this.text.embed(ids);
+    ids.release();
+
+    let vision: Tensor | null = null;
+    const grids = input.images.map((i) => i.grid);
+    const m2 = this.cfg.vision.spatialMergeSize ** 2;
+    const padCount = input.mmTokenTypeIds.reduce((s, t) => s + (t === 1 ? 1 : 0), 0);
+    const visTokens = grids.reduce((s, g) => s + (g.t * g.h * g.w) / m2, 0);
+    if (padCount !== visTokens) {
+      throw new Error(`vlm: the prompt has ${padCount} image-pad tokens but the images give ${visTokens} vision tokens`);
+    }
+    if (input.images.length > 0) {
+      const rowLen = input.images[0].pixels.length / VisionTower.patches(grids[0]);
+      const Np = grids.reduce((s, g) => s + VisionTower.patches(g), 0);
+      const all = new Float32Array(Np * rowLen);
+      let o = 0;
+      for (const im of input.images) {
+        all.set(im.pixels, o);
+        o += im.pixels.length;
+      }
+      const pixels = Tensor.from(gpu, all, [Np, rowLen], 'f32', 'vlm.pixels');
+      vision = this.vision.forward(pixels, grids);
+      pixels.release();
+      // Overwrite the embeddings of each run of image-pad tokens with the next vision tokens, in order.
+      let src = 0;
+      for (let k = 0; k < L; ) {
+        if (input.mmTokenTypeIds[k] !== 1) {
+          k++;
+          continue;
+        }
+        let e = k;
+        while (e < L && input.mmTokenTypeIds[e] === 1) e++;
+        gpu.stream.copy(vision.buffer, src * D * 4, h.buffer, k * D * 4, (e - k) * D * 4);
+        src += e - k;
+        k = e;
+      }
+    }
+
+    await opts.afterVision?.();
+    const { positions, ropeDelta } = ropeIndex(input.mmTokenTypeIds, grids, this.cfg.vision.spatialMergeSize);
+    const pos = Tensor.from(gpu, positions, [3, L], 'i32', 'vlm.positions');
+    cache.reset();
+    const r = this.text.forward(h, pos, cache, { collect: opts.collect });
+    pos.release();
+    return { hidden: r.hidden, layers: r.layers, ropeDelta, L, vision };
+  }
+
+  /** One decode step for token `id` at sequence index cache.length: returns logits [1, V] (caller releases). */
+  decodeStep(id: number, cache: TextCache, ropeDelta: number): Tensor {
+    const gpu = this.gpu;
+    const ids = Tensor.from(gpu, Int32Array.of(id), [1], 'i32');
+    const h = this.text.embed(ids);
+    ids.release();
+    const pos = Tensor.from(gpu, decodePositions(cache.length, 1, ropeDelta), [3, 1], 'i32');
+    const r = this.text.forward(h, pos, cache);
+    pos.release();
+    const logits = this.text.logits(r.hidden, 0, 1);
+    r.hidden.release();
+    return logits;
+  }
+
+  /** Greedy or seeded sampling decode with stop tokens; returns the generated ids (stop token excluded). */
+  async generate(input: VlmInput, opts: GenerateOptions = {}): Promise<number[]> {
+    const maxNew = opts.maxNewTokens ?? 64;
+    const cache = this.newCache(input.ids.length + maxNew + 1);
+    const rng = new Rng(opts.seed ?? 0);
+    const stop = new Set(opts.stopIds ?? []);
+    const out: number[] = [];
+    try {
+      const pre = await this.prefill(input, cache);
+      pre.vision?.release();
+      let logits = this.text.logits(pre.hidden, pre.L - 1, 1);
+      pre.hidden.release();
+      for (let n = 0; n < maxNew; n++) {
+        const row = (await logits.read()) as Float32Array;
+        logits.release();
+        const id = pickToken(row, opts, rng);
+        if (stop.has(id)) break;
+        out.push(id);
+        opts.onToken?.(id);
+        if (n === maxNew - 1) break;
+        logits = this.decodeStep(id, cache, pre.ropeDelta);
+      }
+    } finally {
+      cache.release();
+    }
+    return out;
+  }
+}
+
+/** Greedy (argmax, lowest id on ties) or temperature / top-k / top-p sampling with a seeded generator. */
+export function pickToken(logits: Float32Array, opts: GenerateOptions, rng: Rng): number {
+  let best = 0;
+  for (let k = 1; k < logits.length; k++) if (logits[k] > logits[best]) best = k;
+  const T = opts.temperature ?? 0;
+  if (!(T > 0)) return best;
+  let idx = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  if (opts.topK && opts.topK > 0) idx = idx.slice(0, opts.topK);
+  const m = logits[idx[0]];
+  let p = idx.map((k) => Math.exp((logits[k] - m) / T));
+  const z = p.reduce((s, x) => s + x, 0);
+  p = p.map((x) => x / z);
+  if (opts.topP && opts.topP < 1) {
+    let c = 0, cut = p.length;
+    for (let k = 0; k < p.length; k++) {
+      c += p[k];
+      if (c >= opts.topP) { cut = k + 1; break; }
+    }
+    idx = idx.slice(0, cut);
+    p = p.slice(0, cut);
+    const z2 = p.reduce((s, x) => s + x, 0);
+    p = p.map((x) => x / z2);
+  }
+  let u = rng.uniform();
+  for (let k = 0; k < p.length; k++) {
+    u -= p[k];
+    if (u <= 0) return idx[k];
+  }
+  return idx[idx.length - 1];
+}

@@ -1,0 +1,44 @@
+// Embedding lookup (kernels/gather.wgsl): out[outRowOffset + l] = table[ids[l] − rowOffset] as f32.
+//
+// table [V, D] f32 or f16, ids i32 (or u32) [L]. A big embedding is split along rows into parts that each fit
+// maxStorageBufferBindingSize; call once per part with that part's first global row as `rowOffset`: ids outside
+// [rowOffset, rowOffset + V) are skipped, so the calls together fill every row (rows whose id is in no part
+// keep their previous contents). `out` defaults to a fresh [L, D] (only valid with a single, whole table).
+import { i, u } from '../gpu/stream.js';
+import type { KernelSpec } from '../gpu/pipelines.js';
+import { Tensor } from '../tensor.js';
+import { shapeStr, span } from './bind.js';
+
+const WG = 256;
+
+export function gatherRows(table: Tensor, ids: Tensor, opts: { out?: Tensor; rowOffset?: number; outRowOffset?: number } = {}): Tensor {
+  const op = 'gatherRows';
+  const gpu = table.gpu;
+  if (table.shape.length !== 2) throw new Error(`${op}: table must be [V, D], got ${shapeStr(table)}`);
+  if (table.dtype !== 'f32' && table.dtype !== 'f16') throw new Error(`${op}: table must be f32 or f16, got ${shapeStr(table)}`);
+  if (ids.dtype !== 'i32' && ids.dtype !== 'u32') throw new Error(`${op}: ids must be i32, got ${shapeStr(ids)}`);
+  const [V, D] = table.shape;
+  const L = ids.size;
+  const rowOffset = opts.rowOffset ?? 0;
+  const outRowOffset = opts.outRowOffset ?? 0;
+  if (!Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset > 0x7fffffff) throw new Error(`${op}: bad rowOffset ${rowOffset}`);
+  const out = opts.out ?? Tensor.empty(gpu, [L, D], 'f32', op);
+  if (out.dtype !== 'f32' || out.shape[out.shape.length - 1] !== D || out.size < (outRowOffset + L) * D || !Number.isInteger(outRowOffset) || outRowOffset < 0) {
+    throw new Error(`${op}: out ${shapeStr(out)} cannot hold rows [${outRowOffset}, ${outRowOffset + L}) of width ${D}`);
+  }
+  if (out.buffer === table.buffer || out.buffer === ids.buffer) throw new Error(`${op}: out shares a buffer with an input`);
+  if (L === 0 || D === 0) return out;
+  const ts = span(op, table);
+  const is = span(op, ids);
+  const ys = span(op, out);
+  const spec: KernelSpec = { file: 'gather', bindings: ['read', 'read', 'write'], aliases: { WT: table.dtype }, workgroup: [WG] };
+  const gx = Math.min(L, gpu.limits.maxComputeWorkgroupsPerDimension);
+  gpu.stream.dispatch(
+    gpu.pipelines.get(spec),
+    [ts.range, is.range, ys.range],
+    [u(L), u(D), u(V), i(rowOffset), u(is.offs[0]), u(ts.offs[0]), u(ys.offs[0]), u(outRowOffset), u(gx)],
+    [gx, Math.ceil(L / gx)],
+    op,
+  );
+  return out;
+}

@@ -1,0 +1,46 @@
+// Vision learned position embedding, bilinearly resampled (qwen35-architecture.md §3.3), added in place to the
+// patch embeddings: kernels/pos_embed.wgsl. One dispatch per image (images differ in grid; a call has a few).
+import { u } from '../gpu/stream.js';
+import type { KernelSpec } from '../gpu/pipelines.js';
+import type { Tensor } from '../tensor.js';
+
+const WG = 128;
+
+/**
+ * x [Np, C] f32 += P, where P is the S×S table [S*S, C] (f32 or f16) resampled bilinearly with align_corners=True
+ * to each image's (h, w) patch grid, rows in merge-block order (bh, bw, ih, iw), repeated for each t; images are
+ * concatenated in order (Np = Σ t·h·w).
+ */
+export function addInterpolatedPosEmbed(x: Tensor, table: Tensor, grids: { t: number; h: number; w: number }[], spatialMerge: number): void {
+  const gpu = x.gpu;
+  const m = spatialMerge;
+  if (x.dtype !== 'f32' || x.shape.length !== 2) throw new Error(`addInterpolatedPosEmbed: x must be f32 [Np, C], got ${x.dtype} [${x.shape}]`);
+  const [Np, C] = x.shape;
+  if (table.dtype !== 'f32' && table.dtype !== 'f16') throw new Error(`addInterpolatedPosEmbed: table must be f32 or f16, got ${table.dtype}`);
+  if (table.shape.length !== 2 || table.shape[1] !== C) throw new Error(`addInterpolatedPosEmbed: table [${table.shape}] must be [S*S, ${C}] for x [${x.shape}]`);
+  const S = Math.round(Math.sqrt(table.shape[0]));
+  if (S * S !== table.shape[0]) throw new Error(`addInterpolatedPosEmbed: table has ${table.shape[0]} rows, not a square S*S`);
+  if (!Number.isInteger(m) || m < 1) throw new Error(`addInterpolatedPosEmbed: spatialMerge ${m} must be a positive integer`);
+  let total = 0;
+  for (const g of grids) {
+    if (![g.t, g.h, g.w].every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`addInterpolatedPosEmbed: bad grid ${JSON.stringify(g)}`);
+    if (g.h % m || g.w % m) throw new Error(`addInterpolatedPosEmbed: grid ${g.h}×${g.w} not divisible by spatialMerge ${m}`);
+    total += g.t * g.h * g.w;
+  }
+  if (total !== Np) throw new Error(`addInterpolatedPosEmbed: grids [${grids.map((g) => `${g.t}×${g.h}×${g.w}`)}] hold ${total} patches, x has ${Np} rows`);
+  const tb = table.dtype === 'f16' ? 2 : 4;
+  if (x.offset % 4 || table.offset % tb) throw new Error('addInterpolatedPosEmbed: misaligned tensor offsets');
+  const spec: KernelSpec = { file: 'pos_embed', bindings: ['read', 'write'], aliases: { TT: table.dtype }, workgroup: [WG] };
+  const kernel = gpu.pipelines.get(spec);
+  const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
+  let row0 = 0;
+  for (const g of grids) {
+    const rows = g.t * g.h * g.w;
+    const gx = Math.min(rows, maxWg);
+    const gy = Math.ceil(rows / gx);
+    const params = [u(rows), u(C), u(g.h), u(g.w), u(S), u(m), u(x.offset / 4 + row0 * C), u(table.offset / tb), u(gx)];
+    // Whole buffers: x may be a row view that is not 256-byte aligned.
+    gpu.stream.dispatch(kernel, [{ buffer: table.buffer }, { buffer: x.buffer }], params, [gx, gy], 'posEmbed');
+    row0 += rows;
+  }
+}

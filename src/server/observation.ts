@@ -1,0 +1,392 @@
+// Observation dict (as an openpi client sends it) → Policy.act() request, with strict validation.
+//
+// Two layouts are understood (src/server/README.md documents them):
+//
+//  - ALOHA style (openpi `aloha` / `aloha_sim` clients): `images` = {camera name: uint8 [3,H,W] (CHW; HWC
+//    [H,W,3] also accepted)}, `state` = float [S], `prompt` = str. Camera names are the embodiment's (or
+//    renamed through the mapping's `aloha_cameras`).
+//  - mapped / LIBERO style (openpi `libero` client): flat keys. Default mapping: `observation/image` → the
+//    embodiment's first camera, `observation/wrist_image` → its second, uint8 [H,W,3] (HWC; CHW also accepted),
+//    `observation/state` → state, `prompt` → instruction. A mapping file overrides this per embodiment.
+//
+// Request extras (both layouts): `embodiment` (str), `seed` (int), `steps` (int), `solver` (str), `grid` (str),
+// `request_id` (str or int, echoed in the reply). Anything else is an error naming the key.
+import type { ActRequest } from '../policy/policy.js';
+import type { Embodiment, EmbodimentRegistry } from '../policy/embodiments.js';
+import { SOLVERS, GRIDS, type SolverName, type GridName } from '../policy/samplers.js';
+import type { RawImage } from '../preprocess/image.js';
+import { NdArray, dtypeName } from './ndarray.js';
+
+export class RequestError extends Error {
+  constructor(message: string, readonly field: string | null) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+export type ImageLayout = 'hwc' | 'chw' | 'auto';
+
+/** How one embodiment's flat observation keys map onto act() inputs. */
+export interface EmbodimentMapping {
+  /** observation key → camera name, or null to accept and ignore the key. */
+  images: Record<string, string | null>;
+  /** observation key of the state vector, or null when the embodiment takes no state. */
+  state: string | null;
+  /** observation key of the instruction. */
+  prompt: string;
+  /** Layout of the flat image keys (auto: [3,H,W] is CHW, [H,W,3] is HWC, [3,H,3] counts as HWC). */
+  imageLayout: ImageLayout;
+  /** ALOHA style: key in `images` → camera name (null = ignore). Unlisted keys must be camera names. */
+  alohaCameras: Record<string, string | null>;
+  /** Extra top-level keys to accept and ignore. */
+  ignore: string[];
+}
+
+export interface ObservationMapping {
+  defaultEmbodiment: string | null;
+  embodiments: Record<string, EmbodimentMapping>;
+}
+
+export const REQUEST_EXTRAS = ['embodiment', 'seed', 'steps', 'solver', 'grid', 'request_id'] as const;
+
+/** The built-in LIBERO-style mapping for an embodiment. */
+export function defaultMapping(emb: Embodiment): EmbodimentMapping {
+  const images: Record<string, string | null> = {};
+  const libero = ['observation/image', 'observation/wrist_image'];
+  libero.forEach((k, i) => {
+    if (i < emb.cameras.length) images[k] = emb.cameras[i]!;
+  });
+  return {
+    images,
+    state: emb.state ? 'observation/state' : null,
+    prompt: 'prompt',
+    imageLayout: 'auto',
+    alohaCameras: {},
+    ignore: [],
+  };
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof NdArray);
+}
+
+function describe(v: unknown): string {
+  if (v instanceof NdArray) return `an ndarray ${v.describe()}`;
+  if (v === null || v === undefined) return 'nil';
+  if (v instanceof Uint8Array) return `${v.length} bytes`;
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * Parses and validates a mapping file's JSON against the embodiment registry. Errors name the JSON path.
+ *
+ * ```json
+ * { "default_embodiment": "widowx",
+ *   "embodiments": { "widowx": { "images": {"observation/image": "image_0", "observation/wrist_image": null},
+ *                                "state": "observation/state", "prompt": "prompt", "image_layout": "hwc",
+ *                                "aloha_cameras": {"cam_high": "image_0"}, "ignore": ["observation/extra"] } } }
+ * ```
+ * Every field of an embodiment entry is optional (defaults: {@link defaultMapping}).
+ */
+export function parseMapping(raw: unknown, registry: EmbodimentRegistry, file = 'mapping.json'): ObservationMapping {
+  const fail = (path: string, msg: string): never => {
+    throw new Error(`${file}: ${path} ${msg}`);
+  };
+  if (!isObj(raw)) fail('(root)', 'must be an object');
+  const root = raw as Obj;
+  for (const k of Object.keys(root)) if (k !== 'default_embodiment' && k !== 'embodiments') fail(k, 'is not a known key (default_embodiment, embodiments)');
+  let defaultEmbodiment: string | null = null;
+  if (root['default_embodiment'] !== undefined && root['default_embodiment'] !== null) {
+    const d = root['default_embodiment'];
+    if (typeof d !== 'string' || !registry.has(d)) fail('default_embodiment', `must name an embodiment (${registry.keys().join(', ')})`);
+    defaultEmbodiment = d as string;
+  }
+  const out: Record<string, EmbodimentMapping> = {};
+  const embs = root['embodiments'] ?? {};
+  if (!isObj(embs)) fail('embodiments', 'must be an object {embodiment: mapping}');
+  for (const [key, v] of Object.entries(embs as Obj)) {
+    const p = `embodiments.${key}`;
+    if (!registry.has(key)) fail(p, `names no embodiment of the checkpoint (${registry.keys().join(', ')})`);
+    const emb = registry.get(key);
+    if (!isObj(v)) fail(p, 'must be an object');
+    const e = v as Obj;
+    const allowed = ['images', 'state', 'prompt', 'image_layout', 'aloha_cameras', 'ignore'];
+    for (const k of Object.keys(e)) if (!allowed.includes(k)) fail(`${p}.${k}`, `is not a known key (${allowed.join(', ')})`);
+    const m = defaultMapping(emb);
+    const camMap = (field: string): Record<string, string | null> => {
+      const x = e[field];
+      if (!isObj(x)) fail(`${p}.${field}`, 'must be an object {key: camera name | null}');
+      const r: Record<string, string | null> = {};
+      const used = new Set<string>();
+      for (const [ok, cam] of Object.entries(x as Obj)) {
+        if (cam !== null && (typeof cam !== 'string' || !emb.cameras.includes(cam))) {
+          fail(`${p}.${field}.${ok}`, `must be one of the cameras of ${key} (${emb.cameras.join(', ')}) or null`);
+        }
+        if (typeof cam === 'string') {
+          if (used.has(cam)) fail(`${p}.${field}.${ok}`, `maps a second key to camera ${cam}`);
+          used.add(cam);
+        }
+        r[ok] = cam as string | null;
+      }
+      return r;
+    };
+    if (e['images'] !== undefined) m.images = camMap('images');
+    if (e['aloha_cameras'] !== undefined) m.alohaCameras = camMap('aloha_cameras');
+    if (e['state'] !== undefined) {
+      const s = e['state'];
+      if (s !== null && (typeof s !== 'string' || s.length === 0)) fail(`${p}.state`, 'must be an observation key or null');
+      if (s !== null && !emb.state) fail(`${p}.state`, `is set but embodiment ${key} takes no state`);
+      m.state = s as string | null;
+    }
+    if (e['prompt'] !== undefined) {
+      if (typeof e['prompt'] !== 'string' || e['prompt'].length === 0) fail(`${p}.prompt`, 'must be an observation key');
+      m.prompt = e['prompt'] as string;
+    }
+    if (e['image_layout'] !== undefined) {
+      const l = e['image_layout'];
+      if (l !== 'hwc' && l !== 'chw' && l !== 'auto') fail(`${p}.image_layout`, 'must be "hwc", "chw" or "auto"');
+      m.imageLayout = l as ImageLayout;
+    }
+    if (e['ignore'] !== undefined) {
+      const ig = e['ignore'];
+      if (!Array.isArray(ig) || !ig.every((s) => typeof s === 'string')) fail(`${p}.ignore`, 'must be a list of observation keys');
+      m.ignore = (ig as string[]).slice();
+    }
+    const keys = [...Object.keys(m.images), ...(m.state ? [m.state] : []), m.prompt, ...m.ignore];
+    const seen = new Set<string>();
+    for (const k of keys) {
+      if ((REQUEST_EXTRAS as readonly string[]).includes(k) || k === 'images') fail(p, `uses the reserved key ${JSON.stringify(k)}`);
+      if (seen.has(k)) fail(p, `uses the key ${JSON.stringify(k)} twice`);
+      seen.add(k);
+    }
+    out[key] = m;
+  }
+  return { defaultEmbodiment, embodiments: out };
+}
+
+export interface RequestLimits {
+  maxSteps: number;
+  /** Largest accepted image (H·W). */
+  maxImagePixels: number;
+  maxPromptChars: number;
+}
+
+export const DEFAULT_LIMITS: RequestLimits = { maxSteps: 100, maxImagePixels: 4096 * 4096, maxPromptChars: 4000 };
+
+export interface DecodeContext {
+  registry: EmbodimentRegistry;
+  mapping: ObservationMapping | null;
+  defaultEmbodiment: string;
+  limits?: RequestLimits;
+}
+
+export interface DecodedRequest {
+  act: ActRequest & { images: Record<string, RawImage> };
+  requestId: string | number | undefined;
+  format: 'aloha' | 'mapped';
+}
+
+function imageFrom(v: unknown, field: string, layout: ImageLayout, preferred: 'hwc' | 'chw', maxPixels: number): RawImage {
+  if (!(v instanceof NdArray)) throw new RequestError(`must be a uint8 ndarray [3,H,W] or [H,W,3], got ${describe(v)}`, field);
+  if (v.dtype.kind !== 'u' || v.dtype.itemsize !== 1) {
+    throw new RequestError(`must have dtype uint8 (numpy "|u1"), got ${dtypeName(v.dtype)} (${JSON.stringify(v.dtype.str)})`, field);
+  }
+  const s = v.shape;
+  if (s.length !== 3) throw new RequestError(`must have 3 dimensions [3,H,W] or [H,W,3], got shape [${s.join(',')}]`, field);
+  let l: 'hwc' | 'chw';
+  if (layout === 'auto') {
+    const chw = s[0] === 3, hwc = s[2] === 3;
+    if (chw && hwc) l = preferred;
+    else if (chw) l = 'chw';
+    else if (hwc) l = 'hwc';
+    else throw new RequestError(`must be RGB [3,H,W] or [H,W,3], got shape [${s.join(',')}]`, field);
+  } else {
+    l = layout;
+    const c = l === 'chw' ? s[0] : s[2];
+    if (c !== 3) throw new RequestError(`must be RGB ${l === 'chw' ? '[3,H,W]' : '[H,W,3]'} (layout ${l}), got shape [${s.join(',')}]`, field);
+  }
+  const H = l === 'chw' ? s[1]! : s[0]!;
+  const W = l === 'chw' ? s[2]! : s[1]!;
+  if (H < 2 || W < 2) throw new RequestError(`is ${H}×${W}; images must be at least 2×2`, field);
+  if (H * W > maxPixels) throw new RequestError(`is ${H}×${W} = ${H * W} pixels, over the server limit ${maxPixels}`, field);
+  let data: Uint8Array;
+  if (l === 'hwc') {
+    data = v.data;
+  } else {
+    const src = v.data;
+    data = new Uint8Array(H * W * 3);
+    const plane = H * W;
+    for (let i = 0; i < plane; i++) {
+      data[3 * i] = src[i]!;
+      data[3 * i + 1] = src[plane + i]!;
+      data[3 * i + 2] = src[2 * plane + i]!;
+    }
+  }
+  return { width: W, height: H, channels: 3, data };
+}
+
+function stateFrom(v: unknown, field: string, emb: Embodiment): number[] {
+  const names = emb.state!.names;
+  let vals: ArrayLike<number>;
+  if (v instanceof NdArray) {
+    if (v.dtype.kind !== 'f') {
+      throw new RequestError(`must be a float ndarray (float32 or float64), got ${dtypeName(v.dtype)} (${JSON.stringify(v.dtype.str)})`, field);
+    }
+    const ok = v.shape.length === 1 || (v.shape.length === 2 && v.shape[0] === 1);
+    if (!ok || v.size !== names.length) {
+      throw new RequestError(`must have shape [${names.length}] (${emb.key}: ${names.join(', ')}), got [${v.shape.join(',')}]`, field);
+    }
+    vals = v.toFloat64();
+  } else if (Array.isArray(v)) {
+    if (v.length !== names.length) throw new RequestError(`must have ${names.length} values (${emb.key}: ${names.join(', ')}), got ${v.length}`, field);
+    v.forEach((x, i) => {
+      if (typeof x !== 'number') throw new RequestError(`value ${i} (${names[i]}) must be a number, got ${describe(x)}`, field);
+    });
+    vals = v as number[];
+  } else {
+    throw new RequestError(`must be a float32 ndarray [${names.length}], got ${describe(v)}`, field);
+  }
+  const out: number[] = [];
+  for (let i = 0; i < vals.length; i++) {
+    const x = vals[i]!;
+    if (!Number.isFinite(x)) throw new RequestError(`value ${i} (${names[i]}) is ${String(x)}; every value must be finite`, field);
+    if (Math.abs(x) > 1e6) throw new RequestError(`value ${i} (${names[i]}) is ${x}, outside ±1e6`, field);
+    out.push(x);
+  }
+  return out;
+}
+
+function intField(v: unknown, field: string, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new RequestError(`must be an integer, got ${describe(v)}`, field);
+  if (v < lo || v > hi) throw new RequestError(`must be in [${lo}, ${hi}], got ${v}`, field);
+  return v;
+}
+
+function promptFrom(v: unknown, field: string, max: number): string {
+  if (v === undefined) throw new RequestError('is missing: send the task instruction as a string', field);
+  if (typeof v !== 'string') throw new RequestError(`must be a string, got ${describe(v)}`, field);
+  if (v.length > max) throw new RequestError(`is ${v.length} characters, over the limit ${max}`, field);
+  return v;
+}
+
+/** Validates an observation dict and builds the act() request (throws RequestError naming the field). */
+export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedRequest {
+  if (!isObj(obs)) throw new RequestError(`the observation must be a map, got ${describe(obs)}`, null);
+  const limits = ctx.limits ?? DEFAULT_LIMITS;
+  const o = obs;
+
+  // request_id first, so later errors can echo it
+  let requestId: string | number | undefined;
+  if (o['request_id'] !== undefined && o['request_id'] !== null) {
+    const r = o['request_id'];
+    if (typeof r === 'string') {
+      if (r.length > 256) throw new RequestError('must be at most 256 characters', 'request_id');
+      requestId = r;
+    } else if (typeof r === 'number' && Number.isSafeInteger(r)) {
+      requestId = r;
+    } else {
+      throw new RequestError(`must be a string or an integer, got ${describe(r)}`, 'request_id');
+    }
+  }
+
+  let embKey = ctx.defaultEmbodiment;
+  if (o['embodiment'] !== undefined) {
+    const e = o['embodiment'];
+    if (typeof e !== 'string') throw new RequestError(`must be a string, got ${describe(e)}`, 'embodiment');
+    if (!ctx.registry.has(e)) throw new RequestError(`unknown embodiment ${JSON.stringify(e)} (known: ${ctx.registry.keys().join(', ')})`, 'embodiment');
+    embKey = e;
+  }
+  const emb = ctx.registry.get(embKey);
+  const m = ctx.mapping?.embodiments[embKey] ?? defaultMapping(emb);
+
+  const act: DecodedRequest['act'] = { instruction: '', embodiment: embKey, images: {} };
+  if (o['seed'] !== undefined) act.seed = intField(o['seed'], 'seed', 0, 0xffffffff);
+  if (o['steps'] !== undefined) act.steps = intField(o['steps'], 'steps', 1, limits.maxSteps);
+  if (o['solver'] !== undefined) {
+    const s = o['solver'];
+    if (typeof s !== 'string' || !(SOLVERS as readonly string[]).includes(s)) throw new RequestError(`must be one of ${SOLVERS.join(', ')}, got ${describe(s)}`, 'solver');
+    act.solver = s as SolverName;
+  }
+  if (o['grid'] !== undefined) {
+    const g = o['grid'];
+    if (typeof g !== 'string' || !(GRIDS as readonly string[]).includes(g)) throw new RequestError(`must be one of ${GRIDS.join(', ')}, got ${describe(g)}`, 'grid');
+    act.grid = g as GridName;
+  }
+
+  const consumed = new Set<string>(REQUEST_EXTRAS);
+  const aloha = o['images'] !== undefined;
+  const flatImageKeys = Object.keys(m.images).filter((k) => o[k] !== undefined);
+  let stateKey: string | null;
+  let promptKey: string;
+
+  if (aloha) {
+    if (flatImageKeys.length > 0) {
+      throw new RequestError(`mixes the ALOHA layout (images) with flat image keys; send one layout`, flatImageKeys[0]!);
+    }
+    consumed.add('images');
+    const imgs = o['images'];
+    if (!isObj(imgs)) throw new RequestError(`must be a map {camera name: uint8 [3,H,W]}, got ${describe(imgs)}`, 'images');
+    for (const [k, v] of Object.entries(imgs)) {
+      const field = `images.${k}`;
+      const cam = Object.prototype.hasOwnProperty.call(m.alohaCameras, k) ? m.alohaCameras[k]! : k;
+      if (Object.prototype.hasOwnProperty.call(m.alohaCameras, k) && cam === null) continue;
+      if (!emb.cameras.includes(cam as string)) {
+        throw new RequestError(`unknown camera ${JSON.stringify(k)} for embodiment ${embKey} (cameras: ${emb.cameras.join(', ')})`, field);
+      }
+      if (act.images[cam as string]) throw new RequestError(`camera ${cam} is given twice`, field);
+      act.images[cam as string] = imageFrom(v, field, 'auto', 'chw', limits.maxImagePixels);
+    }
+    stateKey = emb.state ? 'state' : null;
+    promptKey = 'prompt';
+    if (!emb.state && o['state'] !== undefined) {
+      throw new RequestError(`embodiment ${embKey} takes no state; leave the key out`, 'state');
+    }
+  } else {
+    for (const k of Object.keys(m.images)) {
+      consumed.add(k);
+      const cam = m.images[k];
+      if (o[k] === undefined || cam === null) continue;
+      act.images[cam!] = imageFrom(o[k], k, m.imageLayout, 'hwc', limits.maxImagePixels);
+    }
+    stateKey = m.state;
+    promptKey = m.prompt;
+    if (!emb.state && o['observation/state'] !== undefined && stateKey === null) {
+      throw new RequestError(`embodiment ${embKey} takes no state; leave the key out`, 'observation/state');
+    }
+    // LIBERO-style keys the default mapping has no camera for: a clear hint instead of "unknown key".
+    for (const k of ['observation/image', 'observation/wrist_image']) {
+      if (o[k] !== undefined && !Object.prototype.hasOwnProperty.call(m.images, k)) {
+        throw new RequestError(
+          `embodiment ${embKey} has ${emb.cameras.length} camera(s) (${emb.cameras.join(', ')}), none left for this key; map it (or map it to null to ignore it) with serve --mapping`,
+          k,
+        );
+      }
+    }
+  }
+
+  if (stateKey !== null) {
+    consumed.add(stateKey);
+    const needs = emb.action.relative.some((r) => r);
+    const v = o[stateKey];
+    if (v === undefined || v === null) {
+      if (needs) throw new RequestError(`is missing: embodiment ${embKey} has relative actions and needs the current state (${emb.state!.names.join(', ')})`, stateKey);
+    } else {
+      act.state = stateFrom(v, stateKey, emb);
+    }
+  }
+  consumed.add(promptKey);
+  act.instruction = promptFrom(o[promptKey], promptKey, limits.maxPromptChars);
+  for (const k of m.ignore) consumed.add(k);
+  for (const k of Object.keys(o)) {
+    if (!consumed.has(k)) {
+      const expected = aloha ? ['images', ...(emb.state ? ['state'] : []), 'prompt'] : [...Object.keys(m.images), ...(stateKey ? [stateKey] : []), promptKey];
+      throw new RequestError(`unknown observation key for embodiment ${embKey} (expected ${[...expected, ...REQUEST_EXTRAS].join(', ')})`, k);
+    }
+  }
+  return { act, requestId, format: aloha ? 'aloha' : 'mapped' };
+}
