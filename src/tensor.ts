@@ -77,7 +77,16 @@ export class Tensor {
   }
 
   write(data: ArrayBufferView, elemOffset = 0): void {
-    this.gpu.stream.write(this.buffer, this.offset + elemOffset * DTYPE_BYTES[this.dtype], data);
+    const at = this.offset + elemOffset * DTYPE_BYTES[this.dtype];
+    if (data.byteLength % 4 !== 0) {
+      // queue.writeBuffer needs whole 4-byte words (an odd number of f16 values): pad, only inside our own buffer.
+      if (!this.owned || at + data.byteLength + 2 > this.buffer.size) throw new Error(`tensor ${this.label ?? ''}: write of ${data.byteLength} bytes is not a multiple of 4`);
+      const padded = new Uint8Array(data.byteLength + 2);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.gpu.stream.write(this.buffer, at, padded);
+      return;
+    }
+    this.gpu.stream.write(this.buffer, at, data);
   }
 
   async read(): Promise<Float32Array | Int32Array | Uint32Array | Uint16Array> {

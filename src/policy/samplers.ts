@@ -2,7 +2,7 @@
 // dY/dτ = v(Y, τ), integrated from τ=1 down to τ=0 on a time grid. Every update is multiplied by the
 // channel/horizon mask, so padded entries (zero noise) stay exactly zero.
 import { Tensor } from '../tensor.js';
-import { axpy, copyInto } from '../ops/elementwise.js';
+import { axpy, copyInto, mul } from '../ops/elementwise.js';
 
 export const SOLVERS = ['euler', 'heun', 'midpoint', 'rk4'] as const;
 export type SolverName = (typeof SOLVERS)[number];
@@ -50,7 +50,7 @@ export interface SampleOptions {
   onStep?: (step: number, tau: number, Y: Tensor) => void | Promise<void>;
 }
 
-/** Integrate Y (in place, starting from masked noise) from τ=1 to τ=0. */
+/** Integrate Y (in place; it holds the noise, which is masked first) from τ=1 to τ=0. */
 export async function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: SampleOptions): Promise<void> {
   const taus = timeGrid(opts.steps, opts.grid ?? 'uniform', opts.shift ?? 3);
   const gpu = Y.gpu;
@@ -66,6 +66,7 @@ export async function integrate(f: VelocityFn, Y: Tensor, mask: Tensor, opts: Sa
     copyInto(Y, tmp!);
     axpy(tmp!, k, a, mask);
   };
+  mul(Y, mask, Y); // padded entries start (and, with masked updates, stay) exactly zero
   try {
   for (let n = 0; n < opts.steps; n++) {
     const t = taus[n];

@@ -1,0 +1,191 @@
+// qvla inspect: a checkpoint summary without touching the GPU.
+import { promises as fsp } from 'node:fs';
+import * as nodePath from 'node:path';
+import { openCheckpoint } from '../io/checkpoint.js';
+import { parseEmbodiments, type EmbodimentRegistry } from '../policy/embodiments.js';
+import { expectedTensors, isIgnoredTensor, numel, type TensorGroup } from '../model/expectedTensors.js';
+import { getFlag, DEVICE_INFO_OPT, HELP_OPT, type CommandSpec, type Parsed } from './args.js';
+import { CHECKPOINT_OPT, checkpointDir, isTinyCheckpoint } from './common.js';
+import { fmtBytes, fmtCount, fmtParams, oneLine, table } from './format.js';
+
+export const INSPECT_SPEC: CommandSpec = {
+  name: 'inspect',
+  usage: 'inspect [--checkpoint DIR | DIR] [--json]',
+  summary: 'Summarise a checkpoint without loading it to the GPU: config, tensors, parameters per module, dtypes, files, embodiments.',
+  positionals: 1,
+  positionalHelp: '  DIR                       checkpoint directory (instead of --checkpoint)',
+  options: [CHECKPOINT_OPT, { name: 'json', type: 'flag', help: 'print the summary as JSON' }, DEVICE_INFO_OPT, HELP_OPT],
+};
+
+type Module = TensorGroup | 'ignored' | 'unexpected';
+
+export async function cmdInspect(p: Parsed): Promise<number> {
+  const dir = checkpointDir(p, p.positionals[0]);
+  const ckpt = await openCheckpoint(dir, { requireTokenizer: false });
+  try {
+    const cfg = ckpt.config;
+    const t = cfg.text;
+    const v = cfg.vision;
+    const ae = cfg.actionExpert;
+
+    // files
+    const files: { name: string; bytes: number }[] = [];
+    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+      const full = nodePath.join(dir, e.name);
+      if (e.isFile()) files.push({ name: e.name, bytes: (await fsp.stat(full)).size });
+      else if (e.isDirectory()) {
+        let bytes = 0, n = 0;
+        for (const f of await fsp.readdir(full, { withFileTypes: true })) {
+          if (f.isFile()) {
+            bytes += (await fsp.stat(nodePath.join(full, f.name))).size;
+            n++;
+          }
+        }
+        files.push({ name: `${e.name}/ (${n} files)`, bytes });
+      }
+    }
+    files.sort((a, b) => b.bytes - a.bytes);
+    const totalBytes = files.reduce((s, f) => s + f.bytes, 0);
+
+    // tensors by module
+    const groupOf = new Map<string, TensorGroup>();
+    for (const x of expectedTensors(cfg)) groupOf.set(x.name, x.group);
+    const modules: Record<Module, { tensors: number; params: number; bytes: number }> = {
+      vision: { tensors: 0, params: 0, bytes: 0 },
+      text: { tensors: 0, params: 0, bytes: 0 },
+      lm_head: { tensors: 0, params: 0, bytes: 0 },
+      action_expert: { tensors: 0, params: 0, bytes: 0 },
+      ignored: { tensors: 0, params: 0, bytes: 0 },
+      unexpected: { tensors: 0, params: 0, bytes: 0 },
+    };
+    const dtypes = new Map<string, { tensors: number; bytes: number; params: number }>();
+    for (const [name, info] of ckpt.tensorInfos) {
+      const m: Module = groupOf.get(name) ?? (isIgnoredTensor(name) ? 'ignored' : 'unexpected');
+      const n = numel(info.shape);
+      modules[m].tensors++;
+      modules[m].params += n;
+      modules[m].bytes += info.byteLength;
+      const d = dtypes.get(info.dtype) ?? { tensors: 0, bytes: 0, params: 0 };
+      d.tensors++;
+      d.bytes += info.byteLength;
+      d.params += n;
+      dtypes.set(info.dtype, d);
+    }
+    const used = (['vision', 'text', 'lm_head', 'action_expert'] as const).reduce((s, k) => s + modules[k].params, 0);
+    let check = 'ok: every expected tensor is present with the right shape and dtype';
+    let checkOk = true;
+    try {
+      ckpt.bind();
+    } catch (e) {
+      checkOk = false;
+      check = oneLine(e instanceof Error ? e.message : String(e));
+    }
+
+    // embodiments
+    let registry: EmbodimentRegistry | null = null;
+    let embError: string | null = null;
+    if (ckpt.embodiments !== null && ae) {
+      try {
+        registry = parseEmbodiments(ckpt.embodiments, { kMax: ae.kMax, sMax: ae.sMax, hMax: ae.hMax }, nodePath.join(dir, 'embodiments.json'));
+      } catch (e) {
+        embError = oneLine(e instanceof Error ? e.message : String(e));
+      }
+    }
+    const embs = registry
+      ? registry.keys().map((k) => {
+        const e = registry!.get(k);
+        return {
+          key: k, name: e.name, task_type: e.taskType, cameras: e.cameras, action_dim: e.action.names.length,
+          state_dim: e.state ? e.state.names.length : 0, chunk: e.control.chunk, rate_hz: e.control.rateHz,
+          control_mode: e.control.mode, relative: e.action.relative.some((r) => r), normalization: e.normalization.method,
+        };
+      })
+      : [];
+    const nFull = t.layerTypes.filter((x) => x === 'full_attention').length;
+
+    if (getFlag(p, 'json')) {
+      const out = {
+        checkpoint: dir,
+        random_weights: isTinyCheckpoint(dir),
+        config: {
+          text: {
+            layers: t.numHiddenLayers, full_attention_layers: nFull, linear_attention_layers: t.numHiddenLayers - nFull,
+            hidden_size: t.hiddenSize, heads: t.numAttentionHeads, kv_heads: t.numKeyValueHeads, head_dim: t.headDim,
+            intermediate_size: t.intermediateSize, vocab_size: t.vocabSize, tie_word_embeddings: cfg.tieWordEmbeddings,
+          },
+          vision: { depth: v.depth, hidden_size: v.hiddenSize, heads: v.numHeads, patch_size: v.patchSize, merge_size: v.spatialMergeSize, out_hidden_size: v.outHiddenSize },
+          action_expert: ae
+            ? {
+              layers: ae.numLayers, cross_every: ae.crossEvery, hidden_size: ae.hiddenSize, heads: ae.numHeads, head_dim: ae.headDim,
+              ff_inner: ae.ffInner, k_max: ae.kMax, s_max: ae.sMax, h_max: ae.hMax, vlm_layer: ae.vlmLayer,
+              default_steps: ae.defaultSteps, default_solver: ae.defaultSolver,
+            }
+            : null,
+          preprocessor: { min_pixels: ckpt.preprocessor.minPixels, max_pixels: ckpt.preprocessor.maxPixels },
+        },
+        tensors: ckpt.tensorInfos.size,
+        tensor_check: { ok: checkOk, message: check },
+        parameters: { ...Object.fromEntries(Object.entries(modules).map(([k, m]) => [k, m.params])), total: used },
+        modules,
+        dtypes: Object.fromEntries(dtypes),
+        files: files.map((f) => ({ name: f.name, bytes: f.bytes })),
+        total_bytes: totalBytes,
+        embodiments: embs,
+        embodiments_error: embError,
+      };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      return checkOk && embError === null ? 0 : 1;
+    }
+
+    const L: string[] = [];
+    L.push(`checkpoint  ${dir}${isTinyCheckpoint(dir) ? '  (the bundled tiny checkpoint: random weights)' : ''}`);
+    L.push('');
+    L.push('config');
+    L.push(`  text            Qwen3.5 hybrid decoder: ${t.numHiddenLayers} layers (${t.numHiddenLayers - nFull} linear-attention + ${nFull} full-attention), hidden ${t.hiddenSize}, ` +
+      `${t.numAttentionHeads} heads / ${t.numKeyValueHeads} kv × ${t.headDim}, MLP ${t.intermediateSize}, vocab ${fmtCount(t.vocabSize)}${cfg.tieWordEmbeddings ? ', tied embeddings' : ''}`);
+    L.push(`  vision          ${v.depth} blocks, hidden ${v.hiddenSize}, ${v.numHeads} heads, patch ${v.patchSize}, merge ${v.spatialMergeSize}×${v.spatialMergeSize} → ${v.outHiddenSize}`);
+    if (ae) {
+      L.push(`  action expert   QVLA-DiT: ${ae.numLayers} blocks (cross-attention every ${ae.crossEvery}), hidden ${ae.hiddenSize} (${ae.numHeads} × ${ae.headDim}), FFN ${ae.ffInner}, ` +
+        `k_max ${ae.kMax}, s_max ${ae.sMax}, h_max ${ae.hMax}, reads VLM layer ${ae.vlmLayer}, default ${ae.defaultSteps} × ${ae.defaultSolver}`);
+    } else {
+      L.push('  action expert   none (a VLM-only checkpoint: `qvla chat` only)');
+    }
+    L.push(`  preprocessor    min_pixels ${fmtCount(ckpt.preprocessor.minPixels)}, max_pixels ${fmtCount(ckpt.preprocessor.maxPixels)}`);
+    L.push('');
+    L.push(`tensors     ${fmtCount(ckpt.tensorInfos.size)} in ${ckpt.files.length} file(s); check: ${check}`);
+    L.push('');
+    L.push('parameters');
+    const mrows: string[][] = [];
+    for (const k of ['vision', 'text', 'lm_head', 'action_expert', 'ignored', 'unexpected'] as const) {
+      const m = modules[k];
+      if (m.tensors === 0 && (k === 'ignored' || k === 'unexpected')) continue;
+      const label = k === 'lm_head' && m.tensors === 0 && cfg.tieWordEmbeddings ? 'lm_head (tied)' : k === 'ignored' ? 'ignored (mtp.*)' : k;
+      mrows.push([`  ${label}`, fmtCount(m.tensors), fmtCount(m.params), fmtParams(m.params), fmtBytes(m.bytes)]);
+    }
+    mrows.push(['  total (used)', '', fmtCount(used), fmtParams(used), '']);
+    L.push(table(['  module', 'tensors', 'parameters', '', 'stored'], mrows, ['l', 'r', 'r', 'r', 'r']));
+    L.push('');
+    L.push('dtypes');
+    L.push(table(['  dtype', 'tensors', 'parameters', 'bytes'], [...dtypes].map(([d, x]) => [`  ${d}`, fmtCount(x.tensors), fmtCount(x.params), fmtBytes(x.bytes)]), ['l', 'r', 'r', 'r']));
+    L.push('');
+    L.push(`files       ${fmtBytes(totalBytes)} in all`);
+    L.push(table(['  file', 'size'], files.map((f) => [`  ${f.name}`, fmtBytes(f.bytes)]), ['l', 'r']));
+    L.push('');
+    if (embError) {
+      L.push(`embodiments  INVALID: ${embError}`);
+    } else if (!registry) {
+      L.push(`embodiments  ${ckpt.embodiments === null ? 'none (no embodiments.json: act() is unavailable)' : 'n/a'}`);
+    } else {
+      L.push(`embodiments  ${registry.keys().length}`);
+      L.push(table(
+        ['  key', 'name', 'task', 'cameras', 'action', 'state', 'chunk', 'rate', 'control'],
+        embs.map((e) => [`  ${e.key}`, e.name, e.task_type, e.cameras.join(','), `${e.action_dim}-D${e.relative ? ' (rel)' : ''}`, e.state_dim ? `${e.state_dim}-D` : '-', String(e.chunk), `${e.rate_hz} Hz`, e.control_mode]),
+        ['l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'l'],
+      ));
+    }
+    process.stdout.write(`${L.join('\n')}\n`);
+    return checkOk && embError === null ? 0 : 1;
+  } finally {
+    await ckpt.close();
+  }
+}
