@@ -10,7 +10,10 @@
 // key ends with l = 0 and writes zeros (never NaN).
 // The masking modes (causal, segments, key mask, gate) are uniform flags, not consts: the branches are uniform
 // and this keeps the pipeline count to one per head dim.
-// Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ).
+// Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ), ROLLED.
+// ROLLED (software adapters only): the constant-trip loops take their trip counts from Params (`trip()`), so the
+// compiler keeps them rolled. lavapipe's LLVM otherwise spends 5–25 s unrolling one variant; GPUs get the
+// constants (select on a false const folds away) so the loops unroll and O / the scores stay in registers.
 struct Params {
   Lq: u32, Lk: u32, H: u32, G: u32,
   q_off: u32, q_rs: u32, q_hs: u32,
@@ -23,6 +26,7 @@ struct Params {
   nseg: u32,        // number of segments (0: none); Seg holds cu_seqlens [nseg + 1]
   mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
   has_gate: u32,
+  n_hd4: u32, n_kpt: u32, n_bk: u32, n_dpt4: u32,   // = HD/4, KPT, BK, DPT4 (read only when ROLLED)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -44,6 +48,8 @@ var<workgroup> Ks: array<vec4f, BK * STR>;
 var<workgroup> Vs: array<vec4f, BK * HD4>;
 var<workgroup> Ss: array<f32, BQ * BK>;
 var<workgroup> kok: array<u32, BK>;
+
+fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 
 fn ldq(i: u32) -> vec4f { return vec4f(Q[i], Q[i + 1u], Q[i + 2u], Q[i + 3u]); }
 fn ldk(i: u32) -> vec4f { return vec4f(K[i], K[i + 1u], K[i + 2u], K[i + 3u]); }
@@ -110,7 +116,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
   var m = NEG;
   var l = 0.0;
-  var o: array<vec4f, DPT4>;
+  var o = array<vec4f, DPT4>();
   for (var kt = lo; kt < hi; kt += BK) {
     workgroupBarrier();   // the previous tile's Ks / Vs / Ss are no longer read
     for (var idx = t; idx < BK * HD4; idx += WG_X) {
@@ -123,26 +129,31 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     if (t < BK) { kok[t] = select(0u, 1u, key_ok(kt + t)); }
     workgroupBarrier();
 
-    for (var a = 0u; a < KPT; a++) {
+    // Scores S[r][s + a·TPQ]: one Qs read per vec4 column serves all KPT keys of this thread.
+    // An explicit initializer: a loop-local `var x: T;` is zeroed only once per invocation on Dawn (Tint hoists it).
+    var sc = array<f32, KPT>();
+    for (var c = 0u; c < trip(HD4, P.n_hd4); c++) {
+      let qv = Qs[r * STR + c];
+      for (var a = 0u; a < trip(KPT, P.n_kpt); a++) { sc[a] += dot(qv, Ks[(s + a * TPQ) * STR + c]); }
+    }
+    for (var a = 0u; a < trip(KPT, P.n_kpt); a++) {
       let j = s + a * TPQ;
       let kj = kt + j;
-      var acc = vec4f(0.0);
-      for (var c = 0u; c < HD4; c++) { acc += Qs[r * STR + c] * Ks[j * STR + c]; }
       let ok = kok[j] != 0u && kj >= my_lo && kj < my_hi;
-      Ss[r * BK + j] = select(NEG, acc.x + acc.y + acc.z + acc.w, ok);
+      Ss[r * BK + j] = select(NEG, sc[a], ok);
     }
     workgroupBarrier();
 
     var mt = m;
-    for (var j = 0u; j < BK; j++) { mt = max(mt, Ss[r * BK + j]); }
+    for (var j = 0u; j < trip(BK, P.n_bk); j++) { mt = max(mt, Ss[r * BK + j]); }
     let alpha = exp(m - mt);   // 1 while nothing was seen (NEG − NEG); 0 at the first visible key
     l *= alpha;
-    for (var k = 0u; k < DPT4; k++) { o[k] *= alpha; }
-    for (var j = 0u; j < BK; j++) {
+    for (var k = 0u; k < trip(DPT4, P.n_dpt4); k++) { o[k] *= alpha; }
+    for (var j = 0u; j < trip(BK, P.n_bk); j++) {
       let sv = Ss[r * BK + j];
       let p = select(0.0, exp(sv - mt), sv > NEG_T);
       l += p;
-      for (var k = 0u; k < DPT4; k++) {
+      for (var k = 0u; k < trip(DPT4, P.n_dpt4); k++) {
         let c = s + k * TPQ;
         if (c < HD4) { o[k] += p * Vs[j * HD4 + c]; }
       }
@@ -153,7 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if (q0 + r >= P.Lq) { return; }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let ob = P.o_off + qi * (P.H * HD) + h * HD;
-  for (var k = 0u; k < DPT4; k++) {
+  for (var k = 0u; k < trip(DPT4, P.n_dpt4); k++) {
     let c = s + k * TPQ;
     if (c >= HD4) { break; }
     var y = o[k] * inv;

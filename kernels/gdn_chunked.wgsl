@@ -9,8 +9,11 @@
 // Thread (tv, tr) owns column tv and chunk rows tr, tr+RG, … (NRM of them) for R, V', O, and state rows
 // tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
 // those loads are broadcasts.
+// Long loops run to runtime bounds (P.dk, row/chunk counts), short register-block loops (NRM, NSR) are
+// const: constant long loops make llvmpipe unroll everything and take minutes to compile.
 struct Params {
   L: u32, Hk: u32, Hv: u32, dv: u32, nC: u32,
+  dk: u32,                           // = DK
   q_off: u32, q_row: u32, q_head: u32,
   k_off: u32, k_row: u32, k_head: u32,
   v_off: u32, v_row: u32, v_head: u32,
@@ -73,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       rowk[m] = kh + t * P.k_row;
       rowq[m] = qh + t * P.q_row;
     }
-    for (var i = 0u; i < DK; i++) {
+    for (var i = 0u; i < P.dk; i++) {
       let s = Ss[i * BV + tv];
       for (var m = 0u; m < NRM; m++) {
         X[m] += K[rowk[m] + i] * s;

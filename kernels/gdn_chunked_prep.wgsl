@@ -10,8 +10,12 @@
 // Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
 // part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
 // The Gram products k·k, q·k go through DK in TI-wide tiles staged in workgroup memory.
+// Long loops run to the runtime copies P.dk / P.ch of DK / CH: with constant trip counts llvmpipe unrolls
+// them completely and compiling one variant takes minutes. Only the short register-block loops are const.
 struct Params {
   L: u32, Hk: u32, Hv: u32, nC: u32,
+  dk: u32, ch: u32,                  // = DK, CH
+
   q_off: u32, q_row: u32, q_head: u32,
   k_off: u32, k_row: u32, k_head: u32,
   g_off: u32, beta_off: u32,
@@ -55,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let kb = P.k_off + t * P.k_row + hk * P.k_head;
       let qb = P.q_off + t * P.q_row + hk * P.q_head;
       var sk = 0.0; var sq = 0.0;
-      for (var i = 0u; i < DK; i++) {
+      for (var i = 0u; i < P.dk; i++) {
         let kv = K[kb + i];
         let qv = Q[qb + i];
         sk += kv * kv;
@@ -67,15 +71,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     gam[r] = gs; bet[r] = b; ikn[r] = ik; iqn[r] = iq;
   }
 
+  // Gram entries e = tid + m·WG_X → (r, s); the whole square is computed (branch-free), only s ≤ r is used.
   var acck: array<f32, NE>;
   var accq: array<f32, NE>;
-  for (var i0 = 0u; i0 < DK; i0 += TI) {
+  var ro: array<u32, NE>;
+  var so: array<u32, NE>;
+  for (var m = 0u; m < NE; m++) {
+    let e = min(tid + m * WG_X, CH * CH - 1u);
+    ro[m] = (e / CH) * TIP;
+    so[m] = (e % CH) * TIP;
+  }
+  for (var i0 = 0u; i0 < P.dk; i0 += TI) {
     workgroupBarrier();
     for (var e = tid; e < CH * TI; e += WG_X) {
       let r = e / TI;
       let i = i0 + e % TI;
       var kv = 0.0; var qv = 0.0;
-      if (r < n && i < DK) {
+      if (r < n && i < P.dk) {
         let t = t0 + r;
         kv = K[P.k_off + t * P.k_row + hk * P.k_head + i];
         qv = Q[P.q_off + t * P.q_row + hk * P.q_head + i];
@@ -84,18 +96,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       sh[CH * TIP + r * TIP + e % TI] = qv;
     }
     workgroupBarrier();
-    for (var m = 0u; m < NE; m++) {
-      let e = tid + m * WG_X;
-      let r = e / CH;
-      let s = e % CH;
-      if (e < CH * CH && s <= r) {
-        var ak = acck[m]; var aq = accq[m];
-        for (var ii = 0u; ii < TI; ii++) {
-          let ks = sh[s * TIP + ii];
-          ak += sh[r * TIP + ii] * ks;
-          aq += sh[CH * TIP + r * TIP + ii] * ks;
-        }
-        acck[m] = ak; accq[m] = aq;
+    let w = min(TI, P.dk - i0);
+    for (var ii = 0u; ii < w; ii++) {
+      for (var m = 0u; m < NE; m++) {
+        let ks = sh[so[m] + ii];
+        acck[m] += sh[ro[m] + ii] * ks;
+        accq[m] += sh[CH * TIP + ro[m] + ii] * ks;
       }
     }
   }
@@ -131,7 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (tid < CH) {
     let s = tid;
     var x: array<f32, CH>;
-    for (var r = 0u; r < CH; r++) {
+    for (var r = 0u; r < P.ch; r++) {
       var v = 0.0;
       if (r == s) {
         v = 1.0;

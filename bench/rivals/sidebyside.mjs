@@ -490,6 +490,8 @@ const cases = [
   { kind: 'linear', name: 'linear decode 1×4096·4096ᵀ f16 weights', M: 1, K: 4096, N: 4096, f16: true },
   // Qwen3.5-4B full-attention layer at a ~600-token prefill: 16 query heads, 4 KV heads, head_dim 256.
   { kind: 'attention', name: 'attention prefill Lq=Lk=600 H=16 Hkv=4 d=256 causal', Lq: 600, Lk: 600, H: 16, Hkv: 4, d: 256, causal: true },
+  // One decode step against that 600-token cache (our engine routes Lq ≤ 4 to split-K flash-decoding).
+  { kind: 'attention', name: 'attention decode Lq=1 Lk=600 H=16 Hkv=4 d=256', Lq: 1, Lk: 600, H: 16, Hkv: 4, d: 256, causal: true },
 ].filter((c) => (!opt.only || c.kind === opt.only) && (!opt.caseRe || opt.caseRe.test(c.name)));
 for (const c of cases) {
   c.flops = c.kind === 'linear' ? 2 * c.M * c.N * c.K : 4 * c.H * c.Lq * c.Lk * c.d;

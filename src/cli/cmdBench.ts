@@ -1,20 +1,71 @@
 // qvla bench: a dispatch table to the benchmark modules (written separately, under src/bench/).
-// A module plugs in by existing and exporting `(args: string[]) => Promise<number>` (the exit code) under one
-// of the names listed in BENCHES (first match wins; `default` also works).
+//
+// To plug a benchmark in, make its module exist and export `(args: string[]) => Promise<number>` (returning
+// the exit code) under one of the names its entry lists (the first match wins; `default` works too).
+// `kernels` adapts src/bench/ops.ts's API (parseOpBenchArgs + runOpBench(options) + OP_BENCH_USAGE).
 import { HELP_OPT, UsageError, formatHelp, type CommandSpec } from './args.js';
 
+type BenchFn = (args: string[]) => Promise<number>;
+type Mod = Record<string, unknown>;
+
 export interface BenchEntry {
-  /** Module path relative to this file's directory (compiled: dist/src/cli/). */
+  /** Module path relative to this file's directory (compiled: dist/src/cli/ → dist/src/bench/). */
   module: string;
-  /** Export names tried in order. */
-  exports: string[];
   summary: string;
+  /** The entry point found in the loaded module, or null. */
+  entry(mod: Mod): BenchFn | null;
+  /** What `entry` looks for (for the error message). */
+  wants: string;
 }
 
+function byName(names: string[]): Pick<BenchEntry, 'entry' | 'wants'> {
+  return {
+    wants: `one of ${names.join(', ')} as (args: string[]) => Promise<number>`,
+    entry: (mod) => {
+      for (const k of names) if (typeof mod[k] === 'function') return mod[k] as BenchFn;
+      return null;
+    },
+  };
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+}
+
+const kernels: BenchEntry = {
+  module: '../bench/ops.js',
+  summary: 'per-kernel GPU timings vs measured peaks (src/bench/ops.ts)',
+  wants: 'runOpBench(options) (and parseOpBenchArgs(args))',
+  entry: (mod) => {
+    const run = mod['runOpBench'];
+    if (typeof run !== 'function') return null;
+    const parse = mod['parseOpBenchArgs'];
+    const usage = typeof mod['OP_BENCH_USAGE'] === 'string' ? (mod['OP_BENCH_USAGE'] as string) : '';
+    return async (args: string[]) => {
+      if (args.includes('-h') || args.includes('--help')) {
+        process.stdout.write(`usage: qvla bench kernels [options]\n\n${usage}\n`);
+        return 0;
+      }
+      let opts: unknown = {};
+      if (typeof parse === 'function') {
+        try {
+          opts = (parse as (a: string[]) => unknown)(args);
+        } catch (e) {
+          throw new UsageError(`qvla bench kernels: ${firstLine(e)}; see 'qvla bench kernels --help'`);
+        }
+      } else if (args.length > 0) {
+        throw new UsageError('qvla bench kernels takes no options in this build');
+      }
+      await (run as (o: unknown) => Promise<unknown>)(opts);
+      return 0;
+    };
+  },
+};
+
 export const BENCHES: Record<string, BenchEntry> = {
-  kernels: { module: '../bench/ops.js', exports: ['runOpBench', 'run', 'default'], summary: 'per-kernel GPU timings (src/bench/ops.ts)' },
-  e2e: { module: '../bench/e2e.js', exports: ['runE2eBench', 'runE2E', 'run', 'default'], summary: 'end-to-end act() latency (src/bench/e2e.ts)' },
-  steps: { module: '../bench/steps.js', exports: ['runStepsBench', 'runSteps', 'run', 'default'], summary: 'latency and action error vs denoising steps / solver (src/bench/steps.ts)' },
+  kernels,
+  e2e: { module: '../bench/e2e.js', summary: 'end-to-end act() latency per stage (src/bench/e2e.ts)', ...byName(['runE2eBench', 'runE2E', 'run', 'default']) },
+  steps: { module: '../bench/steps.js', summary: 'latency and action error vs denoising steps / solver (src/bench/steps.ts)', ...byName(['runStepsBench', 'runSteps', 'run', 'default']) },
 };
 
 export const BENCH_SPEC: CommandSpec = {
@@ -25,23 +76,28 @@ export const BENCH_SPEC: CommandSpec = {
   options: [HELP_OPT],
 };
 
-type BenchFn = (args: string[]) => Promise<number>;
+function sourceOf(b: BenchEntry): string {
+  return b.module.replace(/^\.\.\//, 'src/').replace(/\.js$/, '.ts');
+}
 
 /** Loads a benchmark's entry point; null when its module is not built. */
 export async function loadBench(name: string): Promise<BenchFn | null> {
   const b = BENCHES[name];
   if (!b) throw new UsageError(`qvla bench: unknown benchmark ${JSON.stringify(name)} (known: ${Object.keys(BENCHES).join(', ')})`);
   const url = new URL(b.module, import.meta.url);
-  let mod: Record<string, unknown>;
+  let mod: Mod;
   try {
-    mod = (await import(url.href)) as Record<string, unknown>;
+    mod = (await import(url.href)) as Mod;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if ((err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'ERR_LOAD_URL') && String(err.message).includes(url.pathname.split('/').pop()!.replace(/\.js$/, ''))) return null;
+    // Only "this very module is missing" means not built; a missing dependency of it is a real error.
+    const base = url.pathname.split('/').pop()!;
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(`/bench/${base}'`)) return null;
     throw e;
   }
-  for (const k of b.exports) if (typeof mod[k] === 'function') return mod[k] as BenchFn;
-  throw new Error(`${b.module.replace(/^\.\.\//, 'src/').replace(/\.js$/, '.ts')} exports none of ${b.exports.join(', ')} as a function (args: string[]) => Promise<number>`);
+  const fn = b.entry(mod);
+  if (!fn) throw new Error(`${sourceOf(b)} is there but exports no ${b.wants}`);
+  return fn;
 }
 
 export async function cmdBench(argv: string[]): Promise<number> {
@@ -55,8 +111,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   }
   const fn = await loadBench(name);
   if (!fn) {
-    const src = BENCHES[name]!.module.replace(/^\.\.\//, 'src/').replace(/\.js$/, '.ts');
-    process.stderr.write(`qvla bench ${name}: not built (${src} is not there yet, or run \`npm run build\`)\n`);
+    process.stderr.write(`qvla bench ${name}: not built (${sourceOf(BENCHES[name]!)} is not there yet, or run \`npm run build\`)\n`);
     return 1;
   }
   return fn(argv.slice(1));

@@ -6,7 +6,7 @@ import { parseEmbodiments, type EmbodimentRegistry } from '../policy/embodiments
 import { expectedTensors, isIgnoredTensor, numel, type TensorGroup } from '../model/expectedTensors.js';
 import { getFlag, DEVICE_INFO_OPT, HELP_OPT, type CommandSpec, type Parsed } from './args.js';
 import { CHECKPOINT_OPT, checkpointDir, isTinyCheckpoint } from './common.js';
-import { fmtBytes, fmtCount, fmtParams, oneLine, table } from './format.js';
+import { fmtBytes, fmtCount, fmtParams, oneLine, prettyJson, table } from './format.js';
 
 export const INSPECT_SPEC: CommandSpec = {
   name: 'inspect',
@@ -133,7 +133,7 @@ export async function cmdInspect(p: Parsed): Promise<number> {
         embodiments: embs,
         embodiments_error: embError,
       };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      process.stdout.write(`${prettyJson(out)}\n`);
       return checkOk && embError === null ? 0 : 1;
     }
 

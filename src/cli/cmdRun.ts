@@ -11,7 +11,7 @@ import {
   CHECKPOINT_OPT, F16_OPT, MAX_PIXELS_OPT, checkpointDir, imagesFromArgs, isTinyCheckpoint, loadPolicy,
   policyOptions, readRegistry, stateFromArg,
 } from './common.js';
-import { actHeadline, actionTable, latencyBreakdown, timingsJson } from './format.js';
+import { actHeadline, actionTable, latencyBreakdown, prettyJson, timingsJson } from './format.js';
 import { checkPlotPaths, writeResultPlots } from './plotResult.js';
 
 export const RUN_SPEC: CommandSpec = {
@@ -140,7 +140,7 @@ export async function cmdRun(p: Parsed): Promise<number> {
         warm: warm > 0,
         plots: prep.plots.map((f) => nodePath.resolve(f)),
       };
-      process.stdout.write(`${JSON.stringify(resultJson(r, prep.emb, extra), null, 2)}\n`);
+      process.stdout.write(`${prettyJson(resultJson(r, prep.emb, extra))}\n`);
     } else {
       const out: string[] = [];
       if (isTinyCheckpoint(prep.dir)) out.push('note: weights/tiny has random weights: every stage runs for real, but the actions mean nothing.');

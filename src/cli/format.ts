@@ -112,3 +112,17 @@ export function timingsJson(t: StageTimings): Record<string, unknown> {
 export function oneLine(msg: string): string {
   return msg.split('\n').map((s) => s.trim()).filter((s) => s.length > 0).join('; ');
 }
+
+/** JSON with 2-space indentation, but arrays of numbers/strings/booleans on one line (action rows stay readable). */
+export function prettyJson(v: unknown, indent = ''): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  const inner = `${indent}  `;
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    if (v.every((x) => x === null || typeof x !== 'object')) return `[${v.map((x) => JSON.stringify(x) ?? 'null').join(', ')}]`;
+    return `[\n${v.map((x) => `${inner}${prettyJson(x, inner)}`).join(',\n')}\n${indent}]`;
+  }
+  const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+  if (entries.length === 0) return '{}';
+  return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${prettyJson(x, inner)}`).join(',\n')}\n${indent}}`;
+}

@@ -65,6 +65,9 @@ export class Gpu {
   private lostInfo: GPUDeviceLostInfo | null = null;
   private errors: GPUError[] = [];
   private destroyed = false;
+  private deviceDestroyed = false;
+  /** Callbacks of pending `guard()` waits; called once when the device is lost. */
+  private readonly lostListeners = new Set<(e: GpuError) => void>();
 
   private constructor(
     private readonly instance: GPU, // pinned: see the header comment
@@ -73,8 +76,21 @@ export class Gpu {
     readonly features: GpuFeatures,
     readonly adapterInfo: GPUAdapterInfo,
   ) {
+    // device.destroy() called by anyone (tests simulate a loss that way) marks the Gpu lost at once; the
+    // `lost` promise below only settles a microtask later, after which a call could already have started.
+    try {
+      const destroyDevice = device.destroy.bind(device);
+      device.destroy = () => {
+        this.deviceDestroyed = true;
+        destroyDevice();
+        this.notifyLost();
+      };
+    } catch {
+      /* a non-writable destroy: the lost promise still reports it */
+    }
     device.lost.then((info) => {
       this.lostInfo = info;
+      this.notifyLost();
     });
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
       this.errors.push(ev.error);
@@ -137,16 +153,55 @@ export class Gpu {
   }
 
   get isLost(): boolean {
-    return this.lostInfo !== null || this.destroyed;
+    return this.lostInfo !== null || this.destroyed || this.deviceDestroyed;
+  }
+
+  /** The error describing the loss (only meaningful once `isLost`). */
+  lostError(): GpuError {
+    if (this.lostInfo) {
+      const msg = this.lostInfo.message ? `: ${this.lostInfo.message}` : '';
+      return new GpuError(`GPU device lost (${this.lostInfo.reason})${msg}. Re-create the Gpu / Policy to recover.`, 'lost');
+    }
+    return new GpuError('GPU device was destroyed. Re-create the Gpu / Policy to recover.', 'lost');
+  }
+
+  /**
+   * `p`, or a GpuError('lost') as soon as the device is lost, whichever comes first: a lost device may reject
+   * mapAsync or never resolve onSubmittedWorkDone, and nothing may hang on it. (A listener set, not a
+   * Promise.race against `device.lost`: racing a promise that stays pending for the device's whole life would
+   * keep one reaction per call alive forever, a leak in a long control loop.)
+   */
+  guard<T>(p: Promise<T>): Promise<T> {
+    if (this.isLost) {
+      p.catch(() => undefined); // its late rejection is expected; keep it from being reported as unhandled
+      return Promise.reject(this.lostError());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onLost = (e: GpuError) => reject(e);
+      this.lostListeners.add(onLost);
+      p.then(
+        (v) => {
+          this.lostListeners.delete(onLost);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.lostListeners.delete(onLost);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  private notifyLost(): void {
+    if (this.lostListeners.size === 0) return;
+    const err = this.lostError();
+    for (const l of [...this.lostListeners]) l(err);
+    this.lostListeners.clear();
   }
 
   /** Throw a clear error if the device was lost or an asynchronous validation error was recorded. */
   checkHealthy(): void {
-    if (this.lostInfo) {
-      const msg = this.lostInfo.message ? `: ${this.lostInfo.message}` : '';
-      throw new GpuError(`GPU device lost (${this.lostInfo.reason})${msg}. Re-create the Gpu / Policy to recover.`, 'lost');
-    }
-    if (this.destroyed) throw new GpuError('GPU device was destroyed. Re-create the Gpu / Policy to recover.', 'lost');
+    if (this.isLost) throw this.lostError();
     if (this.errors.length > 0) {
       const errs = this.errors.splice(0);
       const kind = errs[0].constructor.name === 'GPUOutOfMemoryError' ? 'out-of-memory' : 'validation';
@@ -157,7 +212,7 @@ export class Gpu {
   /** Waits for all submitted work; throws if the device was lost or an error was recorded. */
   async sync(): Promise<void> {
     this.stream.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.guard(this.device.queue.onSubmittedWorkDone());
     await this.pipelines.checkCompilation();
     this.checkHealthy();
   }
@@ -165,6 +220,7 @@ export class Gpu {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.notifyLost();
     this.buffers.destroyAll();
     this.stream.destroy();
     this.device.destroy();

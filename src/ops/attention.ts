@@ -5,8 +5,8 @@
 // - `attention.wgsl`: flash attention, one workgroup per (BQ-query tile, head), KV tiles in shared memory, online
 //   softmax. The general / prefill path.
 // - `attention_decode.wgsl` + `attention_decode_reduce.wgsl`: split-K flash-decoding for Lq ≤ DECODE_MAX_Q
-//   queries against a long key range: partials per (split, head), then a reduce. `attention()` routes there when
-//   Lq ≤ DECODE_MAX_Q and Lk ≥ DECODE_MIN_K.
+//   queries against a long key range: partials per (split, kv head) covering all query heads of the GQA group
+//   (K/V read once), then a reduce. `attention()` routes there when Lq ≤ DECODE_MAX_Q and Lk ≥ DECODE_MIN_K.
 // - `attention_kv_append.wgsl`: KVCache.append (strided rows → contiguous cache rows, K and V in one dispatch).
 // Pipeline keys carry only the head dim (a compile-time array size) and the tile sizes derived from it (and NQ
 // for decode); masking modes are uniform flags so the variant count stays one per head dim.
@@ -52,6 +52,14 @@ export const DECODE_MIN_K = 128;
 export const MAX_HEAD_DIM = 256;
 
 const WG = 64;
+
+/**
+ * Loop rolling of the attention kernels (the ROLLED const): 'auto' = rolled on software adapters only (lavapipe
+ * compiles the unrolled variants 4–18× slower, 5–25 s each cold), unrolled on GPUs. Tests set false to check
+ * the GPU code path on lavapipe.
+ */
+export const attentionConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+const rolled = (gpu: Gpu) => (attentionConfig.rolled === 'auto' ? gpu.isSoftware : attentionConfig.rolled);
 
 interface Bound { range: BufferRange; off: number }
 
@@ -206,7 +214,7 @@ export function attention(a: AttentionArgs): Tensor {
   const spec: KernelSpec = {
     file: 'attention',
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
-    consts: { HD: p.hd, BQ, BK, TPQ, DPT4 },
+    consts: { HD: p.hd, BQ, BK, TPQ, DPT4, ROLLED: rolled(gpu) },
     workgroup: [WG],
   };
   const dummy = { buffer: gpu.dummy };
@@ -220,28 +228,38 @@ export function attention(a: AttentionArgs): Tensor {
     f(a.scale),
     u(p.causal ? 1 : 0), i(p.causalOffset),
     u(p.seg?.n ?? 0), u(p.mask?.kind ?? 0), u(p.gate ? 1 : 0),
+    u(p.hd / 4), u(BK / TPQ), u(BK), u(DPT4),
   ];
   const buffers = [p.q.range, p.k.range, p.v.range, p.gate?.range ?? dummy, p.mask?.range ?? dummy, p.seg?.range ?? dummy, p.outB.range];
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [Math.ceil(p.Lq / BQ), p.H], a.label);
   return p.out;
 }
 
-/** Split sizes for flash-decoding: enough (split, head) workgroups to fill a GPU, chunks a multiple of the tile. */
-export function decodeSplits(Lk: number, numHeads: number): { chunk: number; nsplit: number } {
+/**
+ * Split sizes for flash-decoding: enough (split, kv head, row group) workgroups to fill a GPU (~256, not tuned on
+ * lavapipe); chunks are a multiple of the KT = 64-key tile.
+ */
+export function decodeSplits(Lk: number, workgroupsPerSplit: number): { chunk: number; nsplit: number } {
   const tiles = Math.max(1, Math.ceil(Lk / WG));
-  const target = Math.max(1, Math.ceil(256 / numHeads)); // ~256 workgroups in total (not tuned on lavapipe)
+  const target = Math.max(1, Math.ceil(256 / workgroupsPerSplit));
   const chunk = Math.ceil(tiles / Math.min(tiles, target)) * WG;
   return { chunk, nsplit: Math.max(1, Math.ceil(Lk / chunk)) };
 }
 
 /** Flash-decoding for Lq ≤ DECODE_MAX_Q queries: per-split partials, then a reduce. Same semantics as attention(). */
 export function attentionDecode(a: AttentionArgs): Tensor {
+  if (a.Lq > DECODE_MAX_Q) {
+    throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: Lq=${a.Lq} exceeds the decode kernel's ${DECODE_MAX_Q} query rows (use attention())`);
+  }
   const p = prepare('attentionDecode', a);
-  if (p.Lq > DECODE_MAX_Q) throw new Error(`${p.what}: Lq=${p.Lq} exceeds the decode kernel's ${DECODE_MAX_Q} query rows (use attention())`);
   const { gpu } = p;
   if (p.Lq === 0) return p.out;
-  const NQ = p.Lq === 1 ? 1 : DECODE_MAX_Q;
-  const { chunk, nsplit } = decodeSplits(p.Lk, p.H);
+  // Rows per workgroup: the G·Lq (query head, query) pairs sharing a kv head, in groups of NQ ∈ {1, 4, 8}.
+  const R = p.G * p.Lq;
+  const NQ = R === 1 ? 1 : R <= 4 ? 4 : 8;
+  const groups = Math.ceil(R / NQ);
+  const DPT4 = Math.ceil(p.hd / 4 / WG);
+  const { chunk, nsplit } = decodeSplits(p.Lk, p.Hkv * groups);
   const rows = p.H * p.Lq * nsplit;
   const part = Tensor.empty(gpu, [rows, p.hd], 'f32', 'attention.partials');
   const meta = Tensor.empty(gpu, [rows, 2], 'f32', 'attention.meta');
@@ -249,7 +267,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   const spec: KernelSpec = {
     file: 'attention_decode',
     bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    consts: { HD: p.hd, NQ, DPT4: Math.ceil(p.hd / 4 / WG) },
+    consts: { HD: p.hd, NQ, DPT4, ROLLED: rolled(gpu) },
     workgroup: [WG],
   };
   const params = [
@@ -262,9 +280,10 @@ export function attentionDecode(a: AttentionArgs): Tensor {
     u(p.causal ? 1 : 0), i(p.causalOffset),
     u(p.seg?.n ?? 0), u(p.mask?.kind ?? 0),
     u(chunk), u(nsplit),
+    u(p.hd / 4), u(NQ), u(WG), u(DPT4),
   ];
   const buffers = [p.q.range, p.k.range, p.v.range, p.mask?.range ?? dummy, p.seg?.range ?? dummy, part.binding(), meta.binding()];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [nsplit, p.H], a.label && `${a.label}.partial`);
+  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [nsplit, p.Hkv, groups], a.label && `${a.label}.partial`);
   const red: KernelSpec = { file: 'attention_decode_reduce', bindings: ['read', 'read', 'read', 'write'], workgroup: [WG] };
   const rparams = [u(p.Lq), u(p.H), u(p.hd / 4), u(nsplit), u(p.gate?.off ?? 0), u(p.gate?.rs ?? 0), u(p.gate?.hs ?? 0), u(p.gate ? 1 : 0), u(p.outB.off)];
   gpu.stream.dispatch(gpu.pipelines.get(red), [part.binding(), meta.binding(), p.gate?.range ?? dummy, p.outB.range], rparams, [p.Lq, p.H], a.label && `${a.label}.reduce`);

@@ -253,7 +253,7 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
   gpu.stream.dispatch(
     gpu.pipelines.get(prep),
     [whole(c.q.buffer), whole(c.k.buffer), whole(a.g.buffer), whole(a.beta.buffer), Tm.binding(), Pm.binding(), aux.binding()],
-    [u(c.L), u(c.Hk), u(Hv), u(nC), ...qkvParams(c, false), u(elemBase(a.g)), u(elemBase(a.beta)), f(1 / Math.sqrt(c.dk))],
+    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(elemBase(a.g)), u(elemBase(a.beta)), f(1 / Math.sqrt(c.dk))],
     [nC, Hv],
     'gdn.chunk_prep',
   );
@@ -266,7 +266,7 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
   gpu.stream.dispatch(
     gpu.pipelines.get(main),
     [whole(c.q.buffer), whole(c.k.buffer), whole(c.v.buffer), Tm.binding(), Pm.binding(), aux.binding(), whole(a.state.buffer), whole(c.out.buffer)],
-    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), ...qkvParams(c, true), u(elemBase(a.state)), u(elemBase(c.out))],
+    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(elemBase(a.state)), u(elemBase(c.out))],
     [Math.ceil(c.dv / c.BV), Hv],
     'gdn.chunked',
   );

@@ -9,6 +9,17 @@
 // K/V, once per observation) → N denoising steps (the chosen solver) → readback + unnormalisation (CPU).
 // GPU buffers come from the pool and the text cache is preallocated, so steady-state calls allocate no new
 // GPU buffers.
+//
+// Reliability (tests in test/reliability/):
+// - NaN guard: the final chunk's non-finite values are counted on the GPU (src/ops/countNonFinite) into a
+//   word read back in the same mapAsync as the chunk; any → PolicyError("… (NaN guard)"), never garbage.
+// - Device loss: every act()/chat() is raced against the device's loss (Gpu.guard), so a call in flight when
+//   the device goes away rejects with GpuError kind 'lost' (no hang, whatever Dawn does with the pending
+//   mapAsync / onSubmittedWorkDone). recover() re-creates the device and re-uploads the weights from the same,
+//   still-open checkpoint, reusing the parsed config, tokenizer and embodiments; with `autoRecover` (default)
+//   a policy that owns its device does that itself at the start of the next call. Everything device-bound
+//   (Gpu, weights, VLM, decoder, text cache, masks) lives in one `DeviceState` that a call captures at its
+//   start, so an abandoned call that is still unwinding on the dead device never touches the new one.
 import { Gpu, GpuError } from '../gpu/device.js';
 import { Tensor } from '../tensor.js';
 import { openCheckpoint, type Checkpoint } from '../io/checkpoint.js';
@@ -29,6 +40,7 @@ import {
 import { integrate, SOLVERS, GRIDS, evaluations, type SolverName, type GridName } from './samplers.js';
 import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
+import { countNonFinite } from '../ops/checkFinite.js';
 
 export class PolicyError extends Error {
   constructor(message: string, readonly field?: string) {
@@ -99,6 +111,33 @@ export interface PolicyOptions {
   onProgress?: (p: UploadProgress) => void;
   /** Sync the GPU between stages so timings are per stage (default true; false = lowest latency, total only). */
   stageTimings?: boolean;
+  /**
+   * After a device loss, let the next act()/chat() call recover() by itself (re-create the device, re-upload
+   * the weights) before running. Default true. Only for a policy that owns its device: with a caller-supplied
+   * `gpu`, calls keep failing with GpuError('lost') until `recover(newGpu)`. With false, calls fail with
+   * GpuError('lost') until `recover()` is called.
+   */
+  autoRecover?: boolean;
+}
+
+/** Everything bound to one GPU device; replaced whole by recover(). */
+interface DeviceState {
+  gpu: Gpu;
+  weights: WeightStore;
+  vlm: QwenVLM;
+  decoder: ActionDecoder;
+  cache: TextCache;
+  masks: Map<string, { action: Tensor; rows: Tensor }>;
+  disposed: boolean;
+}
+
+export interface PolicyStats {
+  /** Device losses seen (a call failed on, or started with, a lost device). */
+  deviceLosses: number;
+  /** Successful recover() runs (explicit or automatic). */
+  recoveries: number;
+  /** act() calls stopped by the NaN guard. */
+  nanGuardTrips: number;
 }
 
 function nowMs(): number {
@@ -106,47 +145,188 @@ function nowMs(): number {
 }
 
 export class Policy {
-  private cache: TextCache;
-  private maskCache = new Map<string, { action: Tensor; rows: Tensor }>();
+  private dev: DeviceState;
   private busy = false;
+  private destroyed = false;
+  private lossCounted: Gpu | null = null;
+  readonly stats: PolicyStats = { deviceLosses: 0, recoveries: 0, nanGuardTrips: 0 };
 
   private constructor(
-    readonly gpu: Gpu,
-    private readonly ownsGpu: boolean,
+    dev: DeviceState,
+    private ownsGpu: boolean,
     readonly ckpt: Checkpoint,
     readonly config: QvlaConfig,
     readonly preprocessor: PreprocessorConfig,
     readonly tokenizer: QvlaTokenizer,
     readonly embodiments: EmbodimentRegistry,
-    readonly weights: WeightStore,
-    readonly vlm: QwenVLM,
-    readonly decoder: ActionDecoder,
     readonly options: PolicyOptions,
   ) {
-    this.cache = vlm.newCache(options.maxContext ?? 4096);
+    this.dev = dev;
+  }
+
+  /** The current device (a new one after recover()). */
+  get gpu(): Gpu {
+    return this.dev.gpu;
+  }
+
+  get weights(): WeightStore {
+    return this.dev.weights;
+  }
+
+  get vlm(): QwenVLM {
+    return this.dev.vlm;
+  }
+
+  get decoder(): ActionDecoder {
+    return this.dev.decoder;
+  }
+
+  /** Uploads the weights to `gpu` and builds the device-bound state (on failure, frees what it made). */
+  private static async deviceState(gpu: Gpu, ckpt: Checkpoint, opts: PolicyOptions): Promise<DeviceState> {
+    const cfg = ckpt.config;
+    const weights = await loadWeights(gpu, ckpt, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
+    try {
+      const vlm = new QwenVLM(gpu, cfg, weights);
+      const decoder = new ActionDecoder(gpu, cfg.actionExpert!, weights);
+      const cache = vlm.newCache(opts.maxContext ?? 4096);
+      await gpu.sync();
+      return { gpu, weights, vlm, decoder, cache, masks: new Map(), disposed: false };
+    } catch (e) {
+      weights.destroy();
+      throw e;
+    }
   }
 
   static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
     const ckpt = await openCheckpoint(dir, { requireEmbodiments: true });
-    const cfg = ckpt.config;
-    if (!cfg.actionExpert) throw new CheckpointError('has no action_expert section: this checkpoint is a VLM only (use `qvla chat`)', { file: `${dir}/config.json`, field: 'action_expert' });
-    const ae = cfg.actionExpert;
-    const embodiments = parseEmbodiments(ckpt.embodiments, { kMax: ae.kMax, sMax: ae.sMax, hMax: ae.hMax }, `${dir}/embodiments.json`);
-    const tokenizer = await QvlaTokenizer.load(dir);
-    const pre = { ...ckpt.preprocessor };
-    if (opts.maxPixels !== undefined) {
-      if (!(opts.maxPixels >= pre.minPixels)) throw new PolicyError(`must be ≥ min_pixels ${pre.minPixels}`, 'maxPixels');
-      pre.maxPixels = opts.maxPixels;
-    }
-    const gpu = opts.gpu ?? (await Gpu.create());
+    // Any failure below closes the checkpoint's files (a bad checkpoint must not leak file handles).
+    let gpu: Gpu | null = null;
     try {
-      const weights = await loadWeights(gpu, ckpt, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
-      const vlm = new QwenVLM(gpu, cfg, weights);
-      const decoder = new ActionDecoder(gpu, ae, weights);
-      await gpu.sync();
-      return new Policy(gpu, !opts.gpu, ckpt, cfg, pre, tokenizer, embodiments, weights, vlm, decoder, opts);
+      const cfg = ckpt.config;
+      if (!cfg.actionExpert) throw new CheckpointError('has no action_expert section: this checkpoint is a VLM only (use `qvla chat`)', { file: `${dir}/config.json`, field: 'action_expert' });
+      const ae = cfg.actionExpert;
+      const embodiments = parseEmbodiments(ckpt.embodiments, { kMax: ae.kMax, sMax: ae.sMax, hMax: ae.hMax }, `${dir}/embodiments.json`);
+      const tokenizer = await QvlaTokenizer.load(dir);
+      const pre = { ...ckpt.preprocessor };
+      if (opts.maxPixels !== undefined) {
+        if (!(opts.maxPixels >= pre.minPixels)) throw new PolicyError(`must be ≥ min_pixels ${pre.minPixels}`, 'maxPixels');
+        pre.maxPixels = opts.maxPixels;
+      }
+      gpu = opts.gpu ?? (await Gpu.create());
+      const dev = await Policy.deviceState(gpu, ckpt, opts);
+      return new Policy(dev, !opts.gpu, ckpt, cfg, pre, tokenizer, embodiments, opts);
     } catch (e) {
-      if (!opts.gpu) gpu.destroy();
+      if (gpu && !opts.gpu) gpu.destroy();
+      await ckpt.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** True when the device is lost (the next call recovers first, with autoRecover, or fails). */
+  get deviceLost(): boolean {
+    return this.dev.gpu.isLost;
+  }
+
+  /**
+   * Re-creates the device state after a device loss: frees what is left of the old one, creates a new Gpu (or
+   * takes `gpu`, which the caller then keeps owning), re-uploads the weights from the same checkpoint (still
+   * open) and rebuilds the VLM, decoder, text cache and masks. Config, tokenizer, preprocessor and embodiments
+   * are reused as parsed. Same device kind → bit-identical actions for the same seed. Also works on a healthy
+   * device (a fresh start). On failure the policy stays unrecovered and the next call tries again.
+   */
+  async recover(gpu?: Gpu): Promise<void> {
+    if (this.destroyed) throw new PolicyError('this policy was destroyed; load a new one');
+    if (this.busy) throw new PolicyError('recover() cannot run while act()/chat() is running on this policy; await it first');
+    this.busy = true;
+    try {
+      await this.recoverInner(gpu);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async recoverInner(gpu?: Gpu): Promise<void> {
+    if (!gpu && !this.ownsGpu) {
+      throw new PolicyError(
+        'this policy runs on a caller-supplied Gpu (PolicyOptions.gpu), which it cannot re-create: create a new Gpu and call policy.recover(gpu)',
+      );
+    }
+    this.noteLoss();
+    this.disposeDevice(this.dev, this.ownsGpu);
+    const next = gpu ?? (await Gpu.create());
+    try {
+      this.dev = await Policy.deviceState(next, this.ckpt, this.options);
+    } catch (e) {
+      if (!gpu) next.destroy();
+      throw e;
+    }
+    this.ownsGpu = !gpu;
+    this.stats.recoveries++;
+  }
+
+  /** Frees one device state (idempotent; fine on a lost device, where it only drops the handles). */
+  private disposeDevice(d: DeviceState, ownsGpu: boolean): void {
+    if (d.disposed) return;
+    d.disposed = true;
+    for (const m of d.masks.values()) {
+      m.action.release();
+      m.rows.release();
+    }
+    d.masks.clear();
+    d.cache.release();
+    d.decoder.destroy();
+    d.vlm.text.destroy();
+    d.weights.destroy();
+    if (ownsGpu) d.gpu.destroy();
+  }
+
+  private noteLoss(): void {
+    const g = this.dev.gpu;
+    if (g.isLost && this.lossCounted !== g) {
+      this.lossCounted = g;
+      this.stats.deviceLosses++;
+    }
+  }
+
+  private lostMessage(what: string, during: boolean, cause: unknown): GpuError {
+    const why = cause instanceof GpuError ? cause.message.replace(/\.?\s*Re-create the Gpu \/ Policy to recover\.$/, '') : 'GPU device lost';
+    const how = !this.ownsGpu
+      ? 'This policy runs on a caller-supplied Gpu: create a new Gpu and call policy.recover(gpu) (or load a new Policy).'
+      : (this.options.autoRecover ?? true)
+        ? 'The next call re-creates the device and re-uploads the weights by itself (autoRecover), or call policy.recover() now.'
+        : 'Call policy.recover() to re-create the device and re-upload the weights (autoRecover is off).';
+    const err = new GpuError(
+      `${what} ${during ? 'failed: the GPU device was lost during the call' : 'cannot run: the GPU device was lost'} (${why}); no actions were produced. ${how}`,
+      'lost',
+    );
+    (err as Error & { cause?: unknown }).cause = cause;
+    return err;
+  }
+
+  /** Start of a call: a lost device is recovered (autoRecover, owned device) or reported. */
+  private async ensureDevice(what: string): Promise<DeviceState> {
+    if (this.destroyed) throw new PolicyError(`${what}: this policy was destroyed; load a new one`);
+    const g = this.dev.gpu;
+    if (g.isLost) {
+      this.noteLoss();
+      if (!this.ownsGpu || !(this.options.autoRecover ?? true)) throw this.lostMessage(what, false, g.lostError());
+      await this.recoverInner();
+    }
+    return this.dev;
+  }
+
+  /**
+   * Runs one call's body on `d`, raced against the loss of d's device: if the device goes away mid-call the
+   * call rejects at once with GpuError('lost') (the abandoned body unwinds on the dead device, harmlessly).
+   */
+  private async guarded<T>(what: string, d: DeviceState, body: () => Promise<T>): Promise<T> {
+    try {
+      return await d.gpu.guard(body());
+    } catch (e) {
+      if (d.gpu.isLost) {
+        this.noteLoss();
+        throw this.lostMessage(what, true, e instanceof GpuError && e.kind === 'lost' ? e : d.gpu.lostError());
+      }
       throw e;
     }
   }
@@ -156,17 +336,17 @@ export class Policy {
   }
 
   /** Masks for an embodiment: action [h_max, k_max] and self-attention keys [1 + h_max]. */
-  private masks(emb: Embodiment): { action: Tensor; rows: Tensor } {
-    let m = this.maskCache.get(emb.key);
+  private masks(d: DeviceState, emb: Embodiment): { action: Tensor; rows: Tensor } {
+    let m = d.masks.get(emb.key);
     if (!m) {
       const ae = this.config.actionExpert!;
       const rows = new Float32Array(1 + ae.hMax);
       rows.fill(1, 0, 1 + emb.control.chunk);
       m = {
-        action: Tensor.from(this.gpu, actionMask(emb, ae.hMax, ae.kMax), [ae.hMax, ae.kMax], 'f32', `mask.${emb.key}`),
-        rows: Tensor.from(this.gpu, rows, [1 + ae.hMax], 'f32', `rowmask.${emb.key}`),
+        action: Tensor.from(d.gpu, actionMask(emb, ae.hMax, ae.kMax), [ae.hMax, ae.kMax], 'f32', `mask.${emb.key}`),
+        rows: Tensor.from(d.gpu, rows, [1 + ae.hMax], 'f32', `rowmask.${emb.key}`),
       };
-      this.maskCache.set(emb.key, m);
+      d.masks.set(emb.key, m);
     }
     return m;
   }
@@ -224,21 +404,25 @@ export class Policy {
     return { steps, solver, grid, seed };
   }
 
-  /** Observation → actions. Calls are serialised (one at a time per policy). */
+  /**
+   * Observation → actions. Calls are serialised (one at a time per policy). A device loss during the call
+   * rejects it with GpuError('lost'); see PolicyOptions.autoRecover and recover() for what happens next.
+   */
   async act(req: ActRequest): Promise<ActResult> {
     if (this.busy) throw new PolicyError('act() is already running on this policy; await the previous call (or use one Policy per caller)');
     this.busy = true;
     try {
-      return await this.actInner(req);
+      const d = await this.ensureDevice('act()');
+      return await this.guarded('act()', d, () => this.actInner(req, d));
     } finally {
       this.busy = false;
     }
   }
 
-  private async actInner(req: ActRequest): Promise<ActResult> {
+  private async actInner(req: ActRequest, d: DeviceState): Promise<ActResult> {
     const t0 = nowMs();
     const { steps, solver, grid, seed } = this.validate(req);
-    const gpu = this.gpu;
+    const gpu = d.gpu;
     gpu.checkHealthy();
     const emb = this.embodiments.get(req.embodiment);
     const ae = this.config.actionExpert!;
@@ -268,7 +452,7 @@ export class Policy {
         throw new PolicyError(e instanceof Error ? e.message : String(e), `images[${k}]`);
       }
     }
-    const maxTokens = this.cache.maxLen;
+    const maxTokens = d.cache.maxLen;
     let prompt;
     try {
       prompt = buildActionPrompt(
@@ -285,9 +469,9 @@ export class Policy {
     const vlmLayer = ae.vlmLayer;
     const N = this.config.text.numHiddenLayers;
     let tVision = tPre;
-    const pre = await this.vlm.prefill(
+    const pre = await d.vlm.prefill(
       { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images },
-      this.cache,
+      d.cache,
       { collect: vlmLayer === N ? [] : [vlmLayer], afterVision: async () => { tVision = await stage(); } },
     );
     pre.vision?.release();
@@ -296,11 +480,11 @@ export class Policy {
     if (cond !== pre.hidden) pre.hidden.release();
 
     // ---- decoder context (once per observation)
-    const ctx = this.decoder.prepareContext(cond);
+    const ctx = d.decoder.prepareContext(cond);
     cond.release();
     const stateT = normState ? Tensor.from(gpu, normState, [ae.sMax], 'f32', 'state') : null;
-    const stateTok = this.decoder.stateToken(stateT);
-    const masks = this.masks(emb);
+    const stateTok = d.decoder.stateToken(stateT);
+    const masks = this.masks(d, emb);
     const noise = req.noise ? Float32Array.from(req.noise) : new Rng(seed).normals(ae.hMax * ae.kMax);
     const m = actionMask(emb, ae.hMax, ae.kMax);
     for (let k = 0; k < noise.length; k++) noise[k] *= m[k];
@@ -312,9 +496,11 @@ export class Policy {
     const trajectory: Float32Array[] = [];
     const pendingReads: Promise<void>[] = [];
     let tStep = tCtx;
+    let readback: Tensor | null = null;
+    let completed = false;
     try {
       await integrate(
-        (y, tau, out) => this.decoder.velocity(y, tau, ctx, stateTok, masks.rows, out),
+        (y, tau, out) => d.decoder.velocity(y, tau, ctx, stateTok, masks.rows, out),
         Y, masks.action,
         {
           steps, solver, grid, shift: req.shift ?? this.config.actionExpert!.timeShift,
@@ -332,17 +518,37 @@ export class Policy {
           },
         },
       );
-      const raw = await Y.readF32();
+      // NaN guard: the chunk and its non-finite count (on the GPU) come back in one readback.
+      const n = ae.hMax * ae.kMax;
+      readback = Tensor.empty(gpu, [n + 1], 'u32', 'chunk+flag');
+      gpu.stream.copy(Y.buffer, Y.offset, readback.buffer, readback.offset, n * 4);
+      countNonFinite(Y, { out: readback, outOffset: n });
+      const bytes = await gpu.stream.read(readback.buffer, readback.offset, (n + 1) * 4);
+      const raw = new Float32Array(bytes.slice(0, n * 4));
+      let bad = new Uint32Array(bytes, n * 4, 1)[0];
       await Promise.all(pendingReads);
       const tRead = nowMs();
-      for (let k = 0; k < raw.length; k++) {
+      // Locating the first bad value (and the CPU's own count, a free cross-check of 256-ish values).
+      let first = -1;
+      let cpuBad = 0;
+      for (let k = 0; k < n; k++) {
         if (!Number.isFinite(raw[k])) {
-          throw new PolicyError(`the action decoder produced a non-finite value at chunk[${Math.floor(k / ae.kMax)}][${k % ae.kMax}] (NaN guard)`);
+          if (first < 0) first = k;
+          cpuBad++;
         }
+      }
+      bad = Math.max(bad, cpuBad);
+      if (bad > 0) {
+        this.stats.nanGuardTrips++;
+        const where = first >= 0 ? `, first at chunk[${Math.floor(first / ae.kMax)}][${first % ae.kMax}]` : '';
+        throw new PolicyError(
+          `the action decoder produced ${bad} non-finite value${bad === 1 ? '' : 's'} (NaN/Inf) in the ${ae.hMax}×${ae.kMax} chunk${where} (NaN guard); ` +
+            'no actions were returned. The checkpoint weights (or the inputs) produce NaN/Inf: check the weights, the state values and the image data.',
+        );
       }
       const actions = unnormalizeActions(emb, raw, ae.kMax, req.state ?? null);
       const tEnd = nowMs();
-      return {
+      const result: ActResult = {
         embodiment: emb.key,
         actions,
         raw,
@@ -364,24 +570,45 @@ export class Policy {
         seed,
         promptTokens: prompt.ids.length,
       };
+      completed = true;
+      return result;
     } finally {
       Y.release();
       ctx.release();
       stateT?.release();
       if (stateTok !== null && stateT) stateTok.release();
+      readback?.release();
+      if (completed && !gpu.isLost) {
+        // Everything this call encoded was submitted and has completed (the readback waited for it), so what it
+        // released can be reused right away: the next call then starts from the same free pool whatever it
+        // follows, which keeps steady state at zero new GPU buffers independently of the call order.
+        gpu.stream.flush();
+        gpu.buffers.afterSubmit();
+      }
     }
   }
 
   /** VLM text answer about images (the model's language head). */
   async chat(messages: ChatMessage[], images: ImageInput[] = [], opts: GenerateOptions & { thinking?: boolean } = {}): Promise<{ text: string; tokens: number[] }> {
+    if (this.busy) throw new PolicyError('chat() cannot run while another call is running on this policy; await it first');
+    this.busy = true;
+    try {
+      const d = await this.ensureDevice('chat()');
+      return await this.guarded('chat()', d, () => this.chatInner(d, messages, images, opts));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async chatInner(d: DeviceState, messages: ChatMessage[], images: ImageInput[], opts: GenerateOptions & { thinking?: boolean }): Promise<{ text: string; tokens: number[] }> {
     const frames: RawImage[] = [];
     for (const im of images) frames.push(typeof im === 'string' ? await decodeImageFile(im) : im);
     const pre = frames.map((f) => preprocessImage(f, this.preprocessor));
     const prompt = buildChatPrompt(this.tokenizer, messages, pre.map((p) => ({ gridH: p.grid.h, gridW: p.grid.w })), {
-      thinking: opts.thinking ?? false, maxTokens: this.cache.maxLen, mergeSize: this.config.vision.spatialMergeSize,
+      thinking: opts.thinking ?? false, maxTokens: d.cache.maxLen, mergeSize: this.config.vision.spatialMergeSize,
     });
     const sp = this.tokenizer.specialIds;
-    const tokens = await this.vlm.generate(
+    const tokens = await d.vlm.generate(
       { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images: pre.map((p) => ({ pixels: p.pixelValues, grid: p.grid })) },
       { ...opts, stopIds: opts.stopIds ?? [sp.imEnd, sp.endOfText] },
     );
@@ -389,17 +616,10 @@ export class Policy {
   }
 
   destroy(): void {
-    for (const m of this.maskCache.values()) {
-      m.action.release();
-      m.rows.release();
-    }
-    this.maskCache.clear();
-    this.cache.release();
-    this.decoder.destroy();
-    this.vlm.text.destroy();
-    this.weights.destroy();
-    void this.ckpt.close();
-    if (this.ownsGpu) this.gpu.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.disposeDevice(this.dev, this.ownsGpu);
+    void this.ckpt.close().catch(() => undefined);
   }
 }
 

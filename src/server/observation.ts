@@ -30,8 +30,11 @@ export type ImageLayout = 'hwc' | 'chw' | 'auto';
 export interface EmbodimentMapping {
   /** observation key → camera name, or null to accept and ignore the key. */
   images: Record<string, string | null>;
-  /** observation key of the state vector, or null when the embodiment takes no state. */
-  state: string | null;
+  /**
+   * observation key(s) of the state: one key, or several whose vectors are concatenated in order (e.g. DROID's
+   * joint_position + gripper_position); null when the embodiment takes no state.
+   */
+  state: string[] | null;
   /** observation key of the instruction. */
   prompt: string;
   /** Layout of the flat image keys (auto: [3,H,W] is CHW, [H,W,3] is HWC, [3,H,3] counts as HWC). */
@@ -58,7 +61,7 @@ export function defaultMapping(emb: Embodiment): EmbodimentMapping {
   });
   return {
     images,
-    state: emb.state ? 'observation/state' : null,
+    state: emb.state ? ['observation/state'] : null,
     prompt: 'prompt',
     imageLayout: 'auto',
     alohaCameras: {},
@@ -88,7 +91,8 @@ function describe(v: unknown): string {
  * ```json
  * { "default_embodiment": "widowx",
  *   "embodiments": { "widowx": { "images": {"observation/image": "image_0", "observation/wrist_image": null},
- *                                "state": "observation/state", "prompt": "prompt", "image_layout": "hwc",
+ *                                "state": "observation/state" (or a list of keys, concatenated),
+ *                                "prompt": "prompt", "image_layout": "hwc",
  *                                "aloha_cameras": {"cam_high": "image_0"}, "ignore": ["observation/extra"] } } }
  * ```
  * Every field of an embodiment entry is optional (defaults: {@link defaultMapping}).
@@ -139,9 +143,12 @@ export function parseMapping(raw: unknown, registry: EmbodimentRegistry, file = 
     if (e['aloha_cameras'] !== undefined) m.alohaCameras = camMap('aloha_cameras');
     if (e['state'] !== undefined) {
       const s = e['state'];
-      if (s !== null && (typeof s !== 'string' || s.length === 0)) fail(`${p}.state`, 'must be an observation key or null');
-      if (s !== null && !emb.state) fail(`${p}.state`, `is set but embodiment ${key} takes no state`);
-      m.state = s as string | null;
+      const list = typeof s === 'string' ? [s] : s;
+      if (list !== null && (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0))) {
+        fail(`${p}.state`, 'must be an observation key, a list of keys (concatenated in order), or null');
+      }
+      if (list !== null && !emb.state) fail(`${p}.state`, `is set but embodiment ${key} takes no state`);
+      m.state = list === null ? null : (list as string[]).slice();
     }
     if (e['prompt'] !== undefined) {
       if (typeof e['prompt'] !== 'string' || e['prompt'].length === 0) fail(`${p}.prompt`, 'must be an observation key');
@@ -157,7 +164,7 @@ export function parseMapping(raw: unknown, registry: EmbodimentRegistry, file = 
       if (!Array.isArray(ig) || !ig.every((s) => typeof s === 'string')) fail(`${p}.ignore`, 'must be a list of observation keys');
       m.ignore = (ig as string[]).slice();
     }
-    const keys = [...Object.keys(m.images), ...(m.state ? [m.state] : []), m.prompt, ...m.ignore];
+    const keys = [...Object.keys(m.images), ...(m.state ?? []), m.prompt, ...m.ignore];
     const seen = new Set<string>();
     for (const k of keys) {
       if ((REQUEST_EXTRAS as readonly string[]).includes(k) || k === 'images') fail(p, `uses the reserved key ${JSON.stringify(k)}`);
@@ -230,35 +237,55 @@ function imageFrom(v: unknown, field: string, layout: ImageLayout, preferred: 'h
   return { width: W, height: H, channels: 3, data };
 }
 
-function stateFrom(v: unknown, field: string, emb: Embodiment): number[] {
-  const names = emb.state!.names;
+/** The float values of one state key (ndarray float [n] / [1,n], or a list of numbers), validated. */
+function floatsFrom(v: unknown, field: string): number[] {
   let vals: ArrayLike<number>;
   if (v instanceof NdArray) {
     if (v.dtype.kind !== 'f') {
       throw new RequestError(`must be a float ndarray (float32 or float64), got ${dtypeName(v.dtype)} (${JSON.stringify(v.dtype.str)})`, field);
     }
-    const ok = v.shape.length === 1 || (v.shape.length === 2 && v.shape[0] === 1);
-    if (!ok || v.size !== names.length) {
-      throw new RequestError(`must have shape [${names.length}] (${emb.key}: ${names.join(', ')}), got [${v.shape.join(',')}]`, field);
+    if (!(v.shape.length === 1 || (v.shape.length === 2 && v.shape[0] === 1))) {
+      throw new RequestError(`must be a vector [S], got shape [${v.shape.join(',')}]`, field);
     }
     vals = v.toFloat64();
   } else if (Array.isArray(v)) {
-    if (v.length !== names.length) throw new RequestError(`must have ${names.length} values (${emb.key}: ${names.join(', ')}), got ${v.length}`, field);
     v.forEach((x, i) => {
-      if (typeof x !== 'number') throw new RequestError(`value ${i} (${names[i]}) must be a number, got ${describe(x)}`, field);
+      if (typeof x !== 'number') throw new RequestError(`value ${i} must be a number, got ${describe(x)}`, field);
     });
     vals = v as number[];
   } else {
-    throw new RequestError(`must be a float32 ndarray [${names.length}], got ${describe(v)}`, field);
+    throw new RequestError(`must be a float32 ndarray, got ${describe(v)}`, field);
   }
   const out: number[] = [];
   for (let i = 0; i < vals.length; i++) {
     const x = vals[i]!;
-    if (!Number.isFinite(x)) throw new RequestError(`value ${i} (${names[i]}) is ${String(x)}; every value must be finite`, field);
-    if (Math.abs(x) > 1e6) throw new RequestError(`value ${i} (${names[i]}) is ${x}, outside ±1e6`, field);
+    if (!Number.isFinite(x)) throw new RequestError(`value ${i} is ${String(x)}; every value must be finite`, field);
+    if (Math.abs(x) > 1e6) throw new RequestError(`value ${i} is ${x}, outside ±1e6`, field);
     out.push(x);
   }
   return out;
+}
+
+/** The state from its key(s); undefined when absent and not required. */
+function stateFrom(o: Obj, keys: string[], emb: Embodiment): number[] | undefined {
+  const names = emb.state!.names;
+  const needs = emb.action.relative.some((r) => r);
+  const present = keys.filter((k) => o[k] !== undefined && o[k] !== null);
+  if (present.length === 0) {
+    if (needs) throw new RequestError(`is missing: embodiment ${emb.key} has relative actions and needs the current state (${names.join(', ')})`, keys[0]!);
+    return undefined;
+  }
+  if (present.length < keys.length) {
+    const missing = keys.find((k) => !present.includes(k))!;
+    throw new RequestError(`is missing (the state is the concatenation of ${keys.join(' + ')})`, missing);
+  }
+  const vals: number[] = [];
+  for (const k of keys) vals.push(...floatsFrom(o[k], k));
+  if (vals.length !== names.length) {
+    const field = keys.length === 1 ? keys[0]! : keys.join('+');
+    throw new RequestError(`must have ${names.length} values (${emb.key}: ${names.join(', ')}), got ${vals.length}`, field);
+  }
+  return vals;
 }
 
 function intField(v: unknown, field: string, lo: number, hi: number): number {
@@ -321,7 +348,7 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
   const consumed = new Set<string>(REQUEST_EXTRAS);
   const aloha = o['images'] !== undefined;
   const flatImageKeys = Object.keys(m.images).filter((k) => o[k] !== undefined);
-  let stateKey: string | null;
+  let stateKeys: string[] | null;
   let promptKey: string;
 
   if (aloha) {
@@ -341,7 +368,7 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
       if (act.images[cam as string]) throw new RequestError(`camera ${cam} is given twice`, field);
       act.images[cam as string] = imageFrom(v, field, 'auto', 'chw', limits.maxImagePixels);
     }
-    stateKey = emb.state ? 'state' : null;
+    stateKeys = emb.state ? ['state'] : null;
     promptKey = 'prompt';
     if (!emb.state && o['state'] !== undefined) {
       throw new RequestError(`embodiment ${embKey} takes no state; leave the key out`, 'state');
@@ -353,9 +380,9 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
       if (o[k] === undefined || cam === null) continue;
       act.images[cam!] = imageFrom(o[k], k, m.imageLayout, 'hwc', limits.maxImagePixels);
     }
-    stateKey = m.state;
+    stateKeys = m.state;
     promptKey = m.prompt;
-    if (!emb.state && o['observation/state'] !== undefined && stateKey === null) {
+    if (!emb.state && o['observation/state'] !== undefined && stateKeys === null) {
       throw new RequestError(`embodiment ${embKey} takes no state; leave the key out`, 'observation/state');
     }
     // LIBERO-style keys the default mapping has no camera for: a clear hint instead of "unknown key".
@@ -369,22 +396,17 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
     }
   }
 
-  if (stateKey !== null) {
-    consumed.add(stateKey);
-    const needs = emb.action.relative.some((r) => r);
-    const v = o[stateKey];
-    if (v === undefined || v === null) {
-      if (needs) throw new RequestError(`is missing: embodiment ${embKey} has relative actions and needs the current state (${emb.state!.names.join(', ')})`, stateKey);
-    } else {
-      act.state = stateFrom(v, stateKey, emb);
-    }
+  if (stateKeys !== null) {
+    for (const k of stateKeys) consumed.add(k);
+    const st = stateFrom(o, stateKeys, emb);
+    if (st) act.state = st;
   }
   consumed.add(promptKey);
   act.instruction = promptFrom(o[promptKey], promptKey, limits.maxPromptChars);
   for (const k of m.ignore) consumed.add(k);
   for (const k of Object.keys(o)) {
     if (!consumed.has(k)) {
-      const expected = aloha ? ['images', ...(emb.state ? ['state'] : []), 'prompt'] : [...Object.keys(m.images), ...(stateKey ? [stateKey] : []), promptKey];
+      const expected = aloha ? ['images', ...(emb.state ? ['state'] : []), 'prompt'] : [...Object.keys(m.images), ...(stateKeys ?? []), promptKey];
       throw new RequestError(`unknown observation key for embodiment ${embKey} (expected ${[...expected, ...REQUEST_EXTRAS].join(', ')})`, k);
     }
   }

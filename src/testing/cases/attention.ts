@@ -193,6 +193,9 @@ export const attentionCases: OpCase[] = [
   attentionCase({ Lq: 4, Lk: 130, H: 4, Hkv: 2, d: 64, causal: true, gate: true, decode: true }),
   attentionCase({ Lq: 2, Lk: 200, H: 2, Hkv: 1, d: 64, causal: true, causalOffset: 50, decode: true, kvPad: 5 }),
   attentionCase({ Lq: 4, Lk: 4, H: 2, Hkv: 2, d: 64, segments: [0, 1, 4], decode: true }),
+  attentionCase({ Lq: 2, Lk: 1500, H: 32, Hkv: 32, d: 48, causal: true, mask: 'random', decode: true, tag: 'several KV tiles per split' }), // 8 splits of 192 keys
+  attentionCase({ Lq: 4, Lk: 260, H: 8, Hkv: 2, d: 64, causal: true, decode: true, tag: '2 row groups per kv head' }),
+  attentionCase({ Lq: 1, Lk: 140, H: 6, Hkv: 2, d: 64, causal: true, decode: true, tag: 'padded row group' }),
   attentionCase({ Lq: 2, Lk: 700, H: 4, Hkv: 1, d: 64, causal: true, tag: 'routed to decode' }),
 ];
 

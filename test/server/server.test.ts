@@ -1,0 +1,249 @@
+// The policy server end to end on loopback: an openpi-style client, the tiny checkpoint, one Policy.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as http from 'node:http';
+import { Policy, type ActResult } from '../../src/policy/policy.js';
+import { decodeImageFile, type RawImage } from '../../src/preprocess/image.js';
+import { startServer, type InferEvent, type RunningServer } from '../../src/server/server.js';
+import { parseMapping } from '../../src/server/observation.js';
+import { NdArray } from '../../src/server/ndarray.js';
+import { OpenpiClient, type Frame } from './openpiClient.js';
+
+const TOKEN = 's3cret-token';
+const AUTH = { Authorization: `Bearer ${TOKEN}` };
+const MAX_BYTES = 1024 * 1024;
+
+let policy: Policy;
+let server: RunningServer;
+const events: { type: 'start' | 'end'; e: InferEvent }[] = [];
+const rgb: Record<string, RawImage> = {};
+
+function toRgb(im: RawImage): RawImage {
+  if (im.channels === 3) return im;
+  const n = im.width * im.height;
+  const d = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) d[3 * i + c] = im.data[im.channels * i + Math.min(c, im.channels - 1)]!;
+  return { width: im.width, height: im.height, channels: 3, data: d };
+}
+
+/** HWC RGB → numpy uint8 [3,H,W] (what openpi's ALOHA client sends). */
+function chw(im: RawImage): NdArray {
+  const { width: W, height: H } = im;
+  const out = new Uint8Array(3 * H * W);
+  for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = im.data[3 * i + c]!;
+  return NdArray.fromUint8(out, [3, H, W]);
+}
+
+function hwc(im: RawImage): NdArray {
+  return NdArray.fromUint8(im.data, [im.height, im.width, 3]);
+}
+
+function actionsOf(reply: Record<string, unknown>): NdArray {
+  const a = reply['actions'];
+  expect(a).toBeInstanceOf(NdArray);
+  return a as NdArray;
+}
+
+function expectSameActions(a: NdArray, r: ActResult): void {
+  expect(a.dtype.str).toBe('<f4');
+  expect(a.shape).toEqual([r.actions.rows, r.actions.dims]);
+  const got = a.toFloat64();
+  let maxDiff = 0;
+  for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - r.actions.actions[i]!));
+  expect(maxDiff).toBeLessThanOrEqual(1e-5);
+}
+
+function isErrorReply(r: Record<string, unknown> | Frame): r is Record<string, unknown> {
+  return !('kind' in r && typeof (r as Frame).kind === 'string' && ['text', 'close', 'binary'].includes((r as Frame).kind));
+}
+
+const ALOHA_STATE = new Float32Array([0, -0.6, 0.5, 0, 0.3, 0, 0.5, 0, -0.6, 0.5, 0, 0.3, 0, 0.5]);
+const WIDOWX_STATE = new Float64Array([0.3, 0.0, 0.1, 0.0, 0.05, 0.0, 0.0, 0.5]);
+
+beforeAll(async () => {
+  policy = await Policy.load('weights/tiny');
+  for (const [k, f] of [
+    ['cam_high', 'aloha_cam_high'], ['cam_left_wrist', 'aloha_cam_left_wrist'], ['cam_right_wrist', 'aloha_cam_right_wrist'],
+    ['image_0', 'widowx_image_0'], ['front', 'nav_front'],
+  ] as const) rgb[k] = toRgb(await decodeImageFile(`weights/tiny/samples/${f}.png`));
+  const mapping = parseMapping({
+    embodiments: { widowx: { images: { 'observation/image': 'image_0', 'observation/wrist_image': null } } },
+  }, policy.embodiments);
+  server = await startServer({
+    policy, port: 0, token: TOKEN, maxMessageBytes: MAX_BYTES, mapping,
+    hooks: {
+      onInferStart: (e) => events.push({ type: 'start', e }),
+      onInferEnd: (e) => events.push({ type: 'end', e }),
+    },
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  policy?.destroy();
+});
+
+describe('policy server (openpi protocol)', () => {
+  it('answers GET /healthz with 200 OK, without a token', async () => {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${server.port}/healthz`, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      }).on('error', reject);
+    });
+    expect(status).toBe(200);
+    expect(body.trim()).toBe('OK');
+  });
+
+  it('sends the metadata on connect', async () => {
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const m = c.metadata;
+    expect(m['server']).toBe('qvla');
+    expect(typeof m['qvla_version']).toBe('string');
+    expect(m['default_embodiment']).toBe('aloha');
+    expect(m['action_dim']).toBe(14);
+    expect(m['action_horizon']).toBe(16);
+    const embs = m['embodiments'] as Record<string, Record<string, unknown>>;
+    expect(Object.keys(embs)).toEqual(['aloha', 'widowx', 'nav']);
+    expect(embs['widowx']).toMatchObject({ action_dim: 7, action_horizon: 4, cameras: ['image_0'], state_dim: 8, needs_state: true });
+    expect(m['auth']).toBe(true);
+    await c.close();
+  });
+
+  it('ALOHA-style observation for aloha = direct act() with the same seed', async () => {
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const reply = await c.infer({
+      images: { cam_high: chw(rgb['cam_high']!), cam_left_wrist: chw(rgb['cam_left_wrist']!), cam_right_wrist: chw(rgb['cam_right_wrist']!) },
+      state: NdArray.fromFloat32(ALOHA_STATE, [14]),
+      prompt: 'fold the towel',
+      seed: 7,
+      steps: 2,
+      request_id: 'r-aloha',
+    });
+    expect(reply['error']).toBeUndefined();
+    expect(reply['request_id']).toBe('r-aloha');
+    const st = reply['server_timing'] as Record<string, unknown>;
+    for (const k of ['infer_ms', 'preprocess_ms', 'vision_ms', 'prefill_ms', 'context_ms', 'denoise_ms', 'readback_ms']) expect(typeof st[k]).toBe('number');
+    expect((st['step_ms'] as number[]).length).toBe(2);
+    expect(typeof (reply['policy_timing'] as Record<string, unknown>)['infer_ms']).toBe('number');
+    expect(reply['qvla']).toMatchObject({ embodiment: 'aloha', steps: 2, seed: 7, format: 'aloha' });
+    const direct = await policy.act({
+      images: { cam_high: rgb['cam_high']!, cam_left_wrist: rgb['cam_left_wrist']!, cam_right_wrist: rgb['cam_right_wrist']! },
+      instruction: 'fold the towel', embodiment: 'aloha', state: ALOHA_STATE, seed: 7, steps: 2,
+    });
+    expectSameActions(actionsOf(reply), direct);
+    await c.close();
+  });
+
+  it('LIBERO-style observation mapped to widowx (Api-Key auth, as openpi_client sends) = direct act()', async () => {
+    const c = await OpenpiClient.connect(server.url, { Authorization: `Api-Key ${TOKEN}` });
+    const reply = await c.infer({
+      'observation/image': hwc(rgb['image_0']!),
+      'observation/wrist_image': hwc(rgb['front']!), // mapped to null: accepted and ignored
+      'observation/state': NdArray.fromFloat64(WIDOWX_STATE, [8]),
+      prompt: 'put the spoon in the bowl',
+      embodiment: 'widowx',
+      seed: 3,
+      steps: 2,
+    });
+    expect(reply['error']).toBeUndefined();
+    expect(reply['request_id']).toBeUndefined();
+    expect(reply['qvla']).toMatchObject({ embodiment: 'widowx', format: 'mapped', cameras: ['image_0'] });
+    const direct = await policy.act({
+      images: { image_0: rgb['image_0']! }, instruction: 'put the spoon in the bowl', embodiment: 'widowx',
+      state: Array.from(WIDOWX_STATE), seed: 3, steps: 2,
+    });
+    expectSameActions(actionsOf(reply), direct);
+    await c.close();
+  });
+
+  it('answers bad requests with an error map naming the field, and keeps the connection', async () => {
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const good = () => ({ images: { cam_high: chw(rgb['cam_high']!) }, state: NdArray.fromFloat32(ALOHA_STATE, [14]), prompt: 'x', steps: 1 });
+    const bad: [string, Record<string, unknown>, string][] = [
+      ['wrong dtype', { ...good(), images: { cam_high: NdArray.fromFloat32(new Float32Array(3 * 8 * 8), [3, 8, 8]) } }, 'images.cam_high'],
+      ['wrong shape', { ...good(), state: NdArray.fromFloat32(new Float32Array(13), [13]) }, 'state'],
+      ['missing key', { images: good().images, state: good().state }, 'prompt'],
+      ['unknown embodiment', { ...good(), embodiment: 'robot9' }, 'embodiment'],
+      ['non-finite', { ...good(), state: NdArray.fromFloat32(new Float32Array(14).fill(Infinity), [14]) }, 'state'],
+      ['bad ndarray bytes', { ...good(), state: new Map<unknown, unknown>([['__ndarray__', true], ['data', new Uint8Array(5)], ['dtype', '<f4'], ['shape', [14]]]) }, 'state'],
+    ];
+    for (const [what, obs, field] of bad) {
+      await c.send({ ...obs, request_id: what });
+      const r = await c.reply();
+      expect(isErrorReply(r), what).toBe(true);
+      const m = r as Record<string, unknown>;
+      expect(m['field'], what).toBe(field);
+      expect(String(m['error']), what).toContain(field);
+      if (what !== 'bad ndarray bytes') expect(m['request_id'], what).toBe(what);
+    }
+    // still serving on the same connection
+    const ok = await c.infer({ ...good(), request_id: 'after-errors' });
+    expect(ok['request_id']).toBe('after-errors');
+    expect(actionsOf(ok).shape).toEqual([16, 14]);
+    await c.close();
+  });
+
+  it('closes on protocol garbage (text frame first, as openpi), on text frames, and on oversized messages', async () => {
+    const g = await OpenpiClient.connect(server.url, AUTH);
+    await g.sendRaw(new Uint8Array([0xc1, 0xff, 0x00, 0x13]));
+    const f1 = await g.next();
+    expect(f1.kind).toBe('text');
+    const f2 = await g.next();
+    expect(f2).toMatchObject({ kind: 'close', code: 1007 });
+
+    const t = await OpenpiClient.connect(server.url, AUTH);
+    await t.sendRaw('hello');
+    expect((await t.next()).kind).toBe('text');
+    expect(await t.next()).toMatchObject({ kind: 'close', code: 1003 });
+
+    const n = await OpenpiClient.connect(server.url, AUTH);
+    await n.sendRaw(new Uint8Array([0x93, 1, 2, 3])); // a msgpack list, not a map
+    expect((await n.next()).kind).toBe('text');
+    expect(await n.next()).toMatchObject({ kind: 'close', code: 1007 });
+
+    const o = await OpenpiClient.connect(server.url, AUTH);
+    await o.send({ images: { cam_high: NdArray.fromUint8(new Uint8Array(MAX_BYTES + 1000), [MAX_BYTES + 1000]) }, prompt: 'x' }).catch(() => undefined);
+    const f = await o.next();
+    expect(f).toMatchObject({ kind: 'close', code: 1009 });
+  });
+
+  it('refuses a missing or wrong token with 401 before the upgrade', async () => {
+    await expect(OpenpiClient.connect(server.url)).rejects.toMatchObject({ statusCode: 401 });
+    await expect(OpenpiClient.connect(server.url, { Authorization: 'Bearer nope' })).rejects.toMatchObject({ statusCode: 401 });
+    await expect(OpenpiClient.connect(server.url, { Authorization: TOKEN })).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it('keeps serving a healthy client after all that', async () => {
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const r = await c.infer({ images: { front: chw(rgb['front']!) }, prompt: 'go to the door', embodiment: 'nav', steps: 1, request_id: 7 });
+    expect(r['request_id']).toBe(7);
+    expect(actionsOf(r).shape).toEqual([8, 3]);
+    expect((r['qvla'] as Record<string, unknown>)['action_names']).toEqual(['x', 'y', 'yaw']);
+    await c.close();
+  });
+
+  it('runs requests from concurrent clients one at a time, in arrival order', async () => {
+    const a = await OpenpiClient.connect(server.url, AUTH);
+    const b = await OpenpiClient.connect(server.url, AUTH);
+    events.length = 0;
+    const obs = (id: string) => ({ images: { front: chw(rgb['front']!) }, prompt: `request ${id}`, embodiment: 'nav', steps: 1, request_id: id });
+    const order = ['a1', 'b1', 'a2', 'b2'];
+    for (const id of order) {
+      await (id.startsWith('a') ? a : b).send(obs(id));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const ra = [await a.reply(), await a.reply()] as Record<string, unknown>[];
+    const rb = [await b.reply(), await b.reply()] as Record<string, unknown>[];
+    expect(ra.map((r) => r['request_id'])).toEqual(['a1', 'a2']);
+    expect(rb.map((r) => r['request_id'])).toEqual(['b1', 'b2']);
+    // start/end strictly alternate (never two act() calls at once) and follow the arrival order
+    expect(events.map((x) => x.type)).toEqual(['start', 'end', 'start', 'end', 'start', 'end', 'start', 'end']);
+    const starts = events.filter((x) => x.type === 'start').map((x) => x.e);
+    expect(starts.map((e) => e.requestId)).toEqual(order);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]!.seq).toBeGreaterThan(starts[i - 1]!.seq);
+    expect(new Set(starts.map((e) => e.connection)).size).toBe(2);
+    await a.close();
+    await b.close();
+  });
+});

@@ -1,0 +1,86 @@
+// Long-running steady-state soak of Policy.act() (the engine is src/bench/soak.ts):
+//
+//   npm run build && node --expose-gc dist/tools/soak.js --calls 10000
+//
+// Options: --calls N (measured calls, default 10000), --max-minutes M (stop early, reported), --window K
+// (latency window, default calls/20), --sample-every K, --seed S, --weights DIR (default weights/tiny),
+// --warmup-extra N, --stage-timings (sync between stages, as the default Policy does), --small (fewer
+// scenarios), --json FILE (the full report), bounds: --max-heap-growth-mb, --max-rss-growth-mb,
+// --max-external-growth-mb, --max-p50-drift, --max-p99-drift (0 = not checked), --max-new-buffers.
+// Prints the per-window latency and the memory samples as it goes, then PASS/FAIL per check; exits 1 on FAIL.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DEFAULT_BOUNDS, formatSoakReport, runSoak, type SoakBounds } from '../src/bench/soak.js';
+import { TINY_DIR } from '../src/testing/fixtures.js';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      calls: { type: 'string', default: '10000' },
+      'max-minutes': { type: 'string' },
+      window: { type: 'string' },
+      'sample-every': { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      weights: { type: 'string', default: TINY_DIR },
+      'warmup-extra': { type: 'string' },
+      'stage-timings': { type: 'boolean', default: false },
+      small: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      'max-heap-growth-mb': { type: 'string' },
+      'max-rss-growth-mb': { type: 'string' },
+      'max-external-growth-mb': { type: 'string' },
+      'max-p50-drift': { type: 'string' },
+      'max-p99-drift': { type: 'string' },
+      'max-new-buffers': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('usage: node --expose-gc dist/tools/soak.js [--calls 10000] [--max-minutes M] [--window K] [--seed S] [--weights DIR] [--json FILE] [--small] [--stage-timings]');
+    return 0;
+  }
+  const num = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a non-negative number, got ${v}`);
+    return x;
+  };
+  const bounds: Partial<SoakBounds> = {};
+  const b = (k: keyof SoakBounds, name: string, drift = false) => {
+    const x = num(name, values[name as keyof typeof values] as string | undefined);
+    if (x !== undefined) (bounds as Record<string, number | null>)[k] = drift && x === 0 ? null : x;
+  };
+  b('heapGrowthMB', 'max-heap-growth-mb');
+  b('rssGrowthMB', 'max-rss-growth-mb');
+  b('externalGrowthMB', 'max-external-growth-mb');
+  b('p50Drift', 'max-p50-drift', true);
+  b('p99Drift', 'max-p99-drift', true);
+  b('newBuffers', 'max-new-buffers');
+  if (!(globalThis as { gc?: unknown }).gc) console.log('WARNING: run with node --expose-gc for heap numbers after garbage collection');
+  const calls = num('calls', values.calls)!;
+  console.log(`soak: ${calls} calls on ${values.weights}; bounds ${JSON.stringify({ ...DEFAULT_BOUNDS, ...bounds })}`);
+  const report = await runSoak({
+    weights: values.weights!,
+    calls,
+    maxMinutes: num('max-minutes', values['max-minutes']),
+    window: num('window', values.window),
+    sampleEvery: num('sample-every', values['sample-every']),
+    seed: num('seed', values.seed),
+    warmupExtra: num('warmup-extra', values['warmup-extra']),
+    stageTimings: values['stage-timings'],
+    small: values.small,
+    bounds,
+    log: (l) => console.log(l),
+  });
+  console.log(formatSoakReport(report));
+  if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+  return report.pass ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+    process.exit(2);
+  },
+);
