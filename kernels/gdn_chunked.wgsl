@@ -1,6 +1,6 @@
 // Gated delta rule, chunked form (qwen35-architecture.md §2.7 (8)), part 2 of 2: the state pass.
 // A workgroup owns v-head j and a block of BV = WG_X value columns (the rule is independent per column),
-// keeps that S block [DK, BV] in workgroup memory and walks the chunks in order. Per chunk, with T, P, aux
+// keeps that S block [dk, BV] in workgroup memory and walks the chunks in order. Per chunk, with T, P, aux
 // from gdn_chunked_prep.wgsl and raw q/k/v rows (the normalisation lives in aux):
 //   R  = β ⊙ V − (β e^γ ⊙ K̂) S            (= U − W S of the spec, before applying (I+M)⁻¹)
 //   V' = T R                                (U − W S = (I+M)⁻¹(βV − βe^γ K̂ S): one solve, C × BV)
@@ -9,15 +9,19 @@
 // Thread (tv, tr) owns column tv and chunk rows tr, tr+RG, … (NRM of them) for R, V', O, and state rows
 // tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
 // those loads are broadcasts.
-// Long loops run to runtime bounds (P.dk, row/chunk counts), short register-block loops (NRM, NSR) are
-// const: constant long loops make llvmpipe unroll everything and take minutes to compile.
+// DKB is dk rounded up to a bucket (128 or 256): it sizes Ss and the per-thread state rows NSR, so one
+// pipeline serves every dk in the bucket (rows ≥ P.dk are masked). Long loops run to runtime bounds (P.dk,
+// row/chunk counts), short register-block loops (NRM, NSR) are const: constant long loops make llvmpipe
+// unroll everything and take minutes to compile. ROLLED (software adapters only) also gives the NRM / NSR
+// loops their trip counts from Params, so llvmpipe keeps those rolled too; on GPUs the consts fold in.
 struct Params {
   L: u32, Hk: u32, Hv: u32, dv: u32, nC: u32,
-  dk: u32,                           // = DK
+  dk: u32,                           // key head dim (≤ DKB)
   q_off: u32, q_row: u32, q_head: u32,
   k_off: u32, k_row: u32, k_head: u32,
   v_off: u32, v_row: u32, v_head: u32,
   s_off: u32, o_off: u32,
+  nrm: u32, nsr: u32,                // = NRM, NSR (read only when ROLLED)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -32,9 +36,10 @@ struct Params {
 const BV: u32 = WG_X;
 const RG: u32 = WG_Y;
 const NRM: u32 = (CH + RG - 1u) / RG;
-const NSR: u32 = (DK + RG - 1u) / RG;
+const NSR: u32 = (DKB + RG - 1u) / RG;
+fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 
-var<workgroup> Ss: array<f32, DK * BV>;   // S block, [i][v]
+var<workgroup> Ss: array<f32, DKB * BV>;   // S block, [i][v]
 var<workgroup> RV: array<f32, CH * BV>;   // R, then V'
 var<workgroup> ax: array<vec4f, CH + 1u>;
 
@@ -48,14 +53,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let live = col < P.dv;
   let colc = min(col, P.dv - 1u);
   let hk = j / (P.Hv / P.Hk);
-  let sbase = P.s_off + j * DK * P.dv + colc;
+  let sbase = P.s_off + j * P.dk * P.dv + colc;
   let kh = P.k_off + hk * P.k_head;
   let qh = P.q_off + hk * P.q_head;
   let vh = P.v_off + j * P.v_head + colc;
 
-  for (var m = 0u; m < NSR; m++) {
+  for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    if (i < DK) { Ss[i * BV + tv] = select(0.0, St[sbase + i * P.dv], live); }
+    if (i < P.dk) { Ss[i * BV + tv] = select(0.0, St[sbase + i * P.dv], live); }
   }
 
   for (var c = 0u; c < P.nC; c++) {
@@ -71,19 +76,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var Y: array<f32, NRM>;
     var rowk: array<u32, NRM>;
     var rowq: array<u32, NRM>;
-    for (var m = 0u; m < NRM; m++) {
+    for (var m = 0u; m < trip(NRM, P.nrm); m++) {
+      X[m] = 0.0;   // explicit: a loop-body `var` is not re-zeroed on every iteration by all compilers
+      Y[m] = 0.0;
       let t = t0 + min(tr + RG * m, n - 1u);
       rowk[m] = kh + t * P.k_row;
       rowq[m] = qh + t * P.q_row;
     }
     for (var i = 0u; i < P.dk; i++) {
       let s = Ss[i * BV + tv];
-      for (var m = 0u; m < NRM; m++) {
+      for (var m = 0u; m < trip(NRM, P.nrm); m++) {
         X[m] += K[rowk[m] + i] * s;
         Y[m] += Q[rowq[m] + i] * s;
       }
     }
-    for (var m = 0u; m < NRM; m++) {
+    for (var m = 0u; m < trip(NRM, P.nrm); m++) {
       let r = tr + RG * m;
       if (r < CH) {
         let a = ax[r];
@@ -95,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
     // V' = T R (T unit lower triangular).
     var Vp: array<f32, NRM>;
-    for (var m = 0u; m < NRM; m++) {
+    for (var m = 0u; m < trip(NRM, P.nrm); m++) {
       let r = tr + RG * m;
       if (r < CH) {
         var acc = 0.0;
@@ -104,14 +111,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
     workgroupBarrier();
-    for (var m = 0u; m < NRM; m++) {
+    for (var m = 0u; m < trip(NRM, P.nrm); m++) {
       let r = tr + RG * m;
       if (r < CH) { RV[r * BV + tv] = Vp[m]; }
     }
     workgroupBarrier();
 
     // O = e^γ Q̂ S + P V'.
-    for (var m = 0u; m < NRM; m++) {
+    for (var m = 0u; m < trip(NRM, P.nrm); m++) {
       let r = tr + RG * m;
       if (r < n) {
         var o = ax[r].z * Y[m];
@@ -122,9 +129,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
     // S ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'  (this thread's own elements of Ss).
     let eC = ax[CH].x;
-    for (var m = 0u; m < NSR; m++) {
+    for (var m = 0u; m < trip(NSR, P.nsr); m++) {
       let i = tr + RG * m;
-      if (i < DK) {
+      if (i < P.dk) {
         var acc = eC * Ss[i * BV + tv];
         for (var r = 0u; r < n; r++) {
           acc += ax[r].w * K[kh + (t0 + r) * P.k_row + i] * RV[r * BV + tv];
@@ -135,8 +142,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
   workgroupBarrier();
 
-  for (var m = 0u; m < NSR; m++) {
+  for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    if (live && i < DK) { St[sbase + i * P.dv] = Ss[i * BV + tv]; }
+    if (live && i < P.dk) { St[sbase + i * P.dv] = Ss[i * BV + tv]; }
   }
 }

@@ -9,17 +9,19 @@
 //   aux[r]  = (β_r e^{γ_r}/|k_r|, β_r, e^{γ_r}·scale/|q_r|, e^{γ_C−γ_r}/|k_r|),  aux[CH] = (e^{γ_C}, 0, 0, 0)
 // Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
 // part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
-// The Gram products k·k, q·k go through DK in TI-wide tiles staged in workgroup memory.
-// Long loops run to the runtime copies P.dk / P.ch of DK / CH: with constant trip counts llvmpipe unrolls
-// them completely and compiling one variant takes minutes. Only the short register-block loops are const.
+// The Gram products k·k, q·k go through dk in TI-wide tiles staged in workgroup memory.
+// dk is a runtime value and long loops have runtime bounds: with constant trip counts llvmpipe unrolls them
+// completely and compiling one variant takes minutes. Only the short register-block loops are const, and
+// with ROLLED (software adapters only) even those take their trip count (4) from Params.
 struct Params {
   L: u32, Hk: u32, Hv: u32, nC: u32,
-  dk: u32, ch: u32,                  // = DK, CH
+  dk: u32, ch: u32,                  // key head dim; = CH
 
   q_off: u32, q_row: u32, q_head: u32,
   k_off: u32, k_row: u32, k_head: u32,
   g_off: u32, beta_off: u32,
   scale: f32,
+  four: u32,                         // = 4 (read only when ROLLED)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -31,8 +33,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> Aux: array<vec4f>; // [Hv, nC, CH + 1]
 
 const TIP: u32 = TI + 1u;                        // padded tile row: no bank conflicts on column walks
-const NE: u32 = (CH * CH + WG_X - 1u) / WG_X;    // Gram entries per invocation
 var<workgroup> sh: array<f32, max(2u * CH * TIP, CH * CH)>;  // K/Q tiles, then M
+fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 var<workgroup> gam: array<f32, CH>;
 var<workgroup> bet: array<f32, CH>;
 var<workgroup> ikn: array<f32, CH>;   // 1/|k_r|   (0 for padded rows)
@@ -71,16 +73,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     gam[r] = gs; bet[r] = b; ikn[r] = ik; iqn[r] = iq;
   }
 
-  // Gram entries e = tid + m·WG_X → (r, s); the whole square is computed (branch-free), only s ≤ r is used.
-  var acck: array<f32, NE>;
-  var accq: array<f32, NE>;
-  var ro: array<u32, NE>;
-  var so: array<u32, NE>;
-  for (var m = 0u; m < NE; m++) {
-    let e = min(tid + m * WG_X, CH * CH - 1u);
-    ro[m] = (e / CH) * TIP;
-    so[m] = (e % CH) * TIP;
-  }
+  // Gram: thread (a, b) = (tid / 16, tid % 16) accumulates the 4×4 entries r = a + 16x, s = b + 16y (the
+  // whole square, branch-free; only s ≤ r is used), 12 tile loads per 32 FMAs.
+  let ga = tid / 16u;
+  let gb = tid % 16u;
+  var acck: array<f32, 16>;
+  var accq: array<f32, 16>;
+  for (var m = 0u; m < trip(16u, P.four * P.four); m++) { acck[m] = 0.0; accq[m] = 0.0; }
   for (var i0 = 0u; i0 < P.dk; i0 += TI) {
     workgroupBarrier();
     for (var e = tid; e < CH * TI; e += WG_X) {
@@ -98,29 +97,41 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
     let w = min(TI, P.dk - i0);
     for (var ii = 0u; ii < w; ii++) {
-      for (var m = 0u; m < NE; m++) {
-        let ks = sh[so[m] + ii];
-        acck[m] += sh[ro[m] + ii] * ks;
-        accq[m] += sh[CH * TIP + ro[m] + ii] * ks;
+      var kr: array<f32, 4>;
+      var qr: array<f32, 4>;
+      var ks: array<f32, 4>;
+      for (var x = 0u; x < trip(4u, P.four); x++) {
+        let r = min(ga + 16u * x, CH - 1u);
+        let s = min(gb + 16u * x, CH - 1u);
+        kr[x] = sh[r * TIP + ii];
+        qr[x] = sh[CH * TIP + r * TIP + ii];
+        ks[x] = sh[s * TIP + ii];
+      }
+      for (var x = 0u; x < trip(4u, P.four); x++) {
+        for (var y = 0u; y < trip(4u, P.four); y++) {
+          acck[x * 4u + y] += kr[x] * ks[y];
+          accq[x * 4u + y] += qr[x] * ks[y];
+        }
       }
     }
   }
   workgroupBarrier();
 
   // M into workgroup memory (over the tiles), P to global.
-  for (var m = 0u; m < NE; m++) {
-    let e = tid + m * WG_X;
-    if (e < CH * CH) {
-      let r = e / CH;
-      let s = e % CH;
-      var mv = 0.0; var pv = 0.0;
-      if (s <= r) {
-        let dec = exp(gam[r] - gam[s]);
-        pv = accq[m] * iqn[r] * ikn[s] * dec;
-        if (s < r) { mv = bet[r] * acck[m] * ikn[r] * ikn[s] * dec; }
+  for (var x = 0u; x < trip(4u, P.four); x++) {
+    for (var y = 0u; y < trip(4u, P.four); y++) {
+      let r = ga + 16u * x;
+      let s = gb + 16u * y;
+      if (r < CH && s < CH) {
+        var mv = 0.0; var pv = 0.0;
+        if (s <= r) {
+          let dec = exp(gam[r] - gam[s]);
+          pv = accq[x * 4u + y] * iqn[r] * ikn[s] * dec;
+          if (s < r) { mv = bet[r] * acck[x * 4u + y] * ikn[r] * ikn[s] * dec; }
+        }
+        sh[r * CH + s] = mv;
+        Pm[mbase + r * CH + s] = pv;
       }
-      sh[e] = mv;
-      Pm[mbase + e] = pv;
     }
   }
   let abase = (j * P.nC + c) * (CH + 1u);

@@ -1,22 +1,26 @@
 // Gated delta rule, recurrent form (qwen35-architecture.md §2.7 (6)–(7)), token by token (decode).
-// Per v-head j the state S is [DK, dv] (f32, S[i, v] at i·dv + v). The rule is independent per value
+// Per v-head j the state S is [dk, dv] (f32, S[i, v] at i·dv + v). The rule is independent per value
 // column given k, q, g, β, so a workgroup owns one head and a block of BV columns; its WG_Y = RG row
-// groups split the DK rows (thread (tv, tr) keeps rows tr, tr+RG, … of column tv in registers: NSR floats).
+// groups split the dk rows (thread (tv, tr) keeps rows tr, tr+RG, … of column tv in registers: NSR floats).
+// DKB is dk rounded up to a bucket (128 or 256), so one pipeline serves every dk in it; rows ≥ P.dk are masked.
 //
 // One cross-thread reduction per token: with k̂ = k/|k|, q̂ = q·scale/|q|, and S the state before the token,
 //   mem = e^g · (kᵀS)/|k|,   δ = β (v − mem),   S' = e^g S + k̂ ⊗ δ,
 //   o   = q̂ᵀS' = (scale/|q|) · (e^g · qᵀS + (q·k)/|k| · δ)
 // so the partial sums kᵀS, qᵀS (per column) and |k|², |q|², q·k (per head) are reduced together.
 // The reduction buffers are double-buffered by token parity: one barrier per token.
+// ROLLED (software adapters only): the NSR loops take their trip count from Params so llvmpipe keeps them
+// rolled (unrolled, one variant costs it seconds to compile); on GPUs the const folds in and they unroll.
 struct Params {
-  L: u32, Hk: u32, Hv: u32, dv: u32,
+  L: u32, Hk: u32, Hv: u32, dk: u32, dv: u32,
   q_off: u32, q_row: u32, q_head: u32,   // q[t, h, i] at q_off + t * q_row + h * q_head + i
   k_off: u32, k_row: u32, k_head: u32,
   v_off: u32, v_row: u32, v_head: u32,
   g_off: u32, beta_off: u32,             // g, beta [L, Hv] contiguous
-  s_off: u32,                            // state [Hv, DK, dv]
+  s_off: u32,                            // state [Hv, dk, dv]
   o_off: u32,                            // out [L, Hv, dv] contiguous
-  scale: f32,                            // DK^-1/2
+  scale: f32,                            // dk^-1/2
+  nsr: u32,                              // = NSR (read only when ROLLED)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -29,7 +33,8 @@ struct Params {
 
 const BV: u32 = WG_X;   // value columns per workgroup
 const RG: u32 = WG_Y;   // row groups
-const NSR: u32 = (DK + RG - 1u) / RG;
+const NSR: u32 = (DKB + RG - 1u) / RG;
+fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 
 var<workgroup> redC: array<vec2f, 2u * RG * BV>;   // (kᵀS, qᵀS) partials per row group and column
 var<workgroup> redH: array<vec3f, 2u * RG>;        // (|k|², |q|², q·k) partials per row group
@@ -43,12 +48,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let live = col < P.dv;
   let colc = min(col, P.dv - 1u);
   let hk = j / (P.Hv / P.Hk);
-  let sbase = P.s_off + j * DK * P.dv + colc;
+  let sbase = P.s_off + j * P.dk * P.dv + colc;
 
   var S: array<f32, NSR>;
-  for (var m = 0u; m < NSR; m++) {
+  for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    S[m] = select(0.0, St[sbase + min(i, DK - 1u) * P.dv], live && i < DK);
+    S[m] = select(0.0, St[sbase + min(i, P.dk - 1u) * P.dv], live && i < P.dk);
   }
 
   for (var t = 0u; t < P.L; t++) {
@@ -57,10 +62,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var kr: array<f32, NSR>;
     var qr: array<f32, NSR>;
     var kS = 0.0; var qS = 0.0; var k2 = 0.0; var q2 = 0.0; var qk = 0.0;
-    for (var m = 0u; m < NSR; m++) {
+    for (var m = 0u; m < trip(NSR, P.nsr); m++) {
       let i = tr + RG * m;
-      let ok = i < DK;
-      let ic = min(i, DK - 1u);
+      let ok = i < P.dk;
+      let ic = min(i, P.dk - 1u);
       kr[m] = select(0.0, K[kb + ic], ok);
       qr[m] = select(0.0, Q[qb + ic], ok);
       k2 += kr[m] * kr[m];
@@ -90,11 +95,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       O[P.o_off + (t * P.Hv + j) * P.dv + col] = nq * (eg * sc.y + sh.z * nk * delta);
     }
     let kd = nk * delta;
-    for (var m = 0u; m < NSR; m++) { S[m] = eg * S[m] + kr[m] * kd; }
+    for (var m = 0u; m < trip(NSR, P.nsr); m++) { S[m] = eg * S[m] + kr[m] * kd; }
   }
 
-  for (var m = 0u; m < NSR; m++) {
+  for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    if (live && i < DK) { St[sbase + i * P.dv] = S[m]; }
+    if (live && i < P.dk) { St[sbase + i * P.dv] = S[m]; }
   }
 }

@@ -26,11 +26,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var wr: array<u32, TN>;
   for (var i = 0u; i < TM; i++) { xr[i] = P.x_off + b * P.x_batch + min(m0 + i, P.M - 1u) * P.ldx; }
   for (var j = 0u; j < TN; j++) { wr[j] = P.w_off + b * P.w_batch + min(n0 + j, P.N - 1u) * P.ldw; }
-  var acc: array<array<f32, TN>, TM>;
+  var acc = array<array<f32, TN>, TM>();
   let K4 = P.K & ~3u;
   var k = 0u;
   for (; k < K4; k += 4u) {
-    var xv: array<vec4f, TM>;
+    var xv = array<vec4f, TM>(); // explicit init: Dawn/lavapipe zeroes an uninitialised loop-body var only once
     for (var i = 0u; i < TM; i++) {
       let r = xr[i] + k;
       xv[i] = vec4f(X[r], X[r + 1u], X[r + 2u], X[r + 3u]);

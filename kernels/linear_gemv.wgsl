@@ -24,12 +24,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let n0 = group * ROWS;
   let b = wid.z;
   let t = lid.x;
-  var acc: array<array<f32, ROWS>, MROWS>;
+  var acc = array<array<f32, ROWS>, MROWS>();
   var wrow: array<u32, ROWS>;
   for (var r = 0u; r < ROWS; r++) { wrow[r] = P.w_off + b * P.w_batch + min(n0 + r, P.N - 1u) * P.ldw; }
   let xb = P.x_off + b * P.x_batch;
   for (var k = t; k < P.K; k += WG_X) {
-    var xv: array<f32, MROWS>;
+    var xv = array<f32, MROWS>(); // explicit init (see linear.wgsl)
     for (var m = 0u; m < MROWS; m++) { xv[m] = select(0.0, X[xb + min(m, P.M - 1u) * P.ldx + k], m < P.M); }
     for (var r = 0u; r < ROWS; r++) {
       let w = f32(W[wrow[r] + k]);

@@ -8,8 +8,9 @@
 //                                    [--ort-node-webgpu] [--case REGEX] [--json FILE]
 //
 // Plain ESM JavaScript so it needs no build of its own: it imports the compiled engine from ../../dist/src/.
-// Every engine runs the same inputs (generated once with our seeded Rng), starts with one warm-up run, and is
-// timed over `reps` runs; the table shows medians. Timings:
+// Every engine runs the same inputs (generated once with our seeded Rng) and gets one warm-up run; then the
+// engines of a case are timed round-robin for `reps` rounds (load drift hits all alike); the table shows
+// medians. Timings:
 //   wall   — from issuing the op to the result being readable on the host (ours: encode + Tensor.read();
 //            tfjs: op + data(); ORT: session.run with CPU tensors in/out, weights baked in as initializers),
 //   kernel — GPU time from timestamp queries where the engine exposes it (ours: profiler; tfjs: tf.time).
@@ -212,16 +213,42 @@ for (const [key, load] of [['tfjs', loadTfjs], ['ortweb', loadOrtWeb], ['ortnode
 for (const n of notes) console.log(n);
 
 // ---------------------------------------------------------------- timing + checking helpers
-async function timeRuns(once) {
-  await once(); // warm-up: compilation, allocation, first touch
-  const wall = [];
-  const kernel = [];
-  for (let r = 0; r < opt.reps; r++) {
-    const t = await once();
-    wall.push(t.wall);
-    if (t.kernel !== undefined) kernel.push(t.kernel);
+// An engine entry: { engine, note?, prepare: async () => ({ once, at, dispose? }) } where once() runs the op and
+// returns { wall, kernel? } in ms, and at(i) reads the latest result at our output index i. All engines of a
+// case are prepared and warmed up first, then timed round-robin (ours, tfjs, ort-web, ort-node, ours, ...), so
+// a drift in machine load hits every engine alike.
+async function runEngines(c, engines, refAt, idx) {
+  const live = [];
+  for (const e of engines) {
+    if (e.skip) { record(c, e.engine, null, undefined, undefined, e.skip); continue; }
+    try {
+      const r = await e.prepare();
+      await r.once(); // warm-up: compilation, allocation, first touch
+      live.push({ ...e, ...r, wall: [], kernel: [] });
+    } catch (err) {
+      record(c, e.engine, null, undefined, undefined, `failed: ${String(err.message ?? err).split('\n')[0].slice(0, 160)}`);
+    }
   }
-  return { wall: summarize(wall), kernel: kernel.length ? summarize(kernel) : null };
+  for (let rep = 0; rep < opt.reps; rep++) {
+    for (const e of live) {
+      if (e.error) continue;
+      try {
+        const t = await e.once();
+        e.wall.push(t.wall);
+        if (t.kernel !== undefined) e.kernel.push(t.kernel);
+      } catch (err) {
+        e.error = `failed: ${String(err.message ?? err).split('\n')[0].slice(0, 160)}`;
+      }
+    }
+  }
+  const ours = live.find((e) => e.engine === 'ours' && !e.error);
+  for (const e of live) {
+    if (e.error) { record(c, e.engine, null, undefined, undefined, e.error); continue; }
+    const t = { wall: summarize(e.wall), kernel: e.kernel.length ? summarize(e.kernel) : null };
+    record(c, e.engine, t, relErr(e.at, refAt, idx), e.engine === 'ours' ? 0 : ours ? relErr(e.at, ours.at, idx) : undefined, e.note);
+    await e.dispose?.();
+  }
+  await gpu.sync();
 }
 
 /** max |a[i] − b[i]| over sampled i, relative to max |b[i]|. */
@@ -250,12 +277,63 @@ function record(c, engine, t, err, errOurs, extra = '') {
   console.log(`  ${engine.padEnd(18)} ${w}${k}${err !== undefined ? `, err vs ref ${err.toExponential(2)}` : ''}${extra ? `  (${extra})` : ''}`);
   return r;
 }
-async function guarded(c, engine, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    record(c, engine, null, undefined, undefined, `failed: ${String(e.message ?? e).split('\n')[0].slice(0, 160)}`);
+
+/** Our op under the profiler: wall = issue → result read back; kernel = Σ GPU pass times. */
+function oursOnce(run) {
+  return async () => {
+    gpu.stream.profiler.enable(true);
+    try {
+      const t0 = performance.now();
+      await run();
+      const wall = performance.now() - t0;
+      const ks = await gpu.stream.profiler.collect();
+      return { wall, kernel: ks.reduce((s, e) => s + e.ns, 0) / 1e6 };
+    } finally {
+      gpu.stream.profiler.enable(false);
+    }
+  };
+}
+
+/** tfjs: wall = op issued → data() resolved; kernel = tf.time().kernelMs (timestamp queries). */
+function tfjsOnce(tf, op, keep) {
+  return async () => {
+    const t0 = performance.now();
+    let y;
+    const info = await tf.time(() => { y = op(); });
+    keep.out = await y.data();
+    const wall = performance.now() - t0;
+    y.dispose();
+    return { wall, kernel: typeof info.kernelMs === 'number' ? info.kernelMs : undefined };
+  };
+}
+
+/** ONNX Runtime engine entries (web WebGPU, node CPU, optionally node WebGPU) for one model. */
+function ortEngines(bytesFn, feedsFn, outName, atFn, note) {
+  const list = [];
+  const add = (ort, engine, sessOpts) => list.push({
+    engine, note,
+    prepare: async () => {
+      const sess = await ort.InferenceSession.create(bytesFn(), sessOpts);
+      const feeds = feedsFn(ort);
+      const keep = {};
+      return {
+        once: async () => {
+          const t0 = performance.now();
+          const r = await sess.run(feeds);
+          keep.out = r[outName].data;
+          return { wall: performance.now() - t0 };
+        },
+        at: (i) => atFn(keep.out, i),
+        dispose: () => sess.release?.(),
+      };
+    },
+  });
+  if (rivals.ortweb) add(rivals.ortweb, 'ort-web webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+  if (rivals.ortnode) {
+    add(rivals.ortnode, 'ort-node cpu', { executionProviders: ['cpu'], intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
+    if (opt.ortNodeWebgpu) add(rivals.ortnode, 'ort-node webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
   }
+  return list;
 }
 
 // ---------------------------------------------------------------- linear
@@ -274,77 +352,42 @@ async function runLinear(c) {
     for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
     return [i, s];
   }));
-  const refAt = (i) => ref.get(i);
 
-  // ours
-  const tx = Tensor.from(gpu, x, [M, K]);
-  const tw = Tensor.from(gpu, wData, [N, K], f16 ? 'f16' : 'f32');
-  const ty = Tensor.empty(gpu, [M, N]);
-  let ours;
-  const tOurs = await timeRuns(async () => {
-    gpu.stream.profiler.enable(true);
-    const t0 = performance.now();
-    linear(tx, tw, { out: ty });
-    ours = await ty.read();
-    const wall = performance.now() - t0;
-    const k = await gpu.stream.profiler.collect();
-    gpu.stream.profiler.enable(false);
-    return { wall, kernel: k.reduce((s, e) => s + e.ns, 0) / 1e6 };
-  });
-  const oursAt = (i) => ours[i];
-  record(c, 'ours', tOurs, relErr(oursAt, refAt, idx), 0);
-  tx.release(); tw.release(); ty.release();
-  await gpu.sync();
-
-  // tfjs (no f16 tensors in tfjs)
-  if (rivals.tfjs && !f16) {
-    await guarded(c, 'tfjs-webgpu', async () => {
-      const tf = rivals.tfjs;
-      const a = tf.tensor2d(x, [M, K]);
-      const b = tf.tensor2d(w, [N, K]);
+  const engines = [{
+    engine: 'ours',
+    prepare: async () => {
+      const tx = Tensor.from(gpu, x, [M, K]);
+      const tw = Tensor.from(gpu, wData, [N, K], f16 ? 'f16' : 'f32');
+      const ty = Tensor.empty(gpu, [M, N]);
       let out;
-      const t = await timeRuns(async () => {
-        const t0 = performance.now();
-        let y;
-        const info = await tf.time(() => { y = tf.matMul(a, b, false, true); });
-        out = await y.data();
-        const wall = performance.now() - t0;
-        y.dispose();
-        return { wall, kernel: typeof info.kernelMs === 'number' ? info.kernelMs : undefined };
-      });
-      record(c, 'tfjs-webgpu', t, relErr((i) => out[i], refAt, idx), relErr((i) => out[i], oursAt, idx));
-      a.dispose(); b.dispose();
+      return {
+        once: oursOnce(async () => { linear(tx, tw, { out: ty }); out = await ty.read(); }),
+        at: (i) => out[i],
+        dispose: () => { tx.release(); tw.release(); ty.release(); },
+      };
+    },
+  }];
+  if (rivals.tfjs) {
+    engines.push({
+      engine: 'tfjs-webgpu',
+      skip: f16 ? 'no f16 dtype in tfjs' : undefined,
+      prepare: async () => {
+        const tf = rivals.tfjs;
+        const a = tf.tensor2d(x, [M, K]);
+        const b = tf.tensor2d(w, [N, K]);
+        const keep = {};
+        return { once: tfjsOnce(tf, () => tf.matMul(a, b, false, true), keep), at: (i) => keep.out[i], dispose: () => { a.dispose(); b.dispose(); } };
+      },
     });
-  } else if (rivals.tfjs) record(c, 'tfjs-webgpu', null, undefined, undefined, 'no f16 dtype in tfjs');
-
-  // ONNX Runtime: MatMul with the transposed weight baked in as an initializer
-  const needOrt = rivals.ortweb || rivals.ortnode;
-  const wt = needOrt ? (() => {
+  }
+  // ONNX Runtime: MatMul with the transposed weight baked in as an initializer.
+  const modelBytes = () => {
     const t = f16 ? new Uint16Array(K * N) : new Float32Array(K * N);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = wData[n * K + k];
-    return t;
-  })() : null;
-  const bytes = needOrt ? linearModel(M, K, N, wt, f16) : null;
-  const ortCase = async (ort, engine, sessOpts) => {
-    await guarded(c, engine, async () => {
-      const sess = await ort.InferenceSession.create(bytes, sessOpts);
-      const feeds = { X: new ort.Tensor('float32', x, [M, K]) };
-      let out;
-      const t = await timeRuns(async () => {
-        const t0 = performance.now();
-        const r = await sess.run(feeds);
-        out = r.Y.data;
-        return { wall: performance.now() - t0 };
-      });
-      record(c, engine, t, relErr((i) => out[i], refAt, idx), relErr((i) => out[i], oursAt, idx));
-      await sess.release?.();
-    });
+    return linearModel(M, K, N, t, f16);
   };
-  if (rivals.ortweb) await ortCase(rivals.ortweb, 'ort-web webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
-  if (rivals.ortnode) {
-    await ortCase(rivals.ortnode, 'ort-node cpu', { executionProviders: ['cpu'], intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
-    if (opt.ortNodeWebgpu) await ortCase(rivals.ortnode, 'ort-node webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
-  }
+  engines.push(...ortEngines(modelBytes, (ort) => ({ X: new ort.Tensor('float32', x, [M, K]) }), 'Y', (out, i) => out[i], f16 ? 'Cast→MatMul(f16)→Cast' : ''));
+  await runEngines(c, engines, (i) => ref.get(i), idx);
 }
 
 // ---------------------------------------------------------------- attention
@@ -358,8 +401,8 @@ async function runAttention(c) {
   const q = rng.normals(Lq * H * d);
   const k = rng.normals(Lk * Hkv * d);
   const v = rng.normals(Lk * Hkv * d);
-  const causalOff = Lk - Lq; // query t sees keys j ≤ t + causalOff
-  // Sampled reference: outputs (t, h, j) in our layout index i = t·H·d + h·d + j.
+  const causalOff = Lk - Lq; // query t sees keys j ≤ t + causalOff (our default causalOffset)
+  // Sampled reference: outputs (t, h, j) at our layout index i = t·H·d + h·d + j.
   const idx = sampleIndices(rng, Lq * H * d, 48);
   const ref = new Map();
   for (const i of idx) {
@@ -377,35 +420,24 @@ async function runAttention(c) {
     for (let j = 0; j < lim; j++) { const p = Math.exp(s[j] - mx); sum += p; o += p * v[j * Hkv * d + hk * d + jj]; }
     ref.set(i, o / sum);
   }
-  const refAt = (i) => ref.get(i);
 
-  let ours = null;
-  if (attention) {
-    await guarded(c, 'ours', async () => {
+  const engines = [{
+    engine: 'ours',
+    skip: attention ? undefined : attentionMissing,
+    prepare: async () => {
       const tq = Tensor.from(gpu, q, [Lq, H * d]);
       const tk = Tensor.from(gpu, k, [Lk, Hkv * d]);
       const tv = Tensor.from(gpu, v, [Lk, Hkv * d]);
-      const spec = { q: { tensor: tq, rowStride: H * d }, k: { tensor: tk, rowStride: Hkv * d }, v: { tensor: tv, rowStride: Hkv * d }, Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: d, scale, causal };
-      const t = await timeRuns(async () => {
-        gpu.stream.profiler.enable(true);
-        const t0 = performance.now();
-        const o = attention(spec);
-        ours = await o.readF32();
-        const wall = performance.now() - t0;
-        o.release();
-        const ks = await gpu.stream.profiler.collect();
-        gpu.stream.profiler.enable(false);
-        return { wall, kernel: ks.reduce((s, e) => s + e.ns, 0) / 1e6 };
-      });
-      record(c, 'ours', t, relErr((i) => ours[i], refAt, idx), 0);
-      tq.release(); tk.release(); tv.release();
-      await gpu.sync();
-    });
-  } else {
-    record(c, 'ours', null, undefined, undefined, attentionMissing);
-  }
-  const oursAt = ours ? (i) => ours[i] : null;
-  // Rival layout [H, L, d] (K/V heads repeated for GQA, Kᵀ for ONNX), built outside the timed region.
+      const args = { q: { tensor: tq, rowStride: H * d }, k: { tensor: tk, rowStride: Hkv * d }, v: { tensor: tv, rowStride: Hkv * d }, Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: d, scale, causal };
+      let out;
+      return {
+        once: oursOnce(async () => { const o = attention(args); out = await o.readF32(); o.release(); }),
+        at: (i) => out[i],
+        dispose: () => { tq.release(); tk.release(); tv.release(); },
+      };
+    },
+  }];
+  // Rival layout [H, L, d] (K/V heads repeated for GQA; Kᵀ for ONNX), built outside the timed region.
   const toHeads = (src, L, heads, rep) => {
     const out = new Float32Array(H * L * d);
     for (let h = 0; h < H; h++) {
@@ -416,70 +448,41 @@ async function runAttention(c) {
   };
   const qh = toHeads(q, Lq, H, 1), kh = toHeads(k, Lk, Hkv, G), vh = toHeads(v, Lk, Hkv, G);
   let mask = null;
-  if (causal) {
+  if (causal && causalOff < Lk - 1) { // some query cannot see every key
     mask = new Float32Array(Lq * Lk);
     for (let t = 0; t < Lq; t++) for (let j = t + causalOff + 1; j < Lk; j++) mask[t * Lk + j] = -1e9;
   }
-  // rival output [H, Lq, d] at our index i
-  const rivalAt = (out) => (i) => {
+  // rival output [H, Lq, d] read at our index i
+  const rivalAt = (out, i) => {
     const t = Math.floor(i / (H * d)), h = Math.floor((i % (H * d)) / d), jj = i % d;
     return out[(h * Lq + t) * d + jj];
   };
-  const vsOurs = (at) => (oursAt ? relErr(at, oursAt, idx) : undefined);
-
   if (rivals.tfjs) {
-    await guarded(c, 'tfjs-webgpu', async () => {
-      const tf = rivals.tfjs;
-      const tq = tf.tensor3d(qh, [H, Lq, d]), tk = tf.tensor3d(kh, [H, Lk, d]), tv = tf.tensor3d(vh, [H, Lk, d]);
-      const tm = mask ? tf.tensor2d(mask, [Lq, Lk]) : null;
-      let out;
-      const t = await timeRuns(async () => {
-        const t0 = performance.now();
-        let y;
-        const info = await tf.time(() => {
-          y = tf.tidy(() => {
-            let s = tf.mul(tf.matMul(tq, tk, false, true), scale);
-            if (tm) s = tf.add(s, tm);
-            return tf.matMul(tf.softmax(s), tv);
-          });
+    engines.push({
+      engine: 'tfjs-webgpu',
+      note: 'matMul→mul→' + (mask ? 'add→' : '') + 'softmax→matMul',
+      prepare: async () => {
+        const tf = rivals.tfjs;
+        const tq = tf.tensor3d(qh, [H, Lq, d]), tk = tf.tensor3d(kh, [H, Lk, d]), tv = tf.tensor3d(vh, [H, Lk, d]);
+        const tm = mask ? tf.tensor2d(mask, [Lq, Lk]) : null;
+        const keep = {};
+        const op = () => tf.tidy(() => {
+          let s = tf.mul(tf.matMul(tq, tk, false, true), scale);
+          if (tm) s = tf.add(s, tm);
+          return tf.matMul(tf.softmax(s), tv);
         });
-        out = await y.data();
-        const wall = performance.now() - t0;
-        y.dispose();
-        return { wall, kernel: typeof info.kernelMs === 'number' ? info.kernelMs : undefined };
-      });
-      const at = rivalAt(out);
-      record(c, 'tfjs-webgpu', t, relErr(at, refAt, idx), vsOurs(at), 'matMul+softmax+matMul');
-      for (const x of [tq, tk, tv, tm]) x?.dispose();
+        return { once: tfjsOnce(tf, op, keep), at: (i) => rivalAt(keep.out, i), dispose: () => { for (const x of [tq, tk, tv, tm]) x?.dispose(); } };
+      },
     });
   }
-  const needOrt = rivals.ortweb || rivals.ortnode;
-  if (needOrt) {
-    const kt = new Float32Array(H * d * Lk);
-    for (let h = 0; h < H; h++) for (let j = 0; j < Lk; j++) for (let e = 0; e < d; e++) kt[(h * d + e) * Lk + j] = kh[(h * Lk + j) * d + e];
-    const bytes = attentionModel(H, Lq, Lk, d, scale, mask);
-    const ortCase = async (ort, engine, sessOpts) => {
-      await guarded(c, engine, async () => {
-        const sess = await ort.InferenceSession.create(bytes, sessOpts);
-        const feeds = { Q: new ort.Tensor('float32', qh, [H, Lq, d]), KT: new ort.Tensor('float32', kt, [H, d, Lk]), V: new ort.Tensor('float32', vh, [H, Lk, d]) };
-        let out;
-        const t = await timeRuns(async () => {
-          const t0 = performance.now();
-          const r = await sess.run(feeds);
-          out = r.O.data;
-          return { wall: performance.now() - t0 };
-        });
-        const at = rivalAt(out);
-        record(c, engine, t, relErr(at, refAt, idx), vsOurs(at), 'MatMul→Mul→' + (mask ? 'Add→' : '') + 'Softmax→MatMul');
-        await sess.release?.();
-      });
-    };
-    if (rivals.ortweb) await ortCase(rivals.ortweb, 'ort-web webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
-    if (rivals.ortnode) {
-      await ortCase(rivals.ortnode, 'ort-node cpu', { executionProviders: ['cpu'], intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
-      if (opt.ortNodeWebgpu) await ortCase(rivals.ortnode, 'ort-node webgpu', { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
-    }
-  }
+  const kt = new Float32Array(H * d * Lk);
+  for (let h = 0; h < H; h++) for (let j = 0; j < Lk; j++) for (let e = 0; e < d; e++) kt[(h * d + e) * Lk + j] = kh[(h * Lk + j) * d + e];
+  engines.push(...ortEngines(
+    () => attentionModel(H, Lq, Lk, d, scale, mask),
+    (ort) => ({ Q: new ort.Tensor('float32', qh, [H, Lq, d]), KT: new ort.Tensor('float32', kt, [H, d, Lk]), V: new ort.Tensor('float32', vh, [H, Lk, d]) }),
+    'O', rivalAt, 'MatMul→Mul→' + (mask ? 'Add→' : '') + 'Softmax→MatMul',
+  ));
+  await runEngines(c, engines, (i) => ref.get(i), idx);
 }
 
 // ---------------------------------------------------------------- the cases
@@ -503,7 +506,8 @@ for (const c of cases) {
 const rows = [];
 for (const c of cases) {
   const mine = results.find((r) => r.case === c.name && r.engine === 'ours');
-  for (const r of results.filter((x) => x.case === c.name)) {
+  const order = ['ours', 'tfjs-webgpu', 'ort-web webgpu', 'ort-node cpu', 'ort-node webgpu'];
+  for (const r of results.filter((x) => x.case === c.name).sort((a, b) => order.indexOf(a.engine) - order.indexOf(b.engine))) {
     const ratio = r.wall && mine?.wall ? r.wall.median / mine.wall.median : undefined;
     const kratio = r.kernel && mine?.kernel ? r.kernel.median / mine.kernel.median : undefined;
     rows.push([

@@ -5,9 +5,11 @@
 // Inputs: a finite set of *scenarios* (embodiment × camera frames × instruction). Frames are the checkpoint's
 // sample PNGs or random-noise frames of a few fixed sizes, whose pixels are drawn fresh on every call. Per
 // call, the scenario, seed, number of steps, solver and state values are drawn at random. Because GPU buffers
-// come from a size-class pool, a new prompt length may legitimately need a buffer class the pool has not seen;
-// the scenario set is therefore finite and the warm-up runs every scenario (and then some random calls), so
-// that after warm-up any new GPU buffer is a leak, not a first-seen shape.
+// come from a size-class pool, a new prompt length may legitimately need a buffer class the pool has not seen,
+// and (with stageTimings off) temporaries are recycled only at submits, so the most evaluations per call set
+// how many buffers of a class are in flight. The scenario set is therefore finite and the warm-up runs every
+// scenario with the heaviest (steps, solver) of the mix, every scenario once more at random, and some random
+// calls, so that after warm-up any new GPU buffer is a leak, not a first-seen shape.
 //
 // Measured: act() wall time per call, summarised per window of calls (p50 / p99, to see drift); every
 // `sampleEvery` calls, after a gc() (run node with --expose-gc), the JS heap used, RSS, external and
@@ -211,7 +213,17 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
   const errors: string[] = [];
   let nonFinite = 0;
-  const call = async (s: Scenario): Promise<number> => {
+  // rk4 / heun / midpoint evaluate 4 / 2 / 2 times per step: their steps are capped to bound one call's cost
+  const capSteps = (solver: SolverName, steps: number) => (solver === 'rk4' ? Math.min(steps, 3) : solver !== 'euler' ? Math.min(steps, 5) : steps);
+  const evalsPerStep: Record<SolverName, number> = { euler: 1, heun: 2, midpoint: 2, rk4: 4 };
+  // The heaviest (steps, solver) of the mix: with stageTimings off, a call's temporaries are only recycled at
+  // submits, so the most evaluations per call sets how many buffers of each class the pool must hold.
+  let heaviest: [number, SolverName] = [1, solvers[0]];
+  for (const so of solvers) {
+    const st = capSteps(so, Math.max(...stepsList));
+    if (st * evalsPerStep[so] > heaviest[0] * evalsPerStep[heaviest[1]]) heaviest = [st, so];
+  }
+  const call = async (s: Scenario, fixed?: [number, SolverName]): Promise<number> => {
     const emb = policy.embodiment(s.embodiment);
     const images: Record<string, RawImage> = {};
     (s.frames ?? []).forEach((f, k) => {
@@ -230,11 +242,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       }
     });
     const state = emb.state ? emb.state.names.map(() => rng.uniform() * 2 - 1) : undefined;
-    const solver = pick(solvers);
-    // keep the cost of one call bounded: rk4 / heun / midpoint evaluate 4 / 2 / 2 times per step
-    let steps = pick(stepsList);
-    if (solver === 'rk4') steps = Math.min(steps, 3);
-    else if (solver !== 'euler') steps = Math.min(steps, 5);
+    const solver = fixed ? fixed[1] : pick(solvers);
+    const steps = fixed ? fixed[0] : capSteps(solver, pick(stepsList));
     const t0 = performance.now();
     try {
       const r = await policy.act({
@@ -275,12 +284,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   };
 
   try {
-    // ---- warm-up: every scenario once, then some random calls
+    // ---- warm-up: every scenario with the heaviest (steps, solver) of the mix, every scenario with a random
+    // one, then some random calls
     const tw = performance.now();
+    for (const s of scen) await call(s, heaviest);
     for (const s of scen) await call(s);
     const extra = opts.warmupExtra ?? 10;
     for (let k = 0; k < extra; k++) await call(pick(scen));
-    const warmupCalls = scen.length + extra;
+    const warmupCalls = 2 * scen.length + extra;
     log(`warm-up: ${warmupCalls} calls over ${scen.length} scenarios in ${((performance.now() - tw) / 1000).toFixed(1)} s` +
       ` (${gpu().buffers.stats.created} GPU buffers, ${(gpu().buffers.stats.bytesAllocated / MB).toFixed(1)} MB pool, ${gpu().pipelines.size} pipelines)`);
 

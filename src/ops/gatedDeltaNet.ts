@@ -8,9 +8,10 @@
 // - delta rule: `gatedDeltaRule` runs the recurrent kernel for L ≤ RECURRENT_MAX_L and the chunked pair
 //   otherwise (see the constant). Both split the value columns of a head across workgroups (BV columns each),
 //   so a 128×128 f32 state never has to fit in one workgroup's memory.
-// Views: q/k/v/a/b/x are HeadViews into wider buffers; all buffers are bound whole and element offsets go
-// in Params, so no view needs 256-byte alignment. Shapes go in Params; the pipeline key carries only what
-// changes code (conv kernel size, weight dtypes, dk, chunk size).
+// Views: q/k/v/a/b/x are HeadViews into wider buffers; each binding covers the bytes a view touches from the
+// aligned-down start and the remaining element offset goes in Params, so no view needs 256-byte alignment.
+// Shapes go in Params; the pipeline key carries only what changes code: conv kernel size, weight dtypes, the
+// dk bucket (128 / 256), the chunk size and ROLLED.
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { f, u, type BufferRange } from '../gpu/stream.js';
@@ -36,6 +37,13 @@ export interface DeltaRuleArgs {
  */
 export const RECURRENT_MAX_L = 16;
 export const DEFAULT_CHUNK = 64;
+/**
+ * Loop rolling (the ROLLED const of gdn_recurrent / gdn_chunked_prep / gdn_chunked): 'auto' = rolled on
+ * software adapters only (lavapipe's LLVM spends seconds unrolling the register-block loops of one variant),
+ * unrolled on GPUs. Tests may set false to run the GPU code path on lavapipe.
+ */
+export const gdnConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+const rolled = (gpu: Gpu) => (gdnConfig.rolled === 'auto' ? gpu.isSoftware : gdnConfig.rolled);
 /** Conv tokens per invocation. */
 const CONV_TT = 16;
 const MAX_HEAD_DIM = 256;
@@ -43,13 +51,29 @@ const MAX_HEAD_DIM = 256;
 // ---------------------------------------------------------------------------------------------------------
 // helpers
 
-interface ViewParams { off: number; row: number; head: number; buffer: GPUBuffer }
+/** A storage binding of the bytes a tensor range touches (from the aligned-down start, so any view offset
+ * works without binding a whole, possibly huge, buffer) and the element offset of the range inside it. */
+interface Bound { range: BufferRange; off: number; buffer: GPUBuffer }
 
-function elemBase(t: Tensor): number {
-  return t.offset / DTYPE_BYTES[t.dtype];
+function bindElems(op: string, name: string, t: Tensor, elemOff: number, extent: number): Bound {
+  const gpu = t.gpu;
+  const bpe = DTYPE_BYTES[t.dtype];
+  if (t.offset % bpe !== 0) throw new Error(`${op}: ${name} tensor byte offset ${t.offset} is not a multiple of ${bpe}`);
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  const start = t.offset + elemOff * bpe;
+  const base = Math.floor(start / align) * align;
+  const size = Math.min(Math.max(4, Math.ceil((start + Math.max(extent, 1) * bpe - base) / 4) * 4), t.buffer.size - base);
+  if (size > gpu.limits.maxStorageBufferBindingSize) {
+    throw new Error(`${op}: ${name} binding of ${size} bytes exceeds maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`);
+  }
+  return { range: { buffer: t.buffer, offset: base, size }, off: (start - base) / bpe, buffer: t.buffer };
 }
 
-/** Validates a HeadView of [L, numHeads, headDim] and returns its element offset/strides in its buffer. */
+const bindTensor = (op: string, name: string, t: Tensor): Bound => bindElems(op, name, t, 0, t.size);
+
+interface ViewParams extends Bound { row: number; head: number }
+
+/** Validates a HeadView of [L, numHeads, headDim] and binds the range it touches. */
 function viewParams(op: string, name: string, v: HeadView, L: number, numHeads: number, headDim: number): ViewParams {
   const t = v.tensor;
   if (t.dtype !== 'f32') throw new Error(`${op}: ${name} must be f32, got ${t.dtype}`);
@@ -58,13 +82,15 @@ function viewParams(op: string, name: string, v: HeadView, L: number, numHeads: 
   for (const [k, x] of [['offset', off], ['rowStride', v.rowStride], ['headStride', head]] as const) {
     if (!Number.isInteger(x) || x < 0) throw new Error(`${op}: ${name}.${k} must be a non-negative integer, got ${x}`);
   }
+  let extent = 1;
   if (L > 0) {
     const last = off + (L - 1) * v.rowStride + (numHeads - 1) * head + headDim - 1;
     if (last >= t.size) {
       throw new Error(`${op}: ${name} view [L=${L}, heads=${numHeads}, dim=${headDim}] (offset ${off}, rowStride ${v.rowStride}, headStride ${head}) reaches element ${last}, past tensor [${t.shape}] (${t.size} elements)`);
     }
+    extent = last - off + 1;
   }
-  return { off: elemBase(t) + off, row: v.rowStride, head, buffer: t.buffer };
+  return { ...bindElems(op, name, t, Math.min(off, Math.max(0, t.size - 1)), extent), row: v.rowStride, head };
 }
 
 function checkTensor(op: string, name: string, t: Tensor, size: number, shape: string, dtypes: readonly string[] = ['f32']): void {
@@ -83,8 +109,6 @@ function checkDistinct(op: string, reads: [string, GPUBuffer][], writes: [string
     }
   }
 }
-
-const whole = (b: GPUBuffer): BufferRange => ({ buffer: b });
 
 function checkDims(op: string, L: number, extra: Record<string, number>): void {
   if (!Number.isInteger(L) || L < 0) throw new Error(`${op}: L must be a non-negative integer, got ${L}`);
@@ -121,8 +145,9 @@ export function causalConv1dSilu(x: HeadView /* headDim = C, numHeads 1 */, weig
     includes: ['activations'],
     workgroup: [64],
   } satisfies KernelSpec;
-  const buffers = [whole(xv.buffer), whole(weight.buffer), whole(state.buffer), whole(out.buffer)];
-  const params = [u(L), u(C), u(xv.off), u(xv.row), u(elemBase(weight)), u(elemBase(state)), u(elemBase(out)), u(single ? 1 : 0)];
+  const wb = bindTensor(op, 'weight', weight), sb = bindTensor(op, 'state', state), ob = bindTensor(op, 'out', out);
+  const buffers = [xv.range, wb.range, sb.range, ob.range];
+  const params = [u(L), u(C), u(xv.off), u(xv.row), u(wb.off), u(sb.off), u(ob.off), u(single ? 1 : 0)];
   const gx = Math.ceil(C / 64);
   gpu.stream.dispatch(gpu.pipelines.get(base), buffers, params, [gx, blocks], 'gdn.conv');
   if (!single) gpu.stream.dispatch(gpu.pipelines.get({ ...base, entry: 'state_update' }), buffers, params, [gx], 'gdn.conv_state');
@@ -156,10 +181,11 @@ export function gdnGates(a: HeadView, b: HeadView, aLog: Tensor, dtBias: Tensor,
   const groups = Math.ceil((L * Hv) / 64);
   const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
   const gy = Math.ceil(groups / gx);
+  const [alb, dtb, gb, bb] = [bindTensor(op, 'A_log', aLog), bindTensor(op, 'dt_bias', dtBias), bindTensor(op, 'g', g), bindTensor(op, 'beta', beta)];
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    [whole(av.buffer), whole(bv.buffer), whole(aLog.buffer), whole(dtBias.buffer), whole(g.buffer), whole(beta.buffer)],
-    [u(L), u(Hv), u(av.off), u(av.row), u(av.head), u(bv.off), u(bv.row), u(bv.head), u(elemBase(aLog)), u(elemBase(dtBias)), u(elemBase(g)), u(elemBase(beta)), u(gx)],
+    [av.range, bv.range, alb.range, dtb.range, gb.range, bb.range],
+    [u(L), u(Hv), u(av.off), u(av.row), u(av.head), u(bv.off), u(bv.row), u(bv.head), u(alb.off), u(dtb.off), u(gb.off), u(bb.off), u(gx)],
     [gx, gy],
     'gdn.gates',
   );
@@ -174,8 +200,9 @@ interface Checked {
   L: number; Hk: number; Hv: number; dk: number; dv: number;
   q: ViewParams; k: ViewParams; v: ViewParams;
   out: Tensor;
-  /** Value columns per workgroup and row groups (workgroup = [BV, RG], 256 invocations). */
-  BV: number; RG: number;
+  g: Bound; beta: Bound; state: Bound; o: Bound;
+  /** dk bucket; value columns per workgroup and row groups (workgroup = [BV, RG], 256 invocations). */
+  DKB: number; BV: number; RG: number;
 }
 
 function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
@@ -199,10 +226,14 @@ function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
     [['q', q.buffer], ['k', k.buffer], ['v', v.buffer], ['g', a.g.buffer], ['beta', a.beta.buffer]],
     [['state', a.state.buffer], ['out', out.buffer]],
   );
+  // dk is bucketed (DKB = 128 or 256) so one pipeline serves all dk in a bucket; the 4B model is exactly 128.
   // 32 columns × 8 row groups; for dk > 128 half the columns, so the chunked kernel's S block
-  // (dk × BV f32) stays ≤ 16 KiB of workgroup memory (lavapipe allows 32 KiB in all).
-  const [BV, RG] = dk <= 128 ? [32, 8] : [16, 16];
-  return { gpu, L, Hk, Hv, dk, dv, q, k, v, out, BV, RG };
+  // (DKB × BV f32) stays at 16 KiB of workgroup memory (lavapipe allows 32 KiB in all).
+  const DKB = dk <= 128 ? 128 : 256;
+  const [BV, RG] = DKB === 128 ? [32, 8] : [16, 16];
+  const g = bindTensor(op, 'g', a.g), beta = bindTensor(op, 'beta', a.beta);
+  const state = bindTensor(op, 'state', a.state), o = bindTensor(op, 'out', out);
+  return { gpu, L, Hk, Hv, dk, dv, q, k, v, out, g, beta, state, o, DKB, BV, RG };
 }
 
 const qkvParams = (c: Checked, withV: boolean) => [
@@ -218,13 +249,13 @@ export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
   const spec: KernelSpec = {
     file: 'gdn_recurrent',
     bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    consts: { DK: c.dk },
+    consts: { DKB: c.DKB, ROLLED: rolled(gpu) },
     workgroup: [c.BV, c.RG],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    [whole(c.q.buffer), whole(c.k.buffer), whole(c.v.buffer), whole(a.g.buffer), whole(a.beta.buffer), whole(a.state.buffer), whole(c.out.buffer)],
-    [u(c.L), u(c.Hk), u(c.Hv), u(c.dv), ...qkvParams(c, true), u(elemBase(a.g)), u(elemBase(a.beta)), u(elemBase(a.state)), u(elemBase(c.out)), f(1 / Math.sqrt(c.dk))],
+    [c.q.range, c.k.range, c.v.range, c.g.range, c.beta.range, c.state.range, c.o.range],
+    [u(c.L), u(c.Hk), u(c.Hv), u(c.dk), u(c.dv), ...qkvParams(c, true), u(c.g.off), u(c.beta.off), u(c.state.off), u(c.o.off), f(1 / Math.sqrt(c.dk)), u(Math.ceil(c.DKB / c.RG))],
     [Math.ceil(c.dv / c.BV), c.Hv],
     'gdn.recurrent',
   );
@@ -247,26 +278,26 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
   const prep: KernelSpec = {
     file: 'gdn_chunked_prep',
     bindings: ['read', 'read', 'read', 'read', 'write', 'write', 'write'],
-    consts: { DK: c.dk, CH, TI: 32 },
+    consts: { CH, TI: 32, ROLLED: rolled(gpu) },
     workgroup: [256],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(prep),
-    [whole(c.q.buffer), whole(c.k.buffer), whole(a.g.buffer), whole(a.beta.buffer), Tm.binding(), Pm.binding(), aux.binding()],
-    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(elemBase(a.g)), u(elemBase(a.beta)), f(1 / Math.sqrt(c.dk))],
+    [c.q.range, c.k.range, c.g.range, c.beta.range, Tm.binding(), Pm.binding(), aux.binding()],
+    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(c.g.off), u(c.beta.off), f(1 / Math.sqrt(c.dk)), u(4)],
     [nC, Hv],
     'gdn.chunk_prep',
   );
   const main: KernelSpec = {
     file: 'gdn_chunked',
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    consts: { DK: c.dk, CH },
+    consts: { DKB: c.DKB, CH, ROLLED: rolled(gpu) },
     workgroup: [c.BV, c.RG],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(main),
-    [whole(c.q.buffer), whole(c.k.buffer), whole(c.v.buffer), Tm.binding(), Pm.binding(), aux.binding(), whole(a.state.buffer), whole(c.out.buffer)],
-    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(elemBase(a.state)), u(elemBase(c.out))],
+    [c.q.range, c.k.range, c.v.range, Tm.binding(), Pm.binding(), aux.binding(), c.state.range, c.o.range],
+    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(c.state.off), u(c.o.off), u(Math.ceil(CH / c.RG)), u(Math.ceil(c.DKB / c.RG))],
     [Math.ceil(c.dv / c.BV), Hv],
     'gdn.chunked',
   );

@@ -31,7 +31,7 @@ import type { WeightStore } from '../model/weights.js';
 import { QwenVLM, type VlmImage, type GenerateOptions } from '../model/vlm.js';
 import type { TextCache } from '../model/textDecoder.js';
 import { ActionDecoder } from '../model/actionDecoder.js';
-import { QvlaTokenizer } from '../text/tokenizer.js';
+import { QvlaTokenizer, SPECIAL_TOKENS } from '../text/tokenizer.js';
 import { buildActionPrompt, buildChatPrompt, type ChatMessage } from '../text/prompt.js';
 import {
   parseEmbodiments, normalizeState, actionMask, unnormalizeActions,
@@ -41,6 +41,11 @@ import { integrate, SOLVERS, GRIDS, evaluations, type SolverName, type GridName 
 import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
 import { countNonFinite } from '../ops/checkFinite.js';
+
+const INSTRUCTION_FORBIDDEN = [
+  SPECIAL_TOKENS.imStart, SPECIAL_TOKENS.imEnd, SPECIAL_TOKENS.endOfText, SPECIAL_TOKENS.visionStart,
+  SPECIAL_TOKENS.visionEnd, SPECIAL_TOKENS.imagePad, SPECIAL_TOKENS.videoPad,
+];
 
 export class PolicyError extends Error {
   constructor(message: string, readonly field?: string) {
@@ -307,10 +312,11 @@ export class Policy {
   private async ensureDevice(what: string): Promise<DeviceState> {
     if (this.destroyed) throw new PolicyError(`${what}: this policy was destroyed; load a new one`);
     const g = this.dev.gpu;
-    if (g.isLost) {
+    if (g.isLost || this.dev.disposed) {
       this.noteLoss();
-      if (!this.ownsGpu || !(this.options.autoRecover ?? true)) throw this.lostMessage(what, false, g.lostError());
-      await this.recoverInner();
+      if (this.ownsGpu && (this.options.autoRecover ?? true)) await this.recoverInner();
+      else if (g.isLost) throw this.lostMessage(what, false, g.lostError());
+      else throw new PolicyError(`${what}: the last recover() failed, so this policy has no device state; call recover() again`);
     }
     return this.dev;
   }
@@ -357,7 +363,7 @@ export class Policy {
     const list: { input: ImageInput; camera: string }[] = [];
     if (Array.isArray(imgs)) {
       imgs.forEach((im, k) => {
-        const cam = typeof im === 'string' ? undefined : im.camera;
+        const cam = im !== null && typeof im === 'object' ? im.camera : undefined; // null etc.: rejected below, naming the field
         list.push({ input: im, camera: cam ?? emb.cameras[k] ?? `view${k}` });
       });
     } else if (typeof imgs === 'object') {
@@ -384,6 +390,11 @@ export class Policy {
   private validate(req: ActRequest): { steps: number; solver: SolverName; grid: GridName; seed: number } {
     if (req === null || typeof req !== 'object') throw new PolicyError('act() needs a request object');
     if (typeof req.instruction !== 'string') throw new PolicyError('must be a string', 'instruction');
+    // Chat-template and vision tokens written into the instruction would be read as structure (a stray
+    // <|video_pad|> reaches the rope index as a video; <|image_pad|> miscounts the images): refuse them here.
+    for (const t of INSTRUCTION_FORBIDDEN) {
+      if (req.instruction.includes(t)) throw new PolicyError(`must not contain the special token ${t} (chat-template and vision tokens are structure, not text)`, 'instruction');
+    }
     if (typeof req.embodiment !== 'string') throw new PolicyError('must be a string naming an embodiment', 'embodiment');
     const ae = this.config.actionExpert!;
     const steps = req.steps ?? ae.defaultSteps;
@@ -409,7 +420,7 @@ export class Policy {
    * rejects it with GpuError('lost'); see PolicyOptions.autoRecover and recover() for what happens next.
    */
   async act(req: ActRequest): Promise<ActResult> {
-    if (this.busy) throw new PolicyError('act() is already running on this policy; await the previous call (or use one Policy per caller)');
+    if (this.busy) throw new PolicyError('act() is already running on this policy (or chat() / recover()); await the previous call (or use one Policy per caller)');
     this.busy = true;
     try {
       const d = await this.ensureDevice('act()');
@@ -441,6 +452,9 @@ export class Policy {
       } catch (e) {
         throw new PolicyError(e instanceof Error ? e.message : String(e), 'state');
       }
+    } else if (emb.action.relative.some((r) => r)) {
+      // checked up front: unnormalising relative actions needs it, and failing after the GPU work wastes a call
+      throw new PolicyError(`is required: embodiment ${emb.key} has relative actions and needs the current state (${emb.state?.names.join(', ')})`, 'state');
     }
     const frames = await this.loadImages(req, emb);
     const images: VlmImage[] = [];
@@ -547,6 +561,18 @@ export class Policy {
         );
       }
       const actions = unnormalizeActions(emb, raw, ae.kMax, req.state ?? null);
+      // The same guard after unnormalisation (CPU, a few hundred values): finite statistics beyond float32
+      // range (embodiments.json accepts any finite number) overflow to ±Inf here.
+      for (let k = 0; k < actions.actions.length; k++) {
+        if (!Number.isFinite(actions.actions[k])) {
+          this.stats.nanGuardTrips++;
+          const ch = actions.names[k % actions.dims] ?? String(k % actions.dims);
+          throw new PolicyError(
+            `the unnormalised action ${ch} of row ${Math.floor(k / actions.dims)} is ${actions.actions[k]} (NaN guard): the normalization ` +
+              `statistics of embodiment ${emb.key} in embodiments.json (or the state added to relative channels) overflow float32; no actions were returned`,
+          );
+        }
+      }
       const tEnd = nowMs();
       const result: ActResult = {
         embodiment: emb.key,

@@ -1,0 +1,362 @@
+// `qvla bench e2e`: end-to-end act() latency, per stage, on the tiny checkpoint and the small (0.8B-shaped) one.
+//
+// Per config: load time (Policy.load on a fresh device), the first act() call (cold: WGSL pipeline compilation and
+// first-use buffer creation included) with its stage breakdown, then warm calls in two modes of the same Policy:
+//   staged — stageTimings: true, the GPU is synced between stages, so every stage has its own time;
+//   fast   — stageTimings: false, no intermediate syncs (the lowest-latency mode), total only.
+// (Both modes use one Policy: `policy.options.stageTimings` is read on every call, so it is switched in place
+// rather than loading the weights twice.) Warm-up calls of both modes precede the measured ones; the buffer
+// pool's `created` counter is read after warm-up and again at the end — steady-state calls must create no GPU
+// buffers. Steady-state GPU memory = weight bytes + pool bytes (activations, caches, masks, staging are pool
+// buffers; pipelines and the uniform arena are not counted).
+//
+// Percentiles are linear-interpolated (numpy's default); with n calls p99 is close to the maximum.
+// The small checkpoint is generated once into os.tmpdir()/qvla-small (src/bench/makeCheckpoint.ts).
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Gpu } from '../gpu/device.js';
+import { Policy, type ActRequest, type StageTimings } from '../policy/policy.js';
+import { SOLVERS, evaluations, type SolverName } from '../policy/samplers.js';
+import { TINY_DIR } from '../testing/fixtures.js';
+import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
+import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
+import { ensureSmallCheckpoint, defaultSmallDir } from './makeCheckpoint.js';
+
+export type E2eConfigName = 'tiny' | 'small';
+export const E2E_CONFIGS: readonly E2eConfigName[] = ['tiny', 'small'];
+
+/** Default measured calls per mode; on a software adapter the small config takes fewer (see `callsFor`). */
+export const DEFAULT_CALLS = 50;
+export const DEFAULT_CALLS_SMALL_SOFTWARE = 10;
+
+export interface E2eOptions {
+  configs?: E2eConfigName[];
+  /** Measured calls per mode (default 50; small on a software adapter: 10). */
+  calls?: number;
+  /** Warm-up calls per mode after the cold call (default 2). */
+  warmup?: number;
+  /** Checkpoint directory of the tiny config (default weights/tiny). */
+  tinyDir?: string;
+  /** Checkpoint directory of the small config (default os.tmpdir()/qvla-small, generated when absent). */
+  checkpoint?: string;
+  weightDtype?: 'f32' | 'f16';
+  steps?: number;
+  solver?: SolverName;
+  embodiment?: string;
+  /** Which modes to measure (default both). */
+  modes?: ('staged' | 'fast')[];
+  json?: string;
+  log?: (line: string) => void;
+  /** Recorded in the report (the CLI passes its command line). */
+  command?: string;
+}
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** Linear-interpolated percentile (numpy `linear`), q in [0, 100]. */
+export function percentile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (q / 100) * (s.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(s.length - 1, lo + 1);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+export function percentiles(xs: readonly number[]): Percentiles {
+  return {
+    n: xs.length,
+    p50: percentile(xs, 50),
+    p90: percentile(xs, 90),
+    p99: percentile(xs, 99),
+    mean: xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length),
+    min: xs.length ? Math.min(...xs) : NaN,
+    max: xs.length ? Math.max(...xs) : NaN,
+  };
+}
+
+export const STAGES = ['preprocess', 'vision', 'prefill', 'context', 'step', 'denoise', 'readback', 'postprocess', 'total'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export interface E2eConfigReport {
+  config: E2eConfigName;
+  dir: string;
+  weightDtype: 'f32' | 'f16';
+  embodiment: string;
+  steps: number;
+  solver: SolverName;
+  evaluations: number;
+  promptTokens: number;
+  /** seconds spent generating the checkpoint in this run (0 when cached / not generated) */
+  generateSeconds: number;
+  gpuCreateMs: number;
+  loadMs: number;
+  /** first act() (pipeline compilation included), stage-synced */
+  cold: StageTimings;
+  warmupCalls: number;
+  /** per-stage percentiles over the staged calls; `step` pools every denoising step, `denoise` is their sum per call */
+  staged: { calls: number; stages: Record<StageName, Percentiles> } | null;
+  /** total latency with stageTimings: false */
+  fast: { calls: number; total: Percentiles } | null;
+  memory: {
+    weightBytes: number;
+    poolBytes: number;
+    /** weights + pool */
+    totalBytes: number;
+    poolBuffersAfterWarmup: number;
+    /** GPU buffers the pool created during the measured calls (must be 0) */
+    buffersCreatedAfterWarmup: number;
+  };
+  note?: string;
+}
+
+export interface E2eReport {
+  header: BenchHeader;
+  weightDtype: 'f32' | 'f16';
+  command: string;
+  configs: E2eConfigReport[];
+}
+
+function sampleRequest(dir: string, embodiment: string, policy: Policy): ActRequest {
+  const emb = policy.embodiment(embodiment);
+  const sampleDir = path.join(TINY_DIR, 'samples');
+  const images = emb.cameras.map((c) => path.join(sampleDir, `${emb.key}_${c}.png`));
+  const state = emb.state ? emb.state.names.map((_, k) => (embodiment === 'widowx' ? [0.1, -0.3, 0.6, -0.9, 0.2, 0, 0, 0.7][k] ?? 0 : 0)) : undefined;
+  void dir;
+  return { images, instruction: 'put the red block in the blue bowl', embodiment, state, seed: 0 };
+}
+
+function callsFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): { calls: number; note?: string } {
+  if (opts.calls !== undefined) return { calls: opts.calls };
+  if (cfg === 'small' && software) {
+    return { calls: DEFAULT_CALLS_SMALL_SOFTWARE, note: `software adapter: small config measured over ${DEFAULT_CALLS_SMALL_SOFTWARE} calls per mode instead of ${DEFAULT_CALLS} (--calls N to change)` };
+  }
+  return { calls: DEFAULT_CALLS };
+}
+
+function stageValues(t: StageTimings): Record<Exclude<StageName, 'step'>, number> {
+  return {
+    preprocess: t.preprocessMs,
+    vision: t.visionMs,
+    prefill: t.prefillMs,
+    context: t.contextMs,
+    denoise: t.stepMs.reduce((a, b) => a + b, 0),
+    readback: t.readbackMs,
+    postprocess: t.postprocessMs,
+    total: t.totalMs,
+  };
+}
+
+async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string) => void): Promise<E2eConfigReport> {
+  let dir: string;
+  let generateSeconds = 0;
+  if (cfg === 'tiny') {
+    dir = opts.tinyDir ?? TINY_DIR;
+  } else {
+    const want = opts.checkpoint ?? defaultSmallDir();
+    const made = await ensureSmallCheckpoint(want, { log });
+    dir = made.dir;
+    generateSeconds = made.generated ? made.seconds : 0;
+  }
+  const weightDtype = opts.weightDtype ?? 'f32';
+  let t = performance.now();
+  const gpu = await Gpu.create();
+  const gpuCreateMs = performance.now() - t;
+  let policy: Policy | null = null;
+  try {
+    log(`[${cfg}] loading ${dir} (weights ${weightDtype}) ...`);
+    t = performance.now();
+    policy = await Policy.load(dir, { gpu, weightDtype, stageTimings: true });
+    const loadMs = performance.now() - t;
+    const embodiment = opts.embodiment ?? 'widowx';
+    const req: ActRequest = { ...sampleRequest(dir, embodiment, policy), steps: opts.steps, solver: opts.solver };
+    const { calls, note } = callsFor(cfg, gpu.isSoftware, opts);
+    if (note) log(`[${cfg}] note: ${note}`);
+    const warmup = opts.warmup ?? 2;
+    const modes = opts.modes ?? ['staged', 'fast'];
+    log(`[${cfg}] loaded in ${fmt(loadMs)} ms; cold call ...`);
+
+    const cold = await policy.act(req);
+    log(`[${cfg}] cold call ${fmt(cold.timings.totalMs)} ms (${cold.promptTokens} prompt tokens, ${cold.steps} × ${cold.solver}); warm-up ${warmup} per mode ...`);
+    for (const m of modes) {
+      policy.options.stageTimings = m === 'staged';
+      for (let k = 0; k < warmup; k++) await policy.act(req);
+    }
+    await gpu.sync();
+    const pool = gpu.buffers.stats;
+    const createdAfterWarmup = pool.created;
+
+    let staged: E2eConfigReport['staged'] = null;
+    let fast: E2eConfigReport['fast'] = null;
+    for (const m of modes) {
+      policy.options.stageTimings = m === 'staged';
+      log(`[${cfg}] ${calls} ${m} calls ...`);
+      const runs: StageTimings[] = [];
+      for (let k = 0; k < calls; k++) runs.push((await policy.act(req)).timings);
+      if (m === 'staged') {
+        const stages = {} as Record<StageName, Percentiles>;
+        for (const s of STAGES) {
+          stages[s] = s === 'step' ? percentiles(runs.flatMap((r) => r.stepMs)) : percentiles(runs.map((r) => stageValues(r)[s]));
+        }
+        staged = { calls, stages };
+      } else {
+        fast = { calls, total: percentiles(runs.map((r) => r.totalMs)) };
+      }
+    }
+    policy.options.stageTimings = true;
+    await gpu.sync();
+    const weightBytes = policy.weights.bytes;
+    const report: E2eConfigReport = {
+      config: cfg,
+      dir,
+      weightDtype,
+      embodiment,
+      steps: cold.steps,
+      solver: cold.solver,
+      evaluations: evaluations(cold.solver, cold.steps),
+      promptTokens: cold.promptTokens,
+      generateSeconds,
+      gpuCreateMs,
+      loadMs,
+      cold: cold.timings,
+      warmupCalls: warmup,
+      staged,
+      fast,
+      memory: {
+        weightBytes,
+        poolBytes: pool.bytesAllocated,
+        totalBytes: weightBytes + pool.bytesAllocated,
+        poolBuffersAfterWarmup: createdAfterWarmup,
+        buffersCreatedAfterWarmup: pool.created - createdAfterWarmup,
+      },
+      ...(note ? { note } : {}),
+    };
+    return report;
+  } finally {
+    policy?.destroy();
+    gpu.destroy();
+  }
+}
+
+const MiB = (b: number) => `${fmt(b / 2 ** 20)} MiB`;
+
+/** The human-readable report (also what the CLI prints). */
+export function formatE2eReport(r: E2eReport): string[] {
+  const out: string[] = [...formatHeader(r.header), `weights:        ${r.weightDtype} on the GPU`, `command:        ${r.command}`, ''];
+  for (const c of r.configs) {
+    out.push(`== ${c.config}: ${c.dir}`);
+    out.push(
+      `embodiment ${c.embodiment}, ${c.promptTokens} prompt tokens, ${c.steps} × ${c.solver} (${c.evaluations} evaluations); ` +
+        `device ${fmt(c.gpuCreateMs)} ms, load ${fmt(c.loadMs)} ms${c.generateSeconds ? `, checkpoint generated in ${fmt(c.generateSeconds)} s` : ''}`,
+    );
+    if (c.note) out.push(`note: ${c.note}`);
+    const cold = stageValues(c.cold);
+    const rows: string[][] = [];
+    for (const s of STAGES) {
+      const p = c.staged?.stages[s];
+      const coldV = s === 'step' ? (c.cold.stepMs.length ? c.cold.stepMs.reduce((a, b) => a + b, 0) / c.cold.stepMs.length : NaN) : cold[s];
+      rows.push([s === 'step' ? 'step (each)' : s, fmt(p?.p50), fmt(p?.p90), fmt(p?.p99), fmt(p?.mean), fmt(coldV)]);
+    }
+    if (c.fast) rows.push(['total, fast mode', fmt(c.fast.total.p50), fmt(c.fast.total.p90), fmt(c.fast.total.p99), fmt(c.fast.total.mean), '-']);
+    out.push(
+      `warm latency (ms): staged mode ${c.staged?.calls ?? 0} calls${c.fast ? `, fast mode ${c.fast.calls} calls` : ''}, after ${c.warmupCalls} warm-up calls per mode; cold = first call (step: mean)`,
+    );
+    out.push(...formatTable(['stage', 'p50', 'p90', 'p99', 'mean', 'cold'], rows));
+    const m = c.memory;
+    out.push(
+      `steady-state GPU memory: weights ${MiB(m.weightBytes)} + pool ${MiB(m.poolBytes)} = ${MiB(m.totalBytes)}; ` +
+        `pool buffers ${m.poolBuffersAfterWarmup} after warm-up, created after warm-up: ${m.buffersCreatedAfterWarmup}`,
+    );
+    out.push('');
+  }
+  return out;
+}
+
+/** Runs the benchmark (programmatic API). */
+export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  pinLpNumThreads();
+  const configs = opts.configs ?? [...E2E_CONFIGS];
+  const headerGpu = await Gpu.create();
+  const header = benchHeader(headerGpu);
+  headerGpu.destroy();
+  const reports: E2eConfigReport[] = [];
+  for (const c of configs) reports.push(await benchConfig(c, opts, log));
+  const report: E2eReport = {
+    header,
+    weightDtype: opts.weightDtype ?? 'f32',
+    command: opts.command ?? '(programmatic runE2e)',
+    configs: reports,
+  };
+  if (opts.json) {
+    await fsp.mkdir(path.dirname(path.resolve(opts.json)), { recursive: true });
+    await fsp.writeFile(opts.json, JSON.stringify(report, null, 2) + '\n');
+  }
+  return report;
+}
+
+export const E2E_SPEC: CommandSpec = {
+  name: 'bench e2e',
+  usage: 'bench e2e [--config tiny|small|both] [--calls N] [options]',
+  summary: 'End-to-end act() latency per stage (p50/p90/p99), cold first call, load time, steady-state GPU memory.',
+  description:
+    'Modes: staged (stageTimings: true, per-stage times) and fast (stageTimings: false, total only).\n' +
+    `The small config (Qwen3.5-0.8B-shaped VLM + small DiT, random weights) is generated once into ${defaultSmallDir()}.\n` +
+    `Default calls: ${DEFAULT_CALLS} per mode; the small config on a software adapter (lavapipe) takes ${DEFAULT_CALLS_SMALL_SOFTWARE}.\n` +
+    'LP_NUM_THREADS is pinned to the core count unless set.',
+  options: [
+    { name: 'config', type: 'string', choices: ['tiny', 'small', 'both'], help: 'which checkpoint(s)', defaultText: 'both' },
+    { name: 'calls', type: 'int', min: 1, help: 'measured calls per mode', defaultText: `${DEFAULT_CALLS} (small on lavapipe: ${DEFAULT_CALLS_SMALL_SOFTWARE})` },
+    { name: 'warmup', type: 'int', min: 0, help: 'warm-up calls per mode after the cold call', defaultText: '2' },
+    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'directory of the small checkpoint (generated when absent)', defaultText: defaultSmallDir() },
+    { name: 'tiny', type: 'string', metavar: 'DIR', help: 'directory of the tiny checkpoint', defaultText: 'weights/tiny' },
+    { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
+    { name: 'steps', type: 'int', min: 1, max: 1000, help: 'denoising steps', defaultText: "the config's default_steps" },
+    { name: 'solver', type: 'string', choices: SOLVERS, help: 'ODE solver', defaultText: "the config's default_solver" },
+    { name: 'embodiment', type: 'string', help: 'embodiment (sample images from weights/tiny/samples)', defaultText: 'widowx' },
+    { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
+    { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    HELP_OPT,
+  ],
+  examples: ['qvla bench e2e --config tiny --calls 100', 'qvla bench e2e --config small --weight-dtype f16 --json bench/out/e2e-small.json'],
+};
+
+/** CLI entry (`qvla bench e2e ...`): returns the exit code. */
+export async function runE2eBench(args: string[]): Promise<number> {
+  const p = parseArgs(E2E_SPEC, args);
+  if (p.help) {
+    process.stdout.write(formatHelp(E2E_SPEC));
+    return 0;
+  }
+  if (p.positionals.length > 0) throw new UsageError(`qvla bench e2e: unexpected argument ${JSON.stringify(p.positionals[0])}`);
+  const cfg = getString(p, 'config') ?? 'both';
+  const mode = getString(p, 'mode') ?? 'both';
+  const report = await runE2e({
+    configs: cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
+    calls: getNumber(p, 'calls'),
+    warmup: getNumber(p, 'warmup'),
+    checkpoint: getString(p, 'checkpoint'),
+    tinyDir: getString(p, 'tiny'),
+    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
+    steps: getNumber(p, 'steps'),
+    solver: getString(p, 'solver') as SolverName | undefined,
+    embodiment: getString(p, 'embodiment'),
+    modes: mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
+    json: getString(p, 'json'),
+    command: ['qvla bench e2e', ...args].join(' '),
+  });
+  process.stdout.write(`\n${formatE2eReport(report).join('\n')}\n`);
+  if (report.configs.some((c) => c.memory.buffersCreatedAfterWarmup !== 0)) {
+    process.stderr.write('qvla bench e2e: GPU buffers were created after warm-up (steady state should allocate none)\n');
+    return 1;
+  }
+  return 0;
+}
