@@ -27,7 +27,8 @@ export const E2E_CONFIGS: readonly E2eConfigName[] = ['tiny', 'small'];
 
 /** Default measured calls per mode; on a software adapter the small config takes fewer (see `callsFor`). */
 export const DEFAULT_CALLS = 50;
-export const DEFAULT_CALLS_SMALL_SOFTWARE = 10;
+/** The small config on a software adapter (see `planFor`). */
+export const SMALL_SOFTWARE = { calls: 1, warmup: 0, modes: ['staged'] } as const;
 
 export interface E2eOptions {
   configs?: E2eConfigName[];
@@ -134,12 +135,31 @@ function sampleRequest(dir: string, embodiment: string, policy: Policy): ActRequ
   return { images, instruction: 'put the red block in the blue bowl', embodiment, state, seed: 0 };
 }
 
-function callsFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): { calls: number; note?: string } {
-  if (opts.calls !== undefined) return { calls: opts.calls };
-  if (cfg === 'small' && software) {
-    return { calls: DEFAULT_CALLS_SMALL_SOFTWARE, note: `software adapter: small config measured over ${DEFAULT_CALLS_SMALL_SOFTWARE} calls per mode instead of ${DEFAULT_CALLS} (--calls N to change)` };
+interface Plan {
+  calls: number;
+  warmup: number;
+  modes: ('staged' | 'fast')[];
+  note?: string;
+}
+
+/**
+ * Calls, warm-up and modes for one config. Defaults: 50 calls per mode after 2 warm-up calls, both modes. The small
+ * config on a software adapter (lavapipe: one small act() takes minutes) defaults to 1 staged call after the cold
+ * call (which doubles as its warm-up); every explicit option wins.
+ */
+function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): Plan {
+  const slow = cfg === 'small' && software;
+  const plan: Plan = {
+    calls: opts.calls ?? (slow ? SMALL_SOFTWARE.calls : DEFAULT_CALLS),
+    warmup: opts.warmup ?? (slow ? SMALL_SOFTWARE.warmup : 2),
+    modes: opts.modes ?? (slow ? [...SMALL_SOFTWARE.modes] : ['staged', 'fast']),
+  };
+  if (slow && (opts.calls === undefined || opts.warmup === undefined || opts.modes === undefined)) {
+    plan.note =
+      `software adapter: the small config defaults to ${plan.calls} ${plan.modes.join(' + ')} call(s) after ${plan.warmup} warm-up call(s) ` +
+      `(the cold call warms the staged mode up) instead of ${DEFAULT_CALLS} per mode; --calls / --warmup / --mode change it`;
   }
-  return { calls: DEFAULT_CALLS };
+  return plan;
 }
 
 function stageValues(t: StageTimings): Record<Exclude<StageName, 'step'>, number> {
@@ -178,10 +198,8 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
     const loadMs = performance.now() - t;
     const embodiment = opts.embodiment ?? 'widowx';
     const req: ActRequest = { ...sampleRequest(dir, embodiment, policy), steps: opts.steps, solver: opts.solver };
-    const { calls, note } = callsFor(cfg, gpu.isSoftware, opts);
+    const { calls, warmup, modes, note } = planFor(cfg, gpu.isSoftware, opts);
     if (note) log(`[${cfg}] note: ${note}`);
-    const warmup = opts.warmup ?? 2;
-    const modes = opts.modes ?? ['staged', 'fast'];
     log(`[${cfg}] loaded in ${fmt(loadMs)} ms; cold call ...`);
 
     const cold = await policy.act(req);

@@ -93,12 +93,12 @@ describe('device loss', () => {
   });
 
   it('between calls: the next act() recovers first and succeeds; chat() recovers the same way', async () => {
-    const chat0 = await policy.chat([{ role: 'user', content: 'what is on the table?' }], [], { maxNewTokens: 4 });
+    const chat0 = await policy.chat([{ role: 'user', content: 'what is on the table?' }], [], { maxNewTokens: 2 });
     policy.gpu.device.destroy();
     const r = await policy.act(widowx);
     expect(sameBits(r.raw, refW)).toBe(true);
     policy.gpu.device.destroy();
-    const chat1 = await policy.chat([{ role: 'user', content: 'what is on the table?' }], [], { maxNewTokens: 4 });
+    const chat1 = await policy.chat([{ role: 'user', content: 'what is on the table?' }], [], { maxNewTokens: 2 });
     expect(chat1.tokens).toEqual(chat0.tokens);
     expect(policy.stats.recoveries).toBe(4);
   });
