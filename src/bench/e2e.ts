@@ -123,6 +123,8 @@ export interface E2eReport {
   header: BenchHeader;
   weightDtype: 'f32' | 'f16';
   command: string;
+  /** run-level notes (e.g. a config skipped by default) */
+  notes: string[];
   configs: E2eConfigReport[];
 }
 
@@ -268,7 +270,7 @@ const MiB = (b: number) => `${fmt(b / 2 ** 20)} MiB`;
 
 /** The human-readable report (also what the CLI prints). */
 export function formatE2eReport(r: E2eReport): string[] {
-  const out: string[] = [...formatHeader(r.header), `weights:        ${r.weightDtype} on the GPU`, `command:        ${r.command}`, ''];
+  const out: string[] = [...formatHeader(r.header), `weights:        ${r.weightDtype} on the GPU`, `command:        ${r.command}`, ...r.notes.map((n) => `note:           ${n}`), ''];
   for (const c of r.configs) {
     out.push(`== ${c.config}: ${c.dir}`);
     out.push(
@@ -302,16 +304,26 @@ export function formatE2eReport(r: E2eReport): string[] {
 export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   pinLpNumThreads();
-  const configs = opts.configs ?? [...E2E_CONFIGS];
   const headerGpu = await Gpu.create();
   const header = benchHeader(headerGpu);
   headerGpu.destroy();
+  const notes: string[] = [];
+  let configs = opts.configs;
+  if (!configs) {
+    // auto: both on a hardware adapter; the small config is opt-in on a software one (minutes per act() call).
+    configs = header.software ? ['tiny'] : [...E2E_CONFIGS];
+    if (header.software) {
+      notes.push('software adapter: the small config is skipped by default (one act() takes minutes on lavapipe); --config small or --config both runs it');
+    }
+  }
+  for (const n of notes) log(`note: ${n}`);
   const reports: E2eConfigReport[] = [];
   for (const c of configs) reports.push(await benchConfig(c, opts, log));
   const report: E2eReport = {
     header,
     weightDtype: opts.weightDtype ?? 'f32',
     command: opts.command ?? '(programmatic runE2e)',
+    notes,
     configs: reports,
   };
   if (opts.json) {
@@ -323,24 +335,25 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
 
 export const E2E_SPEC: CommandSpec = {
   name: 'bench e2e',
-  usage: 'bench e2e [--config tiny|small|both] [--calls N] [options]',
+  usage: 'bench e2e [--config auto|tiny|small|both] [--calls N] [options]',
   summary: 'End-to-end act() latency per stage (p50/p90/p99), cold first call, load time, steady-state GPU memory.',
   description:
     'Modes: staged (stageTimings: true, per-stage times) and fast (stageTimings: false, total only).\n' +
     `The small config (Qwen3.5-0.8B-shaped VLM + small DiT, random weights) is generated once into ${defaultSmallDir()}.\n` +
-    `Default calls: ${DEFAULT_CALLS} per mode; the small config on a software adapter (lavapipe) takes ${DEFAULT_CALLS_SMALL_SOFTWARE}.\n` +
+    `Default: ${DEFAULT_CALLS} calls per mode after 2 warm-up calls per mode. On a software adapter (lavapipe) --config auto\n` +
+    `runs tiny only, and the small config (when asked for) defaults to ${SMALL_SOFTWARE.calls} ${SMALL_SOFTWARE.modes.join('+')} call after ${SMALL_SOFTWARE.warmup} warm-up calls.\n` +
     'LP_NUM_THREADS is pinned to the core count unless set.',
   options: [
-    { name: 'config', type: 'string', choices: ['tiny', 'small', 'both'], help: 'which checkpoint(s)', defaultText: 'both' },
-    { name: 'calls', type: 'int', min: 1, help: 'measured calls per mode', defaultText: `${DEFAULT_CALLS} (small on lavapipe: ${DEFAULT_CALLS_SMALL_SOFTWARE})` },
-    { name: 'warmup', type: 'int', min: 0, help: 'warm-up calls per mode after the cold call', defaultText: '2' },
+    { name: 'config', type: 'string', choices: ['auto', 'tiny', 'small', 'both'], help: 'which checkpoint(s); auto = both, tiny only on a software adapter', defaultText: 'auto' },
+    { name: 'calls', type: 'int', min: 1, help: 'measured calls per mode', defaultText: `${DEFAULT_CALLS} (small on lavapipe: ${SMALL_SOFTWARE.calls})` },
+    { name: 'warmup', type: 'int', min: 0, help: 'warm-up calls per mode after the cold call', defaultText: `2 (small on lavapipe: ${SMALL_SOFTWARE.warmup})` },
     { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'directory of the small checkpoint (generated when absent)', defaultText: defaultSmallDir() },
     { name: 'tiny', type: 'string', metavar: 'DIR', help: 'directory of the tiny checkpoint', defaultText: 'weights/tiny' },
     { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
     { name: 'steps', type: 'int', min: 1, max: 1000, help: 'denoising steps', defaultText: "the config's default_steps" },
     { name: 'solver', type: 'string', choices: SOLVERS, help: 'ODE solver', defaultText: "the config's default_solver" },
     { name: 'embodiment', type: 'string', help: 'embodiment (sample images from weights/tiny/samples)', defaultText: 'widowx' },
-    { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
+    { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both (small on lavapipe: staged)' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
     HELP_OPT,
   ],
@@ -355,10 +368,10 @@ export async function runE2eBench(args: string[]): Promise<number> {
     return 0;
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench e2e: unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  const cfg = getString(p, 'config') ?? 'both';
-  const mode = getString(p, 'mode') ?? 'both';
+  const cfg = getString(p, 'config') ?? 'auto';
+  const mode = getString(p, 'mode');
   const report = await runE2e({
-    configs: cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
+    configs: cfg === 'auto' ? undefined : cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
     calls: getNumber(p, 'calls'),
     warmup: getNumber(p, 'warmup'),
     checkpoint: getString(p, 'checkpoint'),
@@ -367,7 +380,7 @@ export async function runE2eBench(args: string[]): Promise<number> {
     steps: getNumber(p, 'steps'),
     solver: getString(p, 'solver') as SolverName | undefined,
     embodiment: getString(p, 'embodiment'),
-    modes: mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
+    modes: mode === undefined ? undefined : mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
     json: getString(p, 'json'),
     command: ['qvla bench e2e', ...args].join(' '),
   });

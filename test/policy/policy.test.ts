@@ -37,7 +37,16 @@ describe('act() against the reference', () => {
         line.push(`${key} ${e.maxAbs.toExponential(2)}/${e.rel.toExponential(2)}`);
         expect(e.rel, key).toBeLessThan(1e-3);
         if (key === 'euler_10' && fx.has('action.euler_10.unnormalized')) {
-          const u = errors(r.actions.actions, fx.f32('action.euler_10.unnormalized'));
+          // The fixture is sliced + unnormalised only; apply the two documented post-steps (relative channels add
+          // the current state channel of the same name; grippers binarise at 0.5) to get the expected actions.
+          const emb = policy.embodiment(fx.meta.prompt.embodiment);
+          const want = Float32Array.from(fx.f32('action.euler_10.unnormalized'));
+          const K = emb.action.names.length;
+          for (let row = 0; row < emb.control.chunk; row++) for (let c = 0; c < K; c++) {
+            if (emb.action.relative[c]) want[row * K + c] += state![emb.state!.names.indexOf(emb.action.names[c])];
+            if (emb.action.binarizeGripper && emb.action.gripper.includes(c)) want[row * K + c] = want[row * K + c] >= 0.5 ? 1 : 0;
+          }
+          const u = errors(r.actions.actions, want);
           expect(u.rel, 'unnormalised actions').toBeLessThan(1e-3);
         }
       }
