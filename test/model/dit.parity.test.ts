@@ -99,15 +99,15 @@ for (const name of ['case_a_tiny_widowx', 'case_b_two_images', 'case_c_t2a_nav',
 }
 
 describe('decoder conformance (action-decoder.md §3.9)', () => {
-  it('f16 weights stay close to the reference chunk', async () => {
-    const fx = await Fixture.load('case_a_tiny_widowx');
+  it('f16 weights stay close to the reference chunk (F32 checkpoint, so f16 storage is lossy)', async () => {
+    const fx = await Fixture.load('case_b_two_images');
     const L = await load(fx, 'f16');
     const io = inputs(fx, L);
     try {
       const Y = Tensor.from(gpu, fx.f32('sample.noise'), [L.ae.hMax, L.ae.kMax]);
       await integrate((yy, tau, o) => L.dec.velocity(yy, tau, io.ctx, io.stateTok, io.rowMask, o), Y, io.mask, { steps: 10, solver: 'euler' });
       const e = errors(await Y.readF32(), fx.f32('sample.euler_10'));
-      report.push(`case_a f16 euler_10: ${e.maxAbs.toExponential(2)}/${e.rel.toExponential(2)}`);
+      report.push(`case_b f16 euler_10: ${e.maxAbs.toExponential(2)}/${e.rel.toExponential(2)}`);
       expect(e.rel).toBeLessThan(2e-2);
       Y.release();
     } finally {
