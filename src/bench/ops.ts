@@ -145,8 +145,9 @@ export async function benchCase(gpu: Gpu, c: OpCase, opts: Pick<OpBenchOptions, 
       bytes: inst.bytes,
       check,
     };
-    if (inst.flops) row.gflops = inst.flops / (time.median * 1e6);
-    if (inst.bytes) row.gbps = inst.bytes / (time.median * 1e6);
+    // A kernel shorter than the timestamp resolution reads 0 ms: report no rate rather than an infinite one.
+    if (inst.flops && time.median > 0) row.gflops = inst.flops / (time.median * 1e6);
+    if (inst.bytes && time.median > 0) row.gbps = inst.bytes / (time.median * 1e6);
     if (inst.flops && inst.bytes) row.intensity = inst.flops / inst.bytes;
     if (peaks) {
       const ridge = peaks.gflops / peaks.gbps;

@@ -138,8 +138,8 @@ export async function perfCase(gpu: Gpu, c: OpCase, reps = 7, peaks?: DevicePeak
     times.sort((a, b) => a - b);
     const med = times[Math.floor(times.length / 2)];
     const res: PerfResult = { name: c.name, op: c.op, medianMs: med, minMs: times[0], maxMs: times[times.length - 1], gpuTimed: useGpu };
-    if (inst.flops) res.gflops = inst.flops / (med * 1e6);
-    if (inst.bytes) res.gbps = inst.bytes / (med * 1e6);
+    if (inst.flops && med > 0) res.gflops = inst.flops / (med * 1e6);
+    if (inst.bytes && med > 0) res.gbps = inst.bytes / (med * 1e6);
     if (peaks) {
       const fc = res.gflops !== undefined ? res.gflops / peaks.gflops : 0;
       const fb = res.gbps !== undefined ? res.gbps / peaks.gbps : 0;
