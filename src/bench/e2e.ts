@@ -21,18 +21,19 @@ import { TINY_DIR } from '../testing/fixtures.js';
 import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
 import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
 import { ensureSmallCheckpoint, defaultSmallDir } from './makeCheckpoint.js';
+import { DEFAULT_INSTRUCTION, DEFAULT_WIDOWX_STATE } from './steps.js';
 
 export type E2eConfigName = 'tiny' | 'small';
 export const E2E_CONFIGS: readonly E2eConfigName[] = ['tiny', 'small'];
 
-/** Default measured calls per mode; on a software adapter the small config takes fewer (see `callsFor`). */
+/** Default measured calls per mode; on a software adapter the small config takes fewer (see `planFor`). */
 export const DEFAULT_CALLS = 50;
 /** The small config on a software adapter (see `planFor`). */
-export const SMALL_SOFTWARE = { calls: 1, warmup: 0, modes: ['staged'] } as const;
+export const SMALL_SOFTWARE = { calls: 1, warmup: 1, modes: ['staged', 'fast'] } as const;
 
 export interface E2eOptions {
   configs?: E2eConfigName[];
-  /** Measured calls per mode (default 50; small on a software adapter: 10). */
+  /** Measured calls per mode (default 50; the small config on a software adapter: SMALL_SOFTWARE.calls). */
   calls?: number;
   /** Warm-up calls per mode after the cold call (default 2). */
   warmup?: number;
@@ -123,18 +124,15 @@ export interface E2eReport {
   header: BenchHeader;
   weightDtype: 'f32' | 'f16';
   command: string;
-  /** run-level notes (e.g. a config skipped by default) */
-  notes: string[];
   configs: E2eConfigReport[];
 }
 
-function sampleRequest(dir: string, embodiment: string, policy: Policy): ActRequest {
+function sampleRequest(embodiment: string, policy: Policy): ActRequest {
   const emb = policy.embodiment(embodiment);
   const sampleDir = path.join(TINY_DIR, 'samples');
   const images = emb.cameras.map((c) => path.join(sampleDir, `${emb.key}_${c}.png`));
-  const state = emb.state ? emb.state.names.map((_, k) => (embodiment === 'widowx' ? [0.1, -0.3, 0.6, -0.9, 0.2, 0, 0, 0.7][k] ?? 0 : 0)) : undefined;
-  void dir;
-  return { images, instruction: 'put the red block in the blue bowl', embodiment, state, seed: 0 };
+  const state = emb.state ? emb.state.names.map((_, k) => (emb.key === 'widowx' ? DEFAULT_WIDOWX_STATE[k] ?? 0 : 0)) : undefined;
+  return { images, instruction: DEFAULT_INSTRUCTION, embodiment, state, seed: 0 };
 }
 
 interface Plan {
@@ -146,8 +144,9 @@ interface Plan {
 
 /**
  * Calls, warm-up and modes for one config. Defaults: 50 calls per mode after 2 warm-up calls, both modes. The small
- * config on a software adapter (lavapipe: one small act() takes minutes) defaults to 1 staged call after the cold
- * call (which doubles as its warm-up); every explicit option wins.
+ * config on a software adapter (lavapipe: ~1 min per small act() on 2 idle cores, several under load) defaults to
+ * 1 warm-up + 1 measured call per mode (the cold call alone does not bring the buffer pool to steady state); every
+ * explicit option wins.
  */
 function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): Plan {
   const slow = cfg === 'small' && software;
@@ -158,8 +157,8 @@ function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): Plan 
   };
   if (slow && (opts.calls === undefined || opts.warmup === undefined || opts.modes === undefined)) {
     plan.note =
-      `software adapter: the small config defaults to ${plan.calls} ${plan.modes.join(' + ')} call(s) after ${plan.warmup} warm-up call(s) ` +
-      `(the cold call warms the staged mode up) instead of ${DEFAULT_CALLS} per mode; --calls / --warmup / --mode change it`;
+      `software adapter: the small config defaults to ${plan.calls} measured call(s) per mode (${plan.modes.join(', ')}) after ` +
+      `${plan.warmup} warm-up call(s) per mode, instead of ${DEFAULT_CALLS}, so the run stays within minutes; --calls / --warmup / --mode change it`;
   }
   return plan;
 }
@@ -199,7 +198,7 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
     policy = await Policy.load(dir, { gpu, weightDtype, stageTimings: true });
     const loadMs = performance.now() - t;
     const embodiment = opts.embodiment ?? 'widowx';
-    const req: ActRequest = { ...sampleRequest(dir, embodiment, policy), steps: opts.steps, solver: opts.solver };
+    const req: ActRequest = { ...sampleRequest(embodiment, policy), steps: opts.steps, solver: opts.solver };
     const { calls, warmup, modes, note } = planFor(cfg, gpu.isSoftware, opts);
     if (note) log(`[${cfg}] note: ${note}`);
     log(`[${cfg}] loaded in ${fmt(loadMs)} ms; cold call ...`);
@@ -270,7 +269,7 @@ const MiB = (b: number) => `${fmt(b / 2 ** 20)} MiB`;
 
 /** The human-readable report (also what the CLI prints). */
 export function formatE2eReport(r: E2eReport): string[] {
-  const out: string[] = [...formatHeader(r.header), `weights:        ${r.weightDtype} on the GPU`, `command:        ${r.command}`, ...r.notes.map((n) => `note:           ${n}`), ''];
+  const out: string[] = [...formatHeader(r.header), `weights:        ${r.weightDtype} on the GPU`, `command:        ${r.command}`, ''];
   for (const c of r.configs) {
     out.push(`== ${c.config}: ${c.dir}`);
     out.push(
@@ -307,23 +306,13 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
   const headerGpu = await Gpu.create();
   const header = benchHeader(headerGpu);
   headerGpu.destroy();
-  const notes: string[] = [];
-  let configs = opts.configs;
-  if (!configs) {
-    // auto: both on a hardware adapter; the small config is opt-in on a software one (minutes per act() call).
-    configs = header.software ? ['tiny'] : [...E2E_CONFIGS];
-    if (header.software) {
-      notes.push('software adapter: the small config is skipped by default (one act() takes minutes on lavapipe); --config small or --config both runs it');
-    }
-  }
-  for (const n of notes) log(`note: ${n}`);
+  const configs = opts.configs ?? [...E2E_CONFIGS];
   const reports: E2eConfigReport[] = [];
   for (const c of configs) reports.push(await benchConfig(c, opts, log));
   const report: E2eReport = {
     header,
     weightDtype: opts.weightDtype ?? 'f32',
     command: opts.command ?? '(programmatic runE2e)',
-    notes,
     configs: reports,
   };
   if (opts.json) {
@@ -335,16 +324,16 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
 
 export const E2E_SPEC: CommandSpec = {
   name: 'bench e2e',
-  usage: 'bench e2e [--config auto|tiny|small|both] [--calls N] [options]',
+  usage: 'bench e2e [--config tiny|small|both] [--calls N] [options]',
   summary: 'End-to-end act() latency per stage (p50/p90/p99), cold first call, load time, steady-state GPU memory.',
   description:
     'Modes: staged (stageTimings: true, per-stage times) and fast (stageTimings: false, total only).\n' +
     `The small config (Qwen3.5-0.8B-shaped VLM + small DiT, random weights) is generated once into ${defaultSmallDir()}.\n` +
-    `Default: ${DEFAULT_CALLS} calls per mode after 2 warm-up calls per mode. On a software adapter (lavapipe) --config auto\n` +
-    `runs tiny only, and the small config (when asked for) defaults to ${SMALL_SOFTWARE.calls} ${SMALL_SOFTWARE.modes.join('+')} call after ${SMALL_SOFTWARE.warmup} warm-up calls.\n` +
+    `Default: ${DEFAULT_CALLS} calls per mode after 2 warm-up calls per mode; on a software adapter (lavapipe: about a minute\n` +
+    `per small act() on 2 idle cores) the small config defaults to ${SMALL_SOFTWARE.calls} call per mode after ${SMALL_SOFTWARE.warmup} warm-up call per mode.\n` +
     'LP_NUM_THREADS is pinned to the core count unless set.',
   options: [
-    { name: 'config', type: 'string', choices: ['auto', 'tiny', 'small', 'both'], help: 'which checkpoint(s); auto = both, tiny only on a software adapter', defaultText: 'auto' },
+    { name: 'config', type: 'string', choices: ['tiny', 'small', 'both'], help: 'which checkpoint(s)', defaultText: 'both' },
     { name: 'calls', type: 'int', min: 1, help: 'measured calls per mode', defaultText: `${DEFAULT_CALLS} (small on lavapipe: ${SMALL_SOFTWARE.calls})` },
     { name: 'warmup', type: 'int', min: 0, help: 'warm-up calls per mode after the cold call', defaultText: `2 (small on lavapipe: ${SMALL_SOFTWARE.warmup})` },
     { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'directory of the small checkpoint (generated when absent)', defaultText: defaultSmallDir() },
@@ -353,7 +342,7 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'steps', type: 'int', min: 1, max: 1000, help: 'denoising steps', defaultText: "the config's default_steps" },
     { name: 'solver', type: 'string', choices: SOLVERS, help: 'ODE solver', defaultText: "the config's default_solver" },
     { name: 'embodiment', type: 'string', help: 'embodiment (sample images from weights/tiny/samples)', defaultText: 'widowx' },
-    { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both (small on lavapipe: staged)' },
+    { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
     HELP_OPT,
   ],
@@ -368,10 +357,10 @@ export async function runE2eBench(args: string[]): Promise<number> {
     return 0;
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench e2e: unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  const cfg = getString(p, 'config') ?? 'auto';
+  const cfg = getString(p, 'config') ?? 'both';
   const mode = getString(p, 'mode');
   const report = await runE2e({
-    configs: cfg === 'auto' ? undefined : cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
+    configs: cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
     calls: getNumber(p, 'calls'),
     warmup: getNumber(p, 'warmup'),
     checkpoint: getString(p, 'checkpoint'),
