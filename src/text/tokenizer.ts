@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { CheckpointError } from '../io/errors.js';
+import { CheckpointError, describeValue } from '../io/errors.js';
 
 /** Token strings of the specials qvla needs (all present in Qwen3.5 and weights/tiny tokenizers). */
 export const SPECIAL_TOKENS = {
@@ -93,15 +93,16 @@ export class QvlaTokenizer {
     }
     let maxId = -1;
     for (const [t, id] of Object.entries(vocab as Record<string, unknown>)) {
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-        throw new CheckpointError(`model.vocab[${JSON.stringify(t)}] must be a non-negative integer id`, { file, field: 'model.vocab' });
+      // ids travel to the GPU as i32, so anything above 2^31−1 (e.g. 1e308, which is an "integer") is malformed.
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
+        throw new CheckpointError(`model.vocab[${JSON.stringify(t)}] must be an integer id in [0, 2^31), got ${describeValue(id)}`, { file, field: 'model.vocab' });
       }
       if (id > maxId) maxId = id;
     }
     added.forEach((a: unknown, i: number) => {
       const at = a as Record<string, unknown> | null;
       if (at === null || typeof at !== 'object' || typeof at['content'] !== 'string' ||
-          typeof at['id'] !== 'number' || !Number.isInteger(at['id']) || (at['id'] as number) < 0) {
+          typeof at['id'] !== 'number' || !Number.isInteger(at['id']) || (at['id'] as number) < 0 || (at['id'] as number) > 0x7fffffff) {
         throw new CheckpointError(`added_tokens[${i}] must be {id: int, content: string, ...}`, { file, field: `added_tokens[${i}]` });
       }
       if ((at['id'] as number) > maxId) maxId = at['id'] as number;

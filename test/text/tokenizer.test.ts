@@ -79,3 +79,14 @@ describe('QvlaTokenizer', () => {
     await expect(QvlaTokenizer.load(dir)).rejects.toThrow(/special token "<think>" is not in the vocabulary/);
   });
 });
+
+describe('tokenizer.json id bounds', () => {
+  it('rejects vocabulary ids outside the i32 range with a CheckpointError naming the field', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { QvlaTokenizer } = await import('../../src/text/tokenizer.js');
+    const json = JSON.parse(readFileSync(new URL('../../weights/tiny/tokenizer.json', import.meta.url), 'utf8'));
+    const first = Object.keys(json.model.vocab)[0];
+    json.model.vocab[first] = 1e308;
+    expect(() => QvlaTokenizer.fromJson(json, 'tokenizer.json')).toThrow(/model\.vocab.*\[0, 2\^31\)/);
+  });
+});
