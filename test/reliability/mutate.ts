@@ -8,7 +8,8 @@
 export type Rand = () => number;
 
 // One seeded PRNG for every fuzzer: the mulberry32 generator of the safetensors fuzz helpers.
-export { rng, randInt } from '../io/helpers.js';
+import { rng, randInt } from '../io/helpers.js';
+export { rng, randInt };
 
 export const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
