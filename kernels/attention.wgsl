@@ -11,6 +11,7 @@
 // The masking modes (causal, segments, key mask, gate) are uniform flags, not consts: the branches are uniform
 // and this keeps the pipeline count to one per head dim.
 // Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ), ROLLED.
+// key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl (shared with the decode kernel).
 // ROLLED (software adapters only): the constant-trip loops take their trip counts from Params (`trip()`), so the
 // compiler keeps them rolled. lavapipe's LLVM otherwise spends 5–25 s unrolling one variant; GPUs get the
 // constants (select on a false const folds away) so the loops unroll and O / the scores stay in registers.
@@ -49,36 +50,7 @@ var<workgroup> Vs: array<vec4f, BK * HD4>;
 var<workgroup> Ss: array<f32, BQ * BK>;
 var<workgroup> kok: array<u32, BK>;
 
-fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
-
-fn ldq(i: u32) -> vec4f { return vec4f(Q[i], Q[i + 1u], Q[i + 2u], Q[i + 3u]); }
-fn ldk(i: u32) -> vec4f { return vec4f(K[i], K[i + 1u], K[i + 2u], K[i + 3u]); }
-fn ldv(i: u32) -> vec4f { return vec4f(V[i], V[i + 1u], V[i + 2u], V[i + 3u]); }
 fn ldg(i: u32) -> vec4f { return vec4f(Gt[i], Gt[i + 1u], Gt[i + 2u], Gt[i + 3u]); }
-
-fn key_ok(j: u32) -> bool {
-  if (j >= P.Lk) { return false; }
-  if (P.mask_kind == 0u) { return true; }
-  let b = Mk[P.m_off + j];
-  if (P.mask_kind == 2u) { return (b & 0x7fffffffu) != 0u; }
-  return b != 0u;
-}
-
-// Index of the segment holding token i: the largest k < nseg with Seg[k] ≤ i.
-fn seg_of(i: u32) -> u32 {
-  var a = 0u;
-  var b = P.nseg;
-  while (b - a > 1u) {
-    let m = (a + b) / 2u;
-    if (Seg[m] <= i) { a = m; } else { b = m; }
-  }
-  return a;
-}
-
-// Keys visible to query i by the causal rule: [0, causal_hi(i)).
-fn causal_hi(i: u32) -> u32 {
-  return u32(clamp(i32(i) + P.causal_off + 1, 0, i32(P.Lk)));
-}
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {

@@ -12,7 +12,7 @@
 // combines the splits. A split (or row) that sees no key writes m = NEG, l = 0, O = 0 (-inf-free).
 // Consts: HD (head dim, multiple of 4), NQ (rows per workgroup, held in registers), DPT4 = ceil(HD/4 / WG_X), ROLLED
 // (software adapters: constant-trip loops read their trip counts from Params so LLVM keeps them rolled; see
-// attention.wgsl).
+// attention.wgsl). key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl.
 struct Params {
   Lq: u32, Lk: u32, H: u32, G: u32,
   q_off: u32, q_rs: u32, q_hs: u32,
@@ -44,34 +44,6 @@ const NEG_T: f32 = -1.0e29;
 var<workgroup> Qs: array<vec4f, NQ * HD4>;
 var<workgroup> Ss: array<f32, NQ * KT>;
 var<workgroup> Ps: array<f32, NQ * KT>;
-
-fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
-
-fn ldq(i: u32) -> vec4f { return vec4f(Q[i], Q[i + 1u], Q[i + 2u], Q[i + 3u]); }
-fn ldk(i: u32) -> vec4f { return vec4f(K[i], K[i + 1u], K[i + 2u], K[i + 3u]); }
-fn ldv(i: u32) -> vec4f { return vec4f(V[i], V[i + 1u], V[i + 2u], V[i + 3u]); }
-
-fn key_ok(j: u32) -> bool {
-  if (j >= P.Lk) { return false; }
-  if (P.mask_kind == 0u) { return true; }
-  let b = Mk[P.m_off + j];
-  if (P.mask_kind == 2u) { return (b & 0x7fffffffu) != 0u; }
-  return b != 0u;
-}
-
-fn seg_of(i: u32) -> u32 {
-  var a = 0u;
-  var b = P.nseg;
-  while (b - a > 1u) {
-    let m = (a + b) / 2u;
-    if (Seg[m] <= i) { a = m; } else { b = m; }
-  }
-  return a;
-}
-
-fn causal_hi(i: u32) -> u32 {
-  return u32(clamp(i32(i) + P.causal_off + 1, 0, i32(P.Lk)));
-}
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {

@@ -1,7 +1,8 @@
 // Row norms over rows of `dim` contiguous f32 values. Workgroup = WG_Y rows × WG_X invocations per row: the
-// WG_X invocations of a row stride over its elements and tree-reduce in workgroup memory (short rows use a
-// narrow WG_X and several rows per workgroup). Statistics in f32; LayerNorm takes the mean first and then
-// Σ(x − μ)² in a second pass over the (cached) row, which stays accurate when |μ| ≫ σ.
+// WG_X invocations of a row stride over its elements and tree-reduce in workgroup memory (row_sum of
+// lib/row_reduce.wgsl; short rows use a narrow WG_X and several rows per workgroup). Statistics in f32;
+// LayerNorm takes the mean first and then Σ(x − μ)² in a second pass over the (cached) row, which stays
+// accurate when |μ| ≫ σ.
 //   MODE 0 RMSNorm        y = x·rsqrt(mean(x²) + eps) · w     (ADD_ONE: · (1 + w), Qwen's zero-centred
 //                                                              weight; HAS_W false: no weight)
 //   MODE 1 RMSNormGated   y = x·rsqrt(mean(x²) + eps) · w · silu(z)          (Qwen3.5 GDN output norm)
@@ -26,8 +27,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> Bv: array<BT>;
 @group(0) @binding(5) var<storage, read_write> Y: array<f32>;
 
-var<workgroup> red: array<f32, WG_X * WG_Y>;
-
 fn ld_x(i: u32) -> f32 {
   if (X_IS_Y) { return Y[i]; }
   return X[i];
@@ -36,20 +35,6 @@ fn ld_x(i: u32) -> f32 {
 fn ld_z(i: u32) -> f32 {
   if (Z_IS_Y) { return Y[i]; }
   return Z[i];
-}
-
-// Sum of `v` over the WG_X invocations of row slot `ty` (every invocation gets the result).
-fn row_sum(v: f32, tx: u32, ty: u32) -> f32 {
-  let base = ty * WG_X;
-  red[base + tx] = v;
-  workgroupBarrier();
-  for (var s = WG_X / 2u; s > 0u; s = s >> 1u) {
-    if (tx < s) { red[base + tx] += red[base + tx + s]; }
-    workgroupBarrier();
-  }
-  let r = red[base];
-  workgroupBarrier(); // `red` is reused by the next reduction
-  return r;
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)

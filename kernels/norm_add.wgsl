@@ -1,7 +1,7 @@
 // Fused residual add + RMSNorm (the pre-norm decoder skeleton: h = r + x; x' = RMSNorm(h)):
 //   R[row] += X[row] (in place: R becomes the new residual stream), Y[row] = R·rsqrt(mean(R²) + eps) · w
 //   (ADD_ONE: · (1 + w), Qwen's zero-centred weight). Same layout as norm.wgsl: WG_Y rows × WG_X invocations,
-//   tree reduction in workgroup memory, f32 statistics. Each invocation re-reads only the R elements it wrote.
+//   tree reduction (lib/row_reduce.wgsl), f32 statistics. Each invocation re-reads only the R elements it wrote.
 // Inputs that share a GPUBuffer are reached through one binding (WebGPU rejects a read-only and a read-write
 // binding of one buffer, and two read-write bindings whose ranges overlap): X_IS_Y / X_IS_R read x through Y / R,
 // R_IS_Y keeps the residual inside Y's binding.
@@ -17,8 +17,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
-var<workgroup> red: array<f32, WG_X * WG_Y>;
-
 fn ld_r(i: u32) -> f32 {
   if (R_IS_Y) { return Y[i]; }
   return R[i];
@@ -32,17 +30,6 @@ fn ld_x(i: u32) -> f32 {
   if (X_IS_Y) { return Y[i]; }
   if (X_IS_R) { return ld_r(i); }
   return X[i];
-}
-
-fn row_sum(v: f32, tx: u32, ty: u32) -> f32 {
-  let base = ty * WG_X;
-  red[base + tx] = v;
-  workgroupBarrier();
-  for (var s = WG_X / 2u; s > 0u; s = s >> 1u) {
-    if (tx < s) { red[base + tx] += red[base + tx + s]; }
-    workgroupBarrier();
-  }
-  return red[base];
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)

@@ -5,12 +5,14 @@
 // Options: --calls N (measured calls, default 10000), --max-minutes M (stop early, reported), --window K
 // (latency window, default calls/20), --sample-every K, --seed S, --weights DIR (default weights/tiny),
 // --warmup-extra N, --stage-timings (sync between stages, as the default Policy does), --small (fewer
-// scenarios), --json FILE (the full report), bounds: --max-heap-growth-mb, --max-rss-growth-mb,
+// scenarios), --json FILE (the full report), --plot FILE (.svg / .png: latency and memory over the calls),
+// --from-json FILE (print and plot a saved report instead of running), bounds: --max-heap-growth-mb, --max-rss-growth-mb,
 // --max-external-growth-mb, --max-p50-drift, --max-p99-drift (0 = not checked), --max-new-buffers.
 // Prints the per-window latency and the memory samples as it goes, then PASS/FAIL per check; exits 1 on FAIL.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { plotFormat, writePlot } from '../src/plot/index.js';
 import { parseArgs } from 'node:util';
-import { DEFAULT_BOUNDS, formatSoakReport, runSoak, type SoakBounds } from '../src/bench/soak.js';
+import { DEFAULT_BOUNDS, formatSoakReport, runSoak, soakChart, type SoakBounds, type SoakReport } from '../src/bench/soak.js';
 import { TINY_DIR } from '../src/testing/fixtures.js';
 
 async function main(): Promise<number> {
@@ -26,6 +28,8 @@ async function main(): Promise<number> {
       'stage-timings': { type: 'boolean', default: false },
       small: { type: 'boolean', default: false },
       json: { type: 'string' },
+      plot: { type: 'string' },
+      'from-json': { type: 'string' },
       'max-heap-growth-mb': { type: 'string' },
       'max-rss-growth-mb': { type: 'string' },
       'max-external-growth-mb': { type: 'string' },
@@ -36,8 +40,29 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    console.log('usage: node --expose-gc dist/tools/soak.js [--calls 10000] [--max-minutes M] [--window K] [--seed S] [--weights DIR] [--json FILE] [--small] [--stage-timings]');
+    console.log('usage: node --expose-gc dist/tools/soak.js [--calls 10000] [--max-minutes M] [--window K] [--seed S] [--weights DIR] [--json FILE] [--plot FILE] [--small] [--stage-timings]\n' +
+      '       node dist/tools/soak.js --from-json FILE [--plot FILE]');
     return 0;
+  }
+  // Checked before an hour-long run, not after it.
+  if (values.plot && !plotFormat(values.plot)) throw new Error(`--plot must name a .svg or .png file, got ${values.plot}`);
+  if (values['from-json']) {
+    const file = values['from-json'];
+    let report: SoakReport;
+    try {
+      report = JSON.parse(readFileSync(file, 'utf8')) as SoakReport;
+    } catch (e) {
+      throw new Error(`--from-json ${file}: cannot read a soak report: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!Array.isArray(report.windows) || !Array.isArray(report.samples) || report.samples.length === 0 || !Array.isArray(report.checks)) {
+      throw new Error(`--from-json ${file}: not a soak report (needs windows, samples and checks, as written by --json)`);
+    }
+    console.log(formatSoakReport(report));
+    if (values.plot) {
+      await writePlot(values.plot, soakChart(report));
+      console.log(`wrote ${values.plot}`);
+    }
+    return report.pass ? 0 : 1;
   }
   const num = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
@@ -73,7 +98,15 @@ async function main(): Promise<number> {
     log: (l) => console.log(l),
   });
   console.log(formatSoakReport(report));
-  if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+  if (values.json) {
+    // tmp + rename: an interrupted write never leaves a truncated report behind
+    writeFileSync(`${values.json}.tmp`, JSON.stringify(report, null, 2));
+    renameSync(`${values.json}.tmp`, values.json);
+  }
+  if (values.plot) {
+    await writePlot(values.plot, soakChart(report));
+    console.log(`wrote ${values.plot}`);
+  }
   return report.pass ? 0 : 1;
 }
 

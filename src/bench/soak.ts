@@ -20,6 +20,7 @@ import { Policy } from '../policy/policy.js';
 import type { SolverName } from '../policy/samplers.js';
 import { decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
+import { panelChart, type Scene } from '../plot/index.js';
 
 export interface SoakBounds {
   /** New GPU buffers (pool + staging) after warm-up. */
@@ -390,4 +391,37 @@ export function formatSoakReport(r: SoakReport): string {
   for (const c of r.checks) lines.push(`${c.ok ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`);
   lines.push(r.pass ? 'PASS' : 'FAIL');
   return lines.join('\n');
+}
+
+/**
+ * The soak at a glance: latency per window (p50, p99, mean) and memory after gc (JS heap, RSS, GPU pool) against
+ * the call number. The y axes start at 0, so a flat line is flat relative to the whole quantity.
+ */
+export function soakChart(r: SoakReport, title = 'qvla soak: Policy.act() steady state'): Scene {
+  const mid = (w: WindowStats): number => (w.from + w.to) / 2;
+  const f = r.samples[0], l = r.samples[r.samples.length - 1];
+  return panelChart({
+    title,
+    subtitle: `${r.calls} calls after ${r.warmupCalls} warm-up calls, ${r.msPerCall.toFixed(0)} ms/call; ` +
+      `GPU buffers ${f.gpuBuffersCreated} -> ${l.gpuBuffersCreated}; ${r.nonFinite} non-finite; ${r.pass ? 'PASS' : 'FAIL'}`,
+    xLabel: 'call',
+    panels: [
+      {
+        label: 'act() latency per window (ms)',
+        series: [
+          { name: 'p50', points: r.windows.map((w) => [mid(w), w.p50]) },
+          { name: 'p99', points: r.windows.map((w) => [mid(w), w.p99]) },
+          { name: 'mean', points: r.windows.map((w) => [mid(w), w.mean]) },
+        ],
+      },
+      {
+        label: 'memory after gc (MB)',
+        series: [
+          { name: 'RSS', points: r.samples.map((s) => [s.call, s.rssMB]) },
+          { name: 'GPU pool', points: r.samples.map((s) => [s.call, s.gpuPoolMB]) },
+          { name: 'JS heap', points: r.samples.map((s) => [s.call, s.heapUsedMB]) },
+        ],
+      },
+    ],
+  });
 }

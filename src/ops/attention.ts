@@ -215,6 +215,7 @@ export function attention(a: AttentionArgs): Tensor {
     file: 'attention',
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
     consts: { HD: p.hd, BQ, BK, TPQ, DPT4, ROLLED: rolled(gpu) },
+    includes: ['attention_keys'],
     workgroup: [WG],
   };
   const dummy = { buffer: gpu.dummy };
@@ -268,6 +269,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
     file: 'attention_decode',
     bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write'],
     consts: { HD: p.hd, NQ, DPT4, ROLLED: rolled(gpu) },
+    includes: ['attention_keys'],
     workgroup: [WG],
   };
   const params = [

@@ -92,7 +92,7 @@ function launchNorm(L: NormLaunch): void {
       Z_IS_Y: zViaY,
     },
     aliases: { WT: wtype(L.op, L.w, 'weight'), BT: wtype(L.op, L.b, 'bias') },
-    includes: ['activations'],
+    includes: ['activations', 'row_reduce'],
     workgroup: [wx, wy],
   };
   const { grid, gx } = rowGrid(gpu, L.rows, wy);
@@ -212,6 +212,7 @@ export function addRmsNorm(x: Tensor, residual: Tensor, w: Tensor, opts: { eps: 
     bindings: ['read', 'read', 'write', 'write'],
     consts: { ADD_ONE: !!opts.addOne, X_IS_Y: xViaY, X_IS_R: xViaR, R_IS_Y: rViaY },
     aliases: { WT: w.dtype === 'f16' ? 'f16' : 'f32' },
+    includes: ['row_reduce'],
     workgroup: [wx, wy],
   };
   const { grid, gx } = rowGrid(gpu, rows, wy);

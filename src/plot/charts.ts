@@ -1,6 +1,8 @@
-// The two charts qvla draws: action channels over a chunk (one small line plot per named channel), and
-// navigation waypoints on the ground plane (x forward = up, y left = left, yaw arrows).
-import { PALETTE, type Item, type Scene } from './scene.js';
+// The charts qvla draws: action channels over a chunk (one small line plot per named channel), navigation
+// waypoints on the ground plane (x forward = up, y left = left, yaw arrows), and stacked panels of (x, y)
+// series with a shared x axis (soak latency / memory over calls).
+import { PALETTE, type Color, type Item, type Scene } from './scene.js';
+import { textWidth } from './font5x7.js';
 
 const INK = '#222222';
 const MUTED = '#666666';
@@ -185,5 +187,73 @@ export function navigationChart(inp: NavChartInput): Scene {
     items.push({ kind: 'circle', cx: x, cy: y, r: 3.5, fill: '#4e79a7' });
     items.push(text(x + 6, y - 4, String(i), { color: INK }));
   });
+  return { width, height, background: '#ffffff', items };
+}
+
+export interface Series {
+  name: string;
+  points: [number, number][];
+  color?: Color;
+}
+
+export interface Panel {
+  /** Label above the panel (the y quantity and unit). */
+  label: string;
+  series: Series[];
+  /** Start the y axis at 0 (default true: growth is judged against the whole quantity, not a zoomed band). */
+  fromZero?: boolean;
+}
+
+export interface PanelChartInput {
+  title: string;
+  subtitle?: string;
+  panels: Panel[];
+  xLabel: string;
+}
+
+/** Stacked panels sharing one x axis; each panel has several named line series and a legend. */
+export function panelChart(inp: PanelChartInput): Scene {
+  if (inp.panels.length === 0) throw new Error('plot: panelChart needs at least one panel');
+  const W = 760, PH = 200, TOP = inp.subtitle ? 52 : 38, PAD = 12;
+  const width = W, height = TOP + inp.panels.length * PH + 24 + PAD;
+  const L = PAD + 64, R = W - PAD - 12;
+  const items: Item[] = [];
+  items.push(text(PAD, 10, inp.title, { scale: 2, baseline: 'top' }));
+  if (inp.subtitle) items.push(text(PAD, 32, inp.subtitle, { color: MUTED, baseline: 'top' }));
+  const xs = inp.panels.flatMap((p) => p.series.flatMap((s) => s.points.map((q) => q[0]))).filter(Number.isFinite);
+  const xt = niceTicks(xs.length ? Math.min(...xs) : 0, xs.length ? Math.max(...xs) : 1, 6);
+  const x0 = xt.ticks[0]!, x1 = xt.ticks[xt.ticks.length - 1]!;
+  const sx = (v: number) => L + ((v - x0) / (x1 - x0 || 1)) * (R - L);
+  inp.panels.forEach((panel, pi) => {
+    const T = TOP + pi * PH + 20, B = TOP + (pi + 1) * PH - 14;
+    const ys = panel.series.flatMap((s) => s.points.map((q) => q[1])).filter(Number.isFinite);
+    let lo = ys.length ? Math.min(...ys) : 0;
+    const hi = ys.length ? Math.max(...ys) : 1;
+    if (panel.fromZero ?? true) lo = Math.min(0, lo);
+    const yt = niceTicks(lo, hi, 4);
+    const y0 = yt.ticks[0]!, y1 = yt.ticks[yt.ticks.length - 1]!;
+    const sy = (v: number) => B - ((v - y0) / (y1 - y0 || 1)) * (B - T);
+    for (const t of yt.ticks) {
+      items.push(line([[L, sy(t)], [R, sy(t)]], GRID, 1));
+      items.push(text(L - 5, sy(t), formatTick(t, yt.step), { anchor: 'end', baseline: 'middle', color: MUTED }));
+    }
+    for (const t of xt.ticks) {
+      items.push(line([[sx(t), B], [sx(t), B + 4]], FRAME, 1));
+      if (pi === inp.panels.length - 1) items.push(text(sx(t), B + 7, formatTick(t, xt.step), { anchor: 'middle', baseline: 'top', color: MUTED }));
+    }
+    items.push({ kind: 'rect', x: L, y: T, w: R - L, h: B - T, stroke: FRAME, strokeWidth: 1 });
+    items.push(text(L, T - 4, panel.label));
+    let lx = R;
+    [...panel.series].reverse().forEach((s, k) => {
+      const color = s.color ?? PALETTE[(panel.series.length - 1 - k) % PALETTE.length]!;
+      lx -= textWidth(s.name) + 22;
+      items.push(line([[lx, T - 8], [lx + 14, T - 8]], color, 2));
+      items.push(text(lx + 18, T - 4, s.name, { color: MUTED }));
+      const pts = s.points.filter((q) => Number.isFinite(q[0]) && Number.isFinite(q[1])).map((q): [number, number] => [sx(q[0]), sy(q[1])]);
+      if (pts.length > 1) items.push(line(pts, color, 2));
+      if (pts.length <= 60) for (const [x, y] of pts) items.push({ kind: 'circle', cx: x, cy: y, r: 2.5, fill: color });
+    });
+  });
+  items.push(text(R, height - PAD, inp.xLabel, { anchor: 'end', baseline: 'bottom', color: MUTED }));
   return { width, height, background: '#ffffff', items };
 }

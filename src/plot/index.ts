@@ -5,7 +5,10 @@ import { renderSvg } from './svg.js';
 import { renderPng } from './raster.js';
 import type { Scene } from './scene.js';
 
-export { channelChart, navigationChart, niceTicks, formatTick, type ChannelChartInput, type NavChartInput, type NavWaypoint } from './charts.js';
+export {
+  channelChart, navigationChart, panelChart, niceTicks, formatTick,
+  type ChannelChartInput, type NavChartInput, type NavWaypoint, type Panel, type PanelChartInput, type Series,
+} from './charts.js';
 export { renderSvg } from './svg.js';
 export { renderPng, rasterize, Raster } from './raster.js';
 export type { Scene, Item, Color } from './scene.js';

@@ -17,8 +17,9 @@
  * - relative[i] true requires a state with a channel of the same name (the delta is added to it).
  * - gripper: unique channel indices in [0, K).
  * - normalisation stats: one finite number per channel; q01_q99 / min_max need lo ≤ hi; mean_std needs std > 0
- *   for the state (it is divided by) and std ≥ 0 for the action. The state stats are required iff a state is
- *   declared.
+ *   for the state (it is divided by) and std ≥ 0 for the action. Every stat, and every hi − lo span, must lie
+ *   in float32 range, and a state std must be at least the smallest normal float32 (outputs are f32). The state
+ *   stats are required iff a state is declared.
  *
  * Maths (float64, results stored as float32), as qvla_ref/embodiment.py:
  *   q01_q99 / min_max:  x = (clip(y, −1, 1) + 1) / 2 · (hi − lo) + lo;   state y = (x − lo) / (hi − lo) · 2 − 1
@@ -206,6 +207,8 @@ const ACTION_KEYS = ['names', 'relative', 'gripper', 'binarize_gripper'] as cons
 const STATE_KEYS = ['names'] as const;
 const NORM_KEYS = ['method', 'action', 'state'] as const;
 const TASK_TYPES: readonly TaskType[] = ['manipulation', 'navigation', 'trajectory'];
+const F32_MAX = 3.4028234663852886e38;
+const F32_MIN_NORMAL = 1.1754943508222875e-38;
 const METHODS: readonly NormMethod[] = ['q01_q99', 'min_max', 'mean_std'];
 const STAT_KEYS: Record<NormMethod, [string, string]> = {
   q01_q99: ['q01', 'q99'],
@@ -226,7 +229,20 @@ function parseStats(v: V, norm: Obj, part: 'action' | 'state', method: NormMetho
   const [ka, kb] = STAT_KEYS[method];
   const a = v.numbers(s, ka, p, n);
   const b = v.numbers(s, kb, p, n);
+  // Stats are applied in f64 but the actions leave as f32 and the normalised state goes to the GPU as f32:
+  // a stat (or a q01..q99 span) outside f32 range would turn every output into ±Inf / NaN at act() time.
+  for (const [k, l] of [[ka, a], [kb, b]] as const) {
+    l.forEach((x, i) => {
+      if (Math.abs(x) > F32_MAX) v.fail(`${p}.${k}[${i}]`, `(${x}) is outside the float32 range (|x| ≤ ${F32_MAX.toExponential(4)})`);
+    });
+  }
   for (let i = 0; i < n; i++) {
+    if (method !== 'mean_std' && Math.abs(b[i]! - a[i]!) > F32_MAX) {
+      v.fail(`${p}.${kb}[${i}]`, `− ${p}.${ka}[${i}] = ${b[i]! - a[i]!} is outside the float32 range`);
+    }
+    if (method === 'mean_std' && part === 'state' && b[i]! > 0 && b[i]! < F32_MIN_NORMAL) {
+      v.fail(`${p}.${kb}[${i}]`, `(${b[i]}) is below the smallest normal float32 (${F32_MIN_NORMAL.toExponential(4)}); dividing by it overflows`);
+    }
     if (method === 'mean_std') {
       const ok = part === 'state' ? b[i]! > 0 : b[i]! >= 0;
       if (!ok) v.fail(`${p}.${kb}[${i}]`, `must be ${part === 'state' ? '> 0' : '≥ 0'}, got ${b[i]}`);

@@ -12,6 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { Policy, PolicyError, type ActResult } from '../policy/policy.js';
 import { CheckpointError } from '../io/errors.js';
+import { GpuError } from '../gpu/device.js';
 import { packb, unpackb, WireError } from './msgpack.js';
 import { NdArray } from './ndarray.js';
 import {
@@ -287,6 +288,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       } catch (e) {
         if (e instanceof PolicyError) return errorReply(e.message, e.field ?? null, decoded.requestId);
         if (e instanceof CheckpointError) return errorReply(e.message, e.field ?? null, decoded.requestId);
+        if (e instanceof GpuError && e.kind === 'lost') {
+          // The request failed but the policy is not broken: with autoRecover (the CLI default) the next
+          // act() re-creates the device and re-uploads the weights. The client keeps its connection and may retry.
+          log(`connection ${conn}: GPU device lost during request #${ev.seq}; the next request recovers the device`);
+          const m: Record<string, unknown> = { error: `GPU device lost: ${e.message}`, field: null, kind: 'device_lost', retryable: true };
+          if (decoded.requestId !== undefined) m['request_id'] = decoded.requestId;
+          return sendMap(m);
+        }
         const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
         log(`connection ${conn}: internal error: ${msg}`);
         if (ws.readyState === WebSocket.OPEN) {

@@ -1,7 +1,7 @@
 // The dependency-free plotter: ticks, font, rasteriser, SVG/PNG output.
 import { describe, expect, it } from 'vitest';
 import { decode as decodePng, hasPngSignature } from 'fast-png';
-import { channelChart, navigationChart, niceTicks, formatTick, renderPng, renderSvg, Raster, plotFormat } from '../../src/plot/index.js';
+import { channelChart, navigationChart, panelChart, niceTicks, formatTick, renderPng, renderSvg, Raster, plotFormat } from '../../src/plot/index.js';
 import { GLYPH_COUNT, glyph, glyphPixel, textWidth } from '../../src/plot/font5x7.js';
 
 describe('plot helpers', () => {
@@ -53,5 +53,24 @@ describe('plot helpers', () => {
     expect(decodePng(renderPng(nav)).width).toBe(nav.width);
     expect(renderSvg(nav)).toContain('y left (m)');
     expect(() => channelChart({ title: 'x', names: ['a'], values: [], rows: 2 })).toThrow();
+  });
+
+  it('draws stacked panels of named series on one x axis, y from 0 by default, skipping non-finite points', () => {
+    const scene = panelChart({
+      title: 'soak', xLabel: 'call',
+      panels: [
+        { label: 'latency (ms)', series: [{ name: 'p50', points: [[250, 400], [750, 410], [1250, NaN], [1750, 405]] }, { name: 'p99', points: [[250, 900], [750, 950]] }] },
+        { label: 'memory (MB)', series: [{ name: 'RSS', points: [[0, 380], [1000, 381]] }], fromZero: false },
+      ],
+    });
+    const svg = renderSvg(scene);
+    for (const s of ['latency (ms)', 'memory (MB)', 'p50', 'p99', 'RSS', 'call']) expect(svg).toContain(s);
+    // one polyline per series with ≥ 2 finite points (the NaN point is dropped, not drawn at 0)
+    const lines = [...svg.matchAll(/<polyline points="([^"]+)"[^>]*stroke-width="2"/g)].map((m) => m[1]!.trim().split(/\s+/).length);
+    expect(lines.filter((n) => n === 3)).toHaveLength(1);
+    // y axis of the first panel starts at 0: a "0" tick label is drawn
+    expect(svg).toMatch(/>0</);
+    expect(decodePng(renderPng(scene)).height).toBe(scene.height);
+    expect(() => panelChart({ title: 'x', xLabel: 'x', panels: [] })).toThrow(/at least one panel/);
   });
 });

@@ -3,17 +3,12 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { DTYPE_SIZES, type Dtype } from '../../src/io/dtypes.js';
 import type { TensorToWrite } from '../../src/io/safetensorsWriter.js';
+import { Rng } from '../../src/util/rng.js';
 
-/** Deterministic PRNG (mulberry32). */
+/** Deterministic uniform [0, 1) stream: the project's seeded generator (src/util/rng.ts), one PRNG everywhere. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Rng(seed);
+  return () => g.uniform();
 }
 
 export function randInt(r: () => number, lo: number, hi: number): number {

@@ -72,6 +72,13 @@ describe('loading', () => {
     ['bad method', (r) => { r.embodiments.aloha.normalization.method = 'zscore'; }, /embodiments\.aloha\.normalization\.method must be one of q01_q99, min_max, mean_std, got "zscore"/],
     ['bad task type', (r) => { r.embodiments.aloha.task_type = 'flying'; }, /embodiments\.aloha\.task_type must be one of manipulation, navigation, trajectory/],
     ['NaN-ish stat', (r) => { r.embodiments.aloha.normalization.state.q01[3] = 'x'; }, /embodiments\.aloha\.normalization\.state\.q01\[3\] must be a finite number, got "x"/],
+    ['stat beyond float32', (r) => { r.embodiments.aloha.normalization.action.q99[5] = 1e39; }, /embodiments\.aloha\.normalization\.action\.q99\[5\] \(1e\+39\) is outside the float32 range/],
+    ['q01..q99 span beyond float32', (r) => { r.embodiments.aloha.normalization.action.q01[0] = -3e38; r.embodiments.aloha.normalization.action.q99[0] = 3e38; },
+      /embodiments\.aloha\.normalization\.action\.q99\[0\] − embodiments\.aloha\.normalization\.action\.q01\[0\] = 6e\+38 is outside the float32 range/],
+    ['state std subnormal', (r) => {
+      r.embodiments.widowx.normalization = { method: 'mean_std', action: { mean: [0, 0, 0, 0, 0, 0, 0], std: [1, 1, 1, 1, 1, 1, 1] },
+        state: { mean: [0, 0, 0, 0, 0, 0, 0, 0], std: [1, 1e-40, 1, 1, 1, 1, 1, 1] } };
+    }, /embodiments\.widowx\.normalization\.state\.std\[1\] \(1e-40\) is below the smallest normal float32/],
     ['q01 > q99', (r) => { r.embodiments.aloha.normalization.action.q01[2] = 2; }, /embodiments\.aloha\.normalization\.action\.q99\[2\] \(1\.42\) must be ≥ embodiments\.aloha\.normalization\.action\.q01\[2\] \(2\)/],
     ['std 0 for state', (r) => {
       r.embodiments.widowx.normalization = { method: 'mean_std', action: { mean: [0, 0, 0, 0, 0, 0, 0], std: [1, 1, 1, 1, 1, 1, 1] },

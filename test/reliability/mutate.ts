@@ -7,7 +7,7 @@
 
 export type Rand = () => number;
 
-// One seeded PRNG for every fuzzer: the mulberry32 generator of the safetensors fuzz helpers.
+// One seeded PRNG for every fuzzer: rng() of the safetensors fuzz helpers (src/util/rng.ts underneath).
 import { rng, randInt } from '../io/helpers.js';
 export { rng, randInt };
 

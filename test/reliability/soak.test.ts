@@ -7,7 +7,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { formatSoakReport, runSoak } from '../../src/bench/soak.js';
+import { formatSoakReport, runSoak, soakChart } from '../../src/bench/soak.js';
+import { renderSvg } from '../../src/plot/index.js';
 import { TINY_DIR } from '../../src/testing/fixtures.js';
 
 if (!(globalThis as { gc?: unknown }).gc) {
@@ -34,5 +35,8 @@ describe('soak (CI)', () => {
     for (const c of r.checks) expect(c.ok, `${c.name}: ${c.detail}`).toBe(true);
     expect(r.calls).toBe(150);
     expect(r.nonFinite).toBe(0);
+    // the report plots (what tools/soak.ts --plot writes): latency windows and memory samples, PASS in the subtitle
+    const svg = renderSvg(soakChart(r));
+    for (const s of ['act() latency per window (ms)', 'memory after gc (MB)', 'GPU pool', '150 calls', 'PASS']) expect(svg).toContain(s);
   }, 300_000);
 });

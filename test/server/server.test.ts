@@ -16,6 +16,8 @@ let policy: Policy;
 let server: RunningServer;
 const events: { type: 'start' | 'end'; e: InferEvent }[] = [];
 const rgb: Record<string, RawImage> = {};
+/** Set by a test: the next request's device is destroyed this many ms after its act() starts. */
+let destroyOnNextInfer: number | null = null;
 
 function toRgb(im: RawImage): RawImage {
   if (im.channels === 3) return im;
@@ -71,7 +73,14 @@ beforeAll(async () => {
   server = await startServer({
     policy, port: 0, token: TOKEN, maxMessageBytes: MAX_BYTES, mapping,
     hooks: {
-      onInferStart: (e) => events.push({ type: 'start', e }),
+      onInferStart: (e) => {
+        events.push({ type: 'start', e });
+        if (destroyOnNextInfer !== null) {
+          const gpu = policy.gpu;
+          setTimeout(() => gpu.device.destroy(), destroyOnNextInfer);
+          destroyOnNextInfer = null;
+        }
+      },
       onInferEnd: (e) => events.push({ type: 'end', e }),
     },
   });
@@ -212,6 +221,29 @@ describe('policy server (openpi protocol)', () => {
     await expect(OpenpiClient.connect(server.url)).rejects.toMatchObject({ statusCode: 401 });
     await expect(OpenpiClient.connect(server.url, { Authorization: 'Bearer nope' })).rejects.toMatchObject({ statusCode: 401 });
     await expect(OpenpiClient.connect(server.url, { Authorization: TOKEN })).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it('a GPU device loss mid-request → error map (kind device_lost, retryable), connection kept; the retry recovers, same actions', async () => {
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const obs = (id: string, steps: number) => ({
+      images: { cam_high: chw(rgb['cam_high']!) }, state: NdArray.fromFloat32(ALOHA_STATE, [14]), prompt: 'stack the cups', seed: 11, steps, request_id: id,
+    });
+    const before = await c.infer(obs('before', 2));
+    expect(before['error']).toBeUndefined();
+    const gpu0 = policy.gpu;
+    destroyOnNextInfer = 200;
+    // 100 steps on the 3-camera embodiment take seconds on lavapipe: the loss lands mid-request
+    const lost = await c.infer(obs('lost', 100));
+    expect(lost['kind']).toBe('device_lost');
+    expect(lost['retryable']).toBe(true);
+    expect(lost['request_id']).toBe('lost');
+    expect(String(lost['error'])).toMatch(/GPU device lost/);
+    expect(policy.deviceLost).toBe(true);
+    const after = await c.infer(obs('after', 2));
+    expect(after['error']).toBeUndefined();
+    expect(policy.gpu).not.toBe(gpu0);
+    expect(Array.from(actionsOf(after).toFloat64())).toEqual(Array.from(actionsOf(before).toFloat64()));
+    await c.close();
   });
 
   it('keeps serving a healthy client after all that', async () => {
