@@ -18,7 +18,8 @@
  * - gripper: unique channel indices in [0, K).
  * - normalisation stats: one finite number per channel; q01_q99 / min_max need lo ≤ hi; mean_std needs std > 0
  *   for the state (it is divided by) and std ≥ 0 for the action. Every stat, and every hi − lo span, must lie
- *   in float32 range, and a state std must be at least the smallest normal float32 (outputs are f32). The state
+ *   in float32 range, and a state divisor (std, or hi − lo when not 0) must be at least the smallest normal
+ *   float32 (outputs are f32). The state
  *   stats are required iff a state is declared.
  *
  * Maths (float64, results stored as float32), as qvla_ref/embodiment.py:
@@ -240,8 +241,11 @@ function parseStats(v: V, norm: Obj, part: 'action' | 'state', method: NormMetho
     if (method !== 'mean_std' && Math.abs(b[i]! - a[i]!) > F32_MAX) {
       v.fail(`${p}.${kb}[${i}]`, `− ${p}.${ka}[${i}] = ${b[i]! - a[i]!} is outside the float32 range`);
     }
-    if (method === 'mean_std' && part === 'state' && b[i]! > 0 && b[i]! < F32_MIN_NORMAL) {
-      v.fail(`${p}.${kb}[${i}]`, `(${b[i]}) is below the smallest normal float32 (${F32_MIN_NORMAL.toExponential(4)}); dividing by it overflows`);
+    // The state is divided by std (mean_std) or by hi − lo (0 allowed: that channel normalises to 0).
+    const divisor = method === 'mean_std' ? b[i]! : b[i]! - a[i]!;
+    if (part === 'state' && divisor > 0 && divisor < F32_MIN_NORMAL) {
+      const what = method === 'mean_std' ? `(${b[i]})` : `− ${p}.${ka}[${i}] = ${divisor}`;
+      v.fail(`${p}.${kb}[${i}]`, `${what} is below the smallest normal float32 (${F32_MIN_NORMAL.toExponential(4)}); dividing the state by it overflows`);
     }
     if (method === 'mean_std') {
       const ok = part === 'state' ? b[i]! > 0 : b[i]! >= 0;
@@ -404,7 +408,8 @@ function checkVector(emb: Embodiment, x: ArrayLike<number>, names: string[], wha
 
 /**
  * Normalised state, zero padded to sMax (default: the s_max the registry was validated against).
- * The raw state has one value per `state.names` entry. NaN/Inf → error naming the channel.
+ * The raw state has one value per `state.names` entry. NaN/Inf, or a value whose normalised form overflows
+ * float32, → error naming the channel.
  */
 export function normalizeState(emb: Embodiment, state: Float32Array | ArrayLike<number>, sMax: number = emb.limits.sMax): Float32Array {
   if (emb.state === null || emb.normalization.state === null) {
@@ -420,6 +425,12 @@ export function normalizeState(emb: Embodiment, state: Float32Array | ArrayLike<
     const x = state[i]!;
     if (meanStd) out[i] = (x - a[i]!) / b[i]!;
     else out[i] = b[i]! === a[i]! ? 0 : ((x - a[i]!) / (b[i]! - a[i]!)) * 2.0 - 1.0;
+    if (!Number.isFinite(out[i]!)) {
+      throw new RangeError(
+        `embodiment ${emb.key}: state channel ${i} (${JSON.stringify(names[i])}) = ${x} normalises to ${out[i]} in float32 ` +
+          `(${meanStd ? `mean ${a[i]}, std ${b[i]}` : `range [${a[i]}, ${b[i]}]`}): the value is far outside the embodiment's statistics`,
+      );
+    }
   }
   return out;
 }

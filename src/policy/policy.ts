@@ -561,8 +561,8 @@ export class Policy {
         );
       }
       const actions = unnormalizeActions(emb, raw, ae.kMax, req.state ?? null);
-      // The same guard after unnormalisation (CPU, a few hundred values): finite statistics beyond float32
-      // range (embodiments.json accepts any finite number) overflow to ±Inf here.
+      // The same guard after unnormalisation (CPU, a few hundred values): statistics inside float32 range (all
+      // embodiments.json accepts) can still overflow to ±Inf here, e.g. mean = FLT_MAX or a huge std.
       for (let k = 0; k < actions.actions.length; k++) {
         if (!Number.isFinite(actions.actions[k])) {
           this.stats.nanGuardTrips++;

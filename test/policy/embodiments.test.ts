@@ -79,6 +79,8 @@ describe('loading', () => {
       r.embodiments.widowx.normalization = { method: 'mean_std', action: { mean: [0, 0, 0, 0, 0, 0, 0], std: [1, 1, 1, 1, 1, 1, 1] },
         state: { mean: [0, 0, 0, 0, 0, 0, 0, 0], std: [1, 1e-40, 1, 1, 1, 1, 1, 1] } };
     }, /embodiments\.widowx\.normalization\.state\.std\[1\] \(1e-40\) is below the smallest normal float32/],
+    ['state span subnormal', (r) => { r.embodiments.aloha.normalization.state.q01[13] = 0; r.embodiments.aloha.normalization.state.q99[13] = 5e-324; },
+      /embodiments\.aloha\.normalization\.state\.q99\[13\] − embodiments\.aloha\.normalization\.state\.q01\[13\] = 5e-324 is below the smallest normal float32/],
     ['q01 > q99', (r) => { r.embodiments.aloha.normalization.action.q01[2] = 2; }, /embodiments\.aloha\.normalization\.action\.q99\[2\] \(1\.42\) must be ≥ embodiments\.aloha\.normalization\.action\.q01\[2\] \(2\)/],
     ['std 0 for state', (r) => {
       r.embodiments.widowx.normalization = { method: 'mean_std', action: { mean: [0, 0, 0, 0, 0, 0, 0], std: [1, 1, 1, 1, 1, 1, 1] },
@@ -130,6 +132,8 @@ describe('maths', () => {
     expect(() => normalizeState(widowx, [0.1, 0, 0, 0, Infinity, 0, 0, 0])).toThrow(/channel 4 \("pitch"\) is Infinity/);
     expect(() => normalizeState(widowx, [0.1, 0])).toThrow(/state has 2 values, expected 8/);
     expect(() => normalizeState(nav, [0, 0, 0])).toThrow(/embodiment nav declares no state/);
+    // finite in f64 but far outside the statistics: the normalised value overflows float32 → named, not Inf
+    expect(() => normalizeState(widowx, [0.1, 0, 1e38, 0, 0, 0, 0, 0])).toThrow(/state channel 2 \("z"\) = 1e\+38 normalises to -?Infinity in float32/);
     // q01_q99: midpoint → 0
     const mid = aloha.normalization.state!.a.map((lo, i) => (lo + aloha.normalization.state!.b[i]!) / 2);
     for (const v of normalizeState(aloha, mid).slice(0, 14)) expect(Math.abs(v)).toBeLessThan(1e-6);

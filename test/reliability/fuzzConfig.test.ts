@@ -89,9 +89,9 @@ function checkConfig(c: QvlaConfig): void {
 const LIMITS = { kMax: 16, sMax: 16, hMax: 16 };
 
 /**
- * Registries whose statistics are finite but beyond float32 range (e.g. mean −1e308): parseEmbodiments accepts
- * them, and their unnormalised actions overflow to ±Inf. Known gap (reported; Policy.act() refuses such actions
- * with its NaN guard, see badInputs.test.ts); counted here instead of failing.
+ * parseEmbodiments rejects statistics outside float32 range, but statistics near its edge (say a std of 1e35)
+ * are accepted and can still overflow ±Inf for ordinary decoder outputs: Policy.act() refuses such actions with
+ * its NaN guard (badInputs.test.ts). Registries with a statistic above F32_SAFE are counted here, not checked.
  */
 let overflowingStats = 0;
 const F32_SAFE = 1e30;
@@ -112,8 +112,14 @@ function checkRegistry(reg: EmbodimentRegistry, m: Mutation): void {
     for (let k = 0; k < raw.length; k++) raw[k] *= mask[k];
     const state = e.state ? e.state.names.map(() => r() * 10 - 5) : null;
     if (state) {
-      const ns = normalizeState(e, state, LIMITS.sMax);
-      for (const v of ns) if (!Number.isFinite(v)) throw new Error(`${key}: normalised state not finite`);
+      // finite, or (tiny divisors) a RangeError naming the channel; never a silent ±Inf
+      let ns: Float32Array | null = null;
+      try {
+        ns = normalizeState(e, state, LIMITS.sMax);
+      } catch (err) {
+        if (!(err instanceof RangeError && /state channel \d+ .* normalises to/.test(err.message))) throw err;
+      }
+      for (const v of ns ?? []) if (!Number.isFinite(v)) throw new Error(`${key}: normalised state not finite`);
     }
     const a = unnormalizeActions(e, raw, LIMITS.kMax, state);
     for (const v of a.actions) if (!Number.isFinite(v)) throw new Error(`${key}: non-finite action`);
@@ -147,7 +153,7 @@ describe('parser fuzzing (config / preprocessor / embodiments)', () => {
   it('embodiments.json: 3,000 mutations of weights/tiny/embodiments.json → CheckpointError naming the field, or a registry that unnormalises to finite actions', () => {
     const o = fuzz('embodiments.json', 'embodiments.json', readJson('embodiments.json'), 3000, 14, (raw) => parseEmbodiments(raw, LIMITS, 'embodiments.json'), checkRegistry);
     report('embodiments.json', o);
-    console.log(`embodiments.json: ${overflowingStats} accepted embodiment(s) with statistics beyond float32 range (known gap)`);
+    console.log(`embodiments.json: ${overflowingStats} accepted embodiment(s) with statistics above ${F32_SAFE} (not checked: act() guards their outputs)`);
     expect(o.rejected).toBeGreaterThan(1500);
     expect(o.namesMutatedField / o.rejected).toBeGreaterThan(0.6);
   });

@@ -1,7 +1,8 @@
 // NaN guard: a checkpoint with a NaN planted in one action-decoder weight makes act() throw the NaN-guard
 // PolicyError (the count comes from the on-GPU check read back with the chunk) instead of returning garbage;
 // the policy stays consistent (no leaked GPU tensors, the same error again). Statistics that overflow float32
-// in unnormalisation are caught by the same guard on the CPU side.
+// in unnormalisation are caught by the same guard on the CPU side (embodiments.json rejects statistics beyond
+// float32 range at load, but in-range ones can still overflow, e.g. mean = FLT_MAX).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Policy, PolicyError, type ActRequest } from '../../src/policy/policy.js';
 import path from 'node:path';
@@ -57,12 +58,16 @@ describe('NaN guard', () => {
 });
 
 describe('NaN guard after unnormalisation', () => {
-  it('finite statistics beyond float32 range (accepted by embodiments.json) → PolicyError naming the embodiment, not ±Inf actions', async () => {
+  it('statistics at the edge of float32 range (accepted: each one is a float32) that overflow in unnormalisation → PolicyError naming the embodiment, not ±Inf actions', async () => {
     const d = await copyTiny('qvla-nan-stats-');
     try {
       await editJson(path.join(d, 'embodiments.json'), (e) => {
-        const a = e.embodiments.widowx.normalization.action; // min_max
-        a.max[0] = 1e308;
+        // mean_std with x = y·std + mean: mean at FLT_MAX, so any decoder output y > ~1e-7 overflows float32
+        e.embodiments.widowx.normalization = {
+          method: 'mean_std',
+          action: { mean: [3.4028234663852886e38, 0, 0, 0, 0, 0, 0], std: [1e38, 1, 1, 1, 1, 1, 1] },
+          state: { mean: new Array(8).fill(0), std: new Array(8).fill(1) },
+        };
       });
       const p = await Policy.load(d);
       try {
