@@ -5,7 +5,8 @@
 // - Then: each binary frame (an observation map) gets exactly one reply frame, in order.
 // - Requests from all connections go through ONE FIFO queue: the GPU runs one act() at a time, in arrival
 //   order; other connections wait.
-// - `GET /healthz` → 200 "OK\n" (no auth). Optional token checked on the WebSocket upgrade (401 before it).
+// - `GET /healthz` → 200 "OK\n" (no auth); `GET /stats` → JSON counters (ServerStats; token as below).
+//   Optional token checked on the WebSocket upgrade (401 before it).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -70,8 +71,27 @@ export interface RunningServer {
   metadata: Record<string, unknown>;
   /** Requests served so far (replies with actions). */
   readonly served: number;
+  /** Counters for monitoring a long-running server (also served as JSON by `GET /stats`). */
+  stats(): ServerStats;
   /** Closes every connection (1001) and stops listening. The policy stays loaded (the caller owns it). */
   close(): Promise<void>;
+}
+
+/** What `GET /stats` returns: enough to watch a server for hours (leaks, device losses, queueing). */
+export interface ServerStats {
+  uptime_s: number;
+  /** Replies with actions / error maps (validation, busy, device lost) sent so far. */
+  served: number;
+  error_replies: number;
+  connections_open: number;
+  connections_total: number;
+  /** Requests queued or running now. */
+  queue_pending: number;
+  policy: { device_lost: boolean; device_losses: number; recoveries: number; nan_guard_trips: number };
+  /** The policy's current device: pooled buffers ever created (flat in a steady state), their bytes, tensors live. */
+  gpu: { buffers_created: number; pool_mb: number; tensors_live: number; pipelines: number };
+  /** This process, after no forced gc: a trend, not an exact figure. */
+  memory: { rss_mb: number; heap_used_mb: number; external_mb: number };
 }
 
 /** A FIFO of async jobs: one runs at a time, in submission order. */
@@ -192,7 +212,35 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let seq = 0;
   let connections = 0;
   let served = 0;
+  let errorReplies = 0;
+  const startedAt = performance.now();
   const clients = new Set<WebSocket>();
+  const round2 = (x: number) => Math.round(x * 100) / 100;
+  const stats = (): ServerStats => {
+    const m = process.memoryUsage();
+    const g = policy.gpu;
+    return {
+      uptime_s: round2((performance.now() - startedAt) / 1000),
+      served,
+      error_replies: errorReplies,
+      connections_open: clients.size,
+      connections_total: connections,
+      queue_pending: queue.pending,
+      policy: {
+        device_lost: policy.deviceLost,
+        device_losses: policy.stats.deviceLosses,
+        recoveries: policy.stats.recoveries,
+        nan_guard_trips: policy.stats.nanGuardTrips,
+      },
+      gpu: {
+        buffers_created: g.buffers.stats.created,
+        pool_mb: round2(g.buffers.stats.bytesAllocated / 2 ** 20),
+        tensors_live: g.buffers.stats.live,
+        pipelines: g.pipelines.size,
+      },
+      memory: { rss_mb: round2(m.rss / 2 ** 20), heap_used_mb: round2(m.heapUsed / 2 ** 20), external_mb: round2(m.external / 2 ** 20) },
+    };
+  };
 
   const httpServer = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -201,8 +249,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       res.end('OK\n');
       return;
     }
+    if (path === '/stats' && req.method === 'GET') {
+      // Same token as the WebSocket: the counters say how the server is used.
+      if (token !== null && !tokenMatches(req.headers['authorization'], token)) {
+        res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8', 'WWW-Authenticate': 'Bearer realm="qvla"' });
+        res.end('unauthorized: send "Authorization: Bearer <token>" (or "Api-Key <token>")\n');
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(JSON.stringify(stats()) + '\n');
+      return;
+    }
     res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket' });
-    res.end('qvla policy server: connect with a WebSocket (openpi protocol); GET /healthz for health\n');
+    res.end('qvla policy server: connect with a WebSocket (openpi protocol); GET /healthz for health, GET /stats for counters\n');
   });
   httpServer.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -245,6 +304,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         ws.send(packb(m), () => resolve());
       });
     const errorReply = (message: string, field: string | null, requestId: string | number | undefined): Promise<void> => {
+      errorReplies++;
       log(`connection ${conn}: request error${field ? ` (${field})` : ''}: ${message}`);
       const m: Record<string, unknown> = { error: field ? `${field}: ${message}` : message, field };
       if (requestId !== undefined) m['request_id'] = requestId;
@@ -294,6 +354,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           log(`connection ${conn}: GPU device lost during request #${ev.seq}; the next request recovers the device`);
           const m: Record<string, unknown> = { error: `GPU device lost: ${e.message}`, field: null, kind: 'device_lost', retryable: true };
           if (decoded.requestId !== undefined) m['request_id'] = decoded.requestId;
+          errorReplies++;
           return sendMap(m);
         }
         const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -398,6 +459,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     get served() {
       return served;
     },
+    stats,
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as http from 'node:http';
 import { Policy, type ActResult } from '../../src/policy/policy.js';
 import { decodeImageFile, type RawImage } from '../../src/preprocess/image.js';
-import { startServer, type InferEvent, type RunningServer } from '../../src/server/server.js';
+import { startServer, type InferEvent, type RunningServer, type ServerStats } from '../../src/server/server.js';
 import { parseMapping } from '../../src/server/observation.js';
 import { NdArray } from '../../src/server/ndarray.js';
 import { OpenpiClient, type Frame } from './openpiClient.js';
@@ -243,6 +243,43 @@ describe('policy server (openpi protocol)', () => {
     expect(after['error']).toBeUndefined();
     expect(policy.gpu).not.toBe(gpu0);
     expect(Array.from(actionsOf(after).toFloat64())).toEqual(Array.from(actionsOf(before).toFloat64()));
+    await c.close();
+  });
+
+  it('GET /stats: JSON counters behind the token; GPU buffers flat over 24 repeated requests after warm-up', async () => {
+    const get = (headers: Record<string, string>) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http.get(`http://127.0.0.1:${server.port}/stats`, { headers }, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      }).on('error', reject);
+    });
+    expect((await get({})).status).toBe(401);
+    expect((await get({ Authorization: 'Bearer wrong' })).status).toBe(401);
+    const c = await OpenpiClient.connect(server.url, AUTH);
+    const obs = [
+      (k: number) => ({ images: { front: chw(rgb['front']!) }, prompt: `go to door ${k % 3}`, embodiment: 'nav', steps: 1 + (k % 3), seed: k }),
+      (k: number) => ({ images: { cam_high: chw(rgb['cam_high']!) }, state: NdArray.fromFloat32(ALOHA_STATE, [14]), prompt: 'fold', steps: 1 + (k % 3), seed: k }),
+    ];
+    for (let k = 0; k < 6; k++) expect((await c.infer(obs[k % 2]!(k)))['error']).toBeUndefined(); // warm-up: every shape once
+    const r0 = await get(AUTH);
+    expect(r0.status).toBe(200);
+    const s0 = JSON.parse(r0.body) as ServerStats;
+    expect(s0.served).toBe(server.served);
+    expect(server.stats().gpu).toEqual(s0.gpu); // the library view is the same object as the endpoint's
+    expect(s0.connections_open).toBeGreaterThanOrEqual(1);
+    expect(s0.policy.device_losses).toBeGreaterThanOrEqual(1); // the device-loss test above
+    expect(s0.policy.recoveries).toBe(s0.policy.device_losses);
+    expect(s0.policy.device_lost).toBe(false);
+    for (let k = 6; k < 30; k++) expect((await c.infer(obs[k % 2]!(k)))['error']).toBeUndefined();
+    const s1 = JSON.parse((await get({ Authorization: `Api-Key ${TOKEN}` })).body) as ServerStats;
+    expect(s1.served - s0.served).toBe(24);
+    expect(s1.gpu.buffers_created, 'no new GPU buffers in a steady stream of requests').toBe(s0.gpu.buffers_created);
+    expect(s1.gpu.pool_mb).toBe(s0.gpu.pool_mb);
+    expect(s1.gpu.tensors_live).toBe(s0.gpu.tensors_live);
+    expect(s1.gpu.pipelines).toBe(s0.gpu.pipelines);
+    expect(s1.error_replies).toBe(s0.error_replies);
+    expect(s1.queue_pending).toBe(0);
     await c.close();
   });
 
