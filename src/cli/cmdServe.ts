@@ -11,7 +11,7 @@ import { fmtBytes, fmtMs } from './format.js';
 export const SERVE_SPEC: CommandSpec = {
   name: 'serve',
   usage: 'serve [--checkpoint DIR] [--host 127.0.0.1] [--port 8000] [options]',
-  summary: "Serve the policy over WebSocket + msgpack, wire-compatible with openpi's websocket_policy_server (openpi_client.WebsocketClientPolicy connects as is). GET /healthz answers 200 OK.",
+  summary: "Serve the policy over WebSocket + msgpack, wire-compatible with openpi's websocket_policy_server (openpi_client.WebsocketClientPolicy connects as is). GET /healthz answers 200 OK; GET /stats returns JSON counters.",
   description: 'Requests from all connections run one at a time in arrival order. Protocol and observation layouts: src/server/README.md.',
   options: [
     CHECKPOINT_OPT,
@@ -98,7 +98,7 @@ export async function cmdServe(p: Parsed): Promise<number> {
     });
     const httpUrl = server.url.replace(/^ws:/, 'http:');
     process.stderr.write(
-      `qvla serve: listening on ${server.url} (health: ${httpUrl}/healthz); embodiments ${registry.keys().join(', ')} (default ${def}); ` +
+      `qvla serve: listening on ${server.url} (health: ${httpUrl}/healthz, counters: ${httpUrl}/stats); embodiments ${registry.keys().join(', ')} (default ${def}); ` +
         `auth ${token ? 'token required' : 'off'}; Ctrl-C to stop\n`,
     );
     await new Promise<void>((resolve) => {

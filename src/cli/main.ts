@@ -28,7 +28,7 @@ const ONE_LINERS: [string, string][] = [
   ['run', 'one observation → one action chunk: a table + latency breakdown, --json, --plot FILE.png|svg'],
   ['chat', 'ask the VLM about images; prints its text answer'],
   ['inspect', 'checkpoint summary without the GPU: config, tensors, parameters per module, dtypes, files, embodiments'],
-  ['serve', 'openpi-compatible WebSocket + msgpack policy server (GET /healthz)'],
+  ['serve', 'openpi-compatible WebSocket + msgpack policy server (GET /healthz, /stats)'],
   ['bench', 'benchmarks: kernels | e2e | steps'],
 ];
 
