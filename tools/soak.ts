@@ -15,6 +15,9 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_BOUNDS, formatSoakReport, runSoak, soakChart, type SoakBounds, type SoakReport } from '../src/bench/soak.js';
 import { TINY_DIR } from '../src/testing/fixtures.js';
 
+/** A bad command line or input file: printed as one line, without a stack. */
+class UsageError extends Error {}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -45,17 +48,17 @@ async function main(): Promise<number> {
     return 0;
   }
   // Checked before an hour-long run, not after it.
-  if (values.plot && !plotFormat(values.plot)) throw new Error(`--plot must name a .svg or .png file, got ${values.plot}`);
+  if (values.plot && !plotFormat(values.plot)) throw new UsageError(`--plot must name a .svg or .png file, got ${values.plot}`);
   if (values['from-json']) {
     const file = values['from-json'];
     let report: SoakReport;
     try {
       report = JSON.parse(readFileSync(file, 'utf8')) as SoakReport;
     } catch (e) {
-      throw new Error(`--from-json ${file}: cannot read a soak report: ${e instanceof Error ? e.message : String(e)}`);
+      throw new UsageError(`--from-json ${file}: cannot read a soak report: ${e instanceof Error ? e.message : String(e)}`);
     }
     if (!Array.isArray(report.windows) || !Array.isArray(report.samples) || report.samples.length === 0 || !Array.isArray(report.checks)) {
-      throw new Error(`--from-json ${file}: not a soak report (needs windows, samples and checks, as written by --json)`);
+      throw new UsageError(`--from-json ${file}: not a soak report (needs windows, samples and checks, as written by --json)`);
     }
     console.log(formatSoakReport(report));
     if (values.plot) {
@@ -67,7 +70,7 @@ async function main(): Promise<number> {
   const num = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const x = Number(v);
-    if (!Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a non-negative number, got ${v}`);
+    if (!Number.isFinite(x) || x < 0) throw new UsageError(`--${name} must be a non-negative number, got ${v}`);
     return x;
   };
   const bounds: Partial<SoakBounds> = {};
@@ -113,7 +116,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) console.error(`soak: ${(e as Error).message}`);
+    else console.error(e instanceof Error ? e.stack ?? e.message : String(e));
     process.exit(2);
   },
 );
