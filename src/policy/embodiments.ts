@@ -19,8 +19,7 @@
  * - normalisation stats: one finite number per channel; q01_q99 / min_max need lo ≤ hi; mean_std needs std > 0
  *   for the state (it is divided by) and std ≥ 0 for the action. Every stat, and every hi − lo span, must lie
  *   in float32 range, and a state divisor (std, or hi − lo when not 0) must be at least the smallest normal
- *   float32 (outputs are f32). The state
- *   stats are required iff a state is declared.
+ *   float32 (outputs are f32). The state stats are required iff a state is declared.
  *
  * Maths (float64, results stored as float32), as qvla_ref/embodiment.py:
  *   q01_q99 / min_max:  x = (clip(y, −1, 1) + 1) / 2 · (hi − lo) + lo;   state y = (x − lo) / (hi − lo) · 2 − 1

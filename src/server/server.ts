@@ -24,6 +24,8 @@ import { qvlaVersion } from './pkg.js';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUE = 64;
+/** Body of every 401 (WebSocket upgrade and GET /stats). */
+const UNAUTHORIZED_BODY = 'unauthorized: send "Authorization: Bearer <token>" (or "Api-Key <token>")\n';
 
 export interface InferEvent {
   /** Global sequence number of the request (arrival order over all connections). */
@@ -80,8 +82,9 @@ export interface RunningServer {
 /** What `GET /stats` returns: enough to watch a server for hours (leaks, device losses, queueing). */
 export interface ServerStats {
   uptime_s: number;
-  /** Replies with actions / error maps (validation, busy, device lost) sent so far. */
+  /** Replies with actions sent so far. */
   served: number;
+  /** Error maps sent so far (validation, server busy, device lost). */
   error_replies: number;
   connections_open: number;
   connections_total: number;
@@ -253,7 +256,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       // Same token as the WebSocket: the counters say how the server is used.
       if (token !== null && !tokenMatches(req.headers['authorization'], token)) {
         res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8', 'WWW-Authenticate': 'Bearer realm="qvla"' });
-        res.end('unauthorized: send "Authorization: Bearer <token>" (or "Api-Key <token>")\n');
+        res.end(UNAUTHORIZED_BODY);
         return;
       }
       res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
@@ -273,10 +276,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   httpServer.on('upgrade', (req, socket, head) => {
     socket.on('error', () => undefined);
     if (token !== null && !tokenMatches(req.headers['authorization'], token)) {
-      const body = 'unauthorized: send "Authorization: Bearer <token>" (or "Api-Key <token>")\n';
       socket.end(
         'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="qvla"\r\nContent-Type: text/plain; charset=utf-8\r\n' +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          `Content-Length: ${Buffer.byteLength(UNAUTHORIZED_BODY)}\r\nConnection: close\r\n\r\n${UNAUTHORIZED_BODY}`,
       );
       log(`rejected a connection from ${req.socket.remoteAddress}: bad or missing token (401)`);
       return;
@@ -303,10 +305,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (ws.readyState !== WebSocket.OPEN) return resolve();
         ws.send(packb(m), () => resolve());
       });
-    const errorReply = (message: string, field: string | null, requestId: string | number | undefined): Promise<void> => {
+    const errorReply = (
+      message: string, field: string | null, requestId: string | number | undefined, extra: Record<string, unknown> = {},
+    ): Promise<void> => {
       errorReplies++;
       log(`connection ${conn}: request error${field ? ` (${field})` : ''}: ${message}`);
-      const m: Record<string, unknown> = { error: field ? `${field}: ${message}` : message, field };
+      const m: Record<string, unknown> = { error: field ? `${field}: ${message}` : message, field, ...extra };
       if (requestId !== undefined) m['request_id'] = requestId;
       return sendMap(m);
     };
@@ -351,11 +355,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (e instanceof GpuError && e.kind === 'lost') {
           // The request failed but the policy is not broken: with autoRecover (the CLI default) the next
           // act() re-creates the device and re-uploads the weights. The client keeps its connection and may retry.
-          log(`connection ${conn}: GPU device lost during request #${ev.seq}; the next request recovers the device`);
-          const m: Record<string, unknown> = { error: `GPU device lost: ${e.message}`, field: null, kind: 'device_lost', retryable: true };
-          if (decoded.requestId !== undefined) m['request_id'] = decoded.requestId;
-          errorReplies++;
-          return sendMap(m);
+          return errorReply(`GPU device lost: ${e.message}`, null, decoded.requestId, { kind: 'device_lost', retryable: true });
         }
         const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
         log(`connection ${conn}: internal error: ${msg}`);
