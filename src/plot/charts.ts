@@ -46,6 +46,15 @@ function line(points: [number, number][], color: string, width = 1): Item {
   return { kind: 'line', points, color, width };
 }
 
+/** Horizontal grid lines at the y ticks across [L, R], labelled left of L. */
+function yGrid(items: Item[], yt: { ticks: number[]; step: number }, L: number, R: number, sy: (v: number) => number): void {
+  for (const t of yt.ticks) {
+    const y = sy(t);
+    items.push(line([[L, y], [R, y]], GRID, 1));
+    items.push(text(L - 5, y, formatTick(t, yt.step), { anchor: 'end', baseline: 'middle', color: MUTED }));
+  }
+}
+
 export interface ChannelChartInput {
   title: string;
   subtitle?: string;
@@ -89,11 +98,7 @@ export function channelChart(inp: ChannelChartInput): Scene {
     const xStep = Math.max(1, Math.round(xt.step));
     const sx = (i: number) => L + (H === 1 ? 0.5 : i / (H - 1)) * (R - L);
     const sy = (v: number) => B - ((v - y0) / (y1 - y0 || 1)) * (B - T);
-    for (const t of yt.ticks) {
-      const y = sy(t);
-      items.push(line([[L, y], [R, y]], GRID, 1));
-      items.push(text(L - 5, y, formatTick(t, yt.step), { anchor: 'end', baseline: 'middle', color: MUTED }));
-    }
+    yGrid(items, yt, L, R, sy);
     for (let i = 0; i < H; i += xStep) {
       const x = sx(i);
       items.push(line([[x, B], [x, B + 4]], FRAME, 1));
@@ -233,10 +238,7 @@ export function panelChart(inp: PanelChartInput): Scene {
     const yt = niceTicks(lo, hi, 4);
     const y0 = yt.ticks[0]!, y1 = yt.ticks[yt.ticks.length - 1]!;
     const sy = (v: number) => B - ((v - y0) / (y1 - y0 || 1)) * (B - T);
-    for (const t of yt.ticks) {
-      items.push(line([[L, sy(t)], [R, sy(t)]], GRID, 1));
-      items.push(text(L - 5, sy(t), formatTick(t, yt.step), { anchor: 'end', baseline: 'middle', color: MUTED }));
-    }
+    yGrid(items, yt, L, R, sy);
     for (const t of xt.ticks) {
       items.push(line([[sx(t), B], [sx(t), B + 4]], FRAME, 1));
       if (pi === inp.panels.length - 1) items.push(text(sx(t), B + 7, formatTick(t, xt.step), { anchor: 'middle', baseline: 'top', color: MUTED }));
