@@ -46,7 +46,8 @@ describe('bench', () => {
     try {
       const json = path.join(dir, 'r.json');
       const lines: string[] = [];
-      const cases = [linearCase({ M: 8, N: 8, K: 16, perf: true }), linearCase({ M: 1, N: 8, K: 16, f16: true, perf: true })];
+      // big enough that each dispatch lasts well over the timestamp resolution (a 0 ms median reports no rate)
+      const cases = [linearCase({ M: 64, N: 64, K: 128, perf: true }), linearCase({ M: 1, N: 256, K: 512, f16: true, perf: true })];
       const r = await runOpBench({ gpu, cases, reps: 5, wallMaxTime: 0.05, peaks: { gflops: 10, gbps: 1 }, check: true, json, log: (l) => lines.push(l) });
       expect(r.rows.length).toBe(2);
       for (const row of r.rows) {
