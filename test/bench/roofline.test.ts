@@ -31,7 +31,8 @@ describe('bench', () => {
 
   it('measurePeaks on a tiny problem', async () => {
     const p = await measurePeaks(gpu, {
-      reps: 5, fmaInvocations: 256, fmaIters: 1024, readBytes: 1 << 20, readInvocations: 256, copyBytes: 1 << 20,
+      // sizes that last several lavapipe timestamp ticks (0.0655 ms): a 0 ms median would give no rate
+      reps: 5, fmaInvocations: 256, fmaIters: 1024, readBytes: 4 << 20, readInvocations: 256, copyBytes: 8 << 20,
     });
     for (const x of [p.gflops, p.gbps, p.copyGBps, p.details.ridge]) expect(positive(x), String(x)).toBe(true);
     for (const m of [p.details.fma, p.details.read, p.details.copy]) {
