@@ -43,6 +43,13 @@ export interface GenerateOptions {
   seed?: number;
   stopIds?: number[];
   onToken?: (id: number) => void;
+  /**
+   * Which ids may be picked: `allowed[id] === 1`; ids with 0 or at/after `allowed.length` count as -inf for argmax
+   * and sampling. The model's vocab_size is often padded beyond the tokenizer's ids (weights/tiny: 3328 rows for
+   * 3282 ids; real Qwen3.5 checkpoints pad too), and those rows have no text. Default: every row; `Policy.chat`
+   * passes `QvlaTokenizer.decodableMask()`.
+   */
+  allowed?: Uint8Array;
 }
 
 export class QwenVLM {
@@ -159,13 +166,22 @@ export class QwenVLM {
   }
 }
 
-/** Greedy (argmax, lowest id on ties) or temperature / top-k / top-p sampling with a seeded generator. */
+/**
+ * Greedy (argmax, lowest id on ties) or temperature / top-k / top-p sampling with a seeded generator.
+ * Only the ids that `opts.allowed` marks (default: every row) are candidates — the others are masked to -inf —
+ * so the result is always an allowed id, whatever the logits (NaN rows included).
+ */
 export function pickToken(logits: Float32Array, opts: GenerateOptions, rng: Rng): number {
-  let best = 0;
-  for (let k = 1; k < logits.length; k++) if (logits[k] > logits[best]) best = k;
+  const allowed = opts.allowed;
+  const n = Math.min(logits.length, allowed?.length ?? logits.length);
+  const cand: number[] = [];
+  for (let k = 0; k < n; k++) if (allowed === undefined || allowed[k] === 1) cand.push(k);
+  if (cand.length === 0) throw new RangeError(`pickToken: no allowed token among ${logits.length} logits`);
+  let best = cand[0];
+  for (const k of cand) if (logits[k] > logits[best]) best = k;
   const T = opts.temperature ?? 0;
   if (!(T > 0)) return best;
-  let idx = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  let idx = cand.sort((a, b) => logits[b] - logits[a] || a - b);
   if (opts.topK && opts.topK > 0) idx = idx.slice(0, opts.topK);
   const m = logits[idx[0]];
   let p = idx.map((k) => Math.exp((logits[k] - m) / T));

@@ -634,11 +634,13 @@ export class Policy {
       thinking: opts.thinking ?? false, maxTokens: d.cache.maxLen, mergeSize: this.config.vision.spatialMergeSize,
     });
     const sp = this.tokenizer.specialIds;
+    // The config's vocab_size may be padded beyond the tokenizer's ids: never pick a row that has no text, and
+    // decode with U+FFFD (not an exception) should an unknown id come through anyway.
     const tokens = await d.vlm.generate(
       { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images: pre.map((p) => ({ pixels: p.pixelValues, grid: p.grid })) },
-      { ...opts, stopIds: opts.stopIds ?? [sp.imEnd, sp.endOfText] },
+      { ...opts, stopIds: opts.stopIds ?? [sp.imEnd, sp.endOfText], allowed: opts.allowed ?? this.tokenizer.decodableMask() },
     );
-    return { text: this.tokenizer.decode(tokens), tokens };
+    return { text: this.tokenizer.decode(tokens, { unknown: 'replace' }), tokens };
   }
 
   destroy(): void {

@@ -32,6 +32,11 @@ export type SpecialIds = Readonly<Record<SpecialTokenName, number>>;
 export interface DecodeOptions {
   /** Drop special tokens (`<|im_end|>` …) from the text. Default false. */
   skipSpecialTokens?: boolean;
+  /**
+   * An id the tokenizer has no token for (e.g. a padded row of the model's vocab_size): 'throw' (default) a
+   * RangeError naming it, or 'replace' it with U+FFFD in the text (for model output, which must never stop a reply).
+   */
+  unknown?: 'throw' | 'replace';
 }
 
 export class QvlaTokenizer {
@@ -131,16 +136,51 @@ export class QvlaTokenizer {
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
 
-  /** Text of `ids` (byte-level decoded, invalid UTF-8 → U+FFFD). Throws on an id outside the vocabulary. */
+  private mask: Uint8Array | null = null;
+
+  /** 1 for every id below {@link vocabSize} that has a token, 0 for holes (built once, then shared: do not write). */
+  decodableMask(): Uint8Array {
+    if (this.mask === null) {
+      const m = new Uint8Array(this.vocabSize);
+      for (let id = 0; id < m.length; id++) m[id] = this.tok.id_to_token(id) !== undefined ? 1 : 0;
+      this.mask = m;
+    }
+    return this.mask;
+  }
+
+  /** Whether `id` has a token (so {@link decode} can turn it into text). */
+  hasId(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize && this.tok.id_to_token(id) !== undefined;
+  }
+
+  /**
+   * Text of `ids` (byte-level decoded, invalid UTF-8 → U+FFFD). An id outside the vocabulary throws, or becomes
+   * U+FFFD with `unknown: 'replace'`.
+   */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     const list: number[] = Array.from(ids);
+    const replace = opts.unknown === 'replace';
     for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tok.id_to_token(id) === undefined) {
+      if (!replace && !this.hasId(id)) {
         throw new RangeError(`decode: token id ${id} is not in the vocabulary (size ${this.vocabSize})`);
       }
     }
     if (list.length === 0) return '';
-    return this.tok.decode(list, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    const dec = (run: number[]): string => run.length === 0 ? '' :
+      this.tok.decode(run, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    if (!replace) return dec(list);
+    // Decode each run of known ids, with U+FFFD for every unknown id between them.
+    let text = '';
+    let run: number[] = [];
+    for (const id of list) {
+      if (this.hasId(id)) {
+        run.push(id);
+      } else {
+        text += `${dec(run)}\uFFFD`;
+        run = [];
+      }
+    }
+    return text + dec(run);
   }
 
   /** Id of one token string (vocabulary or added token). Throws naming the token when absent. */
