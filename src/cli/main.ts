@@ -9,6 +9,7 @@ import { CHAT_SPEC, cmdChat } from './cmdChat.js';
 import { INSPECT_SPEC, cmdInspect } from './cmdInspect.js';
 import { SERVE_SPEC, cmdServe } from './cmdServe.js';
 import { BENCH_SPEC, cmdBench } from './cmdBench.js';
+import { WORLDS_SPEC, cmdWorlds } from './cmdWorlds.js';
 
 interface Command {
   spec: CommandSpec;
@@ -30,6 +31,7 @@ const ONE_LINERS: [string, string][] = [
   ['inspect', 'checkpoint summary without the GPU: config, tensors, parameters per module, dtypes, files, embodiments'],
   ['serve', 'openpi-compatible WebSocket + msgpack policy server (GET /healthz, /stats)'],
   ['bench', 'benchmarks: kernels | e2e | steps'],
+  ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
 ];
 
 export function mainHelp(): string {
@@ -78,6 +80,7 @@ export async function run(argv: string[]): Promise<number> {
       const topic = first === 'help' ? argv[1] : undefined;
       if (topic !== undefined && COMMANDS[topic]) process.stdout.write(formatHelp(COMMANDS[topic]!.spec));
       else if (topic === 'bench') process.stdout.write(formatHelp(BENCH_SPEC));
+      else if (topic === 'worlds') process.stdout.write(formatHelp(WORLDS_SPEC));
       else if (topic !== undefined) throw new UsageError(`unknown command ${JSON.stringify(topic)}; see 'qvla --help'`);
       else process.stdout.write(mainHelp());
       return 0;
@@ -93,9 +96,10 @@ export async function run(argv: string[]): Promise<number> {
     if (first.startsWith('-')) throw new UsageError(`unknown global option ${first}; see 'qvla --help'`);
     cmdName = first;
     if (first === 'bench') return await cmdBench(argv.slice(1));
+    if (first === 'worlds') return await cmdWorlds(argv.slice(1));
     const cmd = COMMANDS[first];
     if (!cmd) {
-      const near = Object.keys(COMMANDS).concat('bench').find((c) => c.startsWith(first.slice(0, 2)));
+      const near = Object.keys(COMMANDS).concat('bench', 'worlds').find((c) => c.startsWith(first.slice(0, 2)));
       throw new UsageError(`unknown command ${JSON.stringify(first)}${near ? ` (did you mean ${near}?)` : ''}; see 'qvla --help'`);
     }
     const p = parseArgs(cmd.spec, argv.slice(1));

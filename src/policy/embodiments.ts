@@ -547,3 +547,39 @@ export function unnormalizeActions(
   }
   return res;
 }
+
+/**
+ * The inverse of {@link unnormalizeActions} for training labels: a physical chunk [H_e, K_e] (absolute targets, as
+ * act() returns them) → the decoder's normalised chunk, zero-padded to [hMax, kMax]. Relative channels become
+ * deltas from the raw `state`; q01_q99 / min_max values are clipped to [−1, 1] (the range act() can return).
+ */
+export function normalizeActions(
+  emb: Embodiment,
+  actions: Float32Array | ArrayLike<number>,
+  hMax: number,
+  kMax: number,
+  state?: ArrayLike<number> | null,
+): Float32Array {
+  const H = emb.control.chunk;
+  const K = emb.action.names.length;
+  if (actions.length !== H * K) throw new RangeError(`normalizeActions: ${actions.length} values, expected ${H}×${K} for embodiment ${emb.key}`);
+  if (hMax < H || kMax < K) throw new RangeError(`normalizeActions: [${hMax}, ${kMax}] is smaller than ${H}×${K} of ${emb.key}`);
+  const rel = emb.action.relative.map((r, c) => (r ? emb.state!.names.indexOf(emb.action.names[c]!) : -1));
+  if (rel.some((i) => i >= 0) && (state === undefined || state === null)) {
+    throw new Error(`embodiment ${emb.key}: relative action channels need the current state`);
+  }
+  const { a, b } = emb.normalization.action;
+  const meanStd = emb.normalization.method === 'mean_std';
+  const out = new Float32Array(hMax * kMax);
+  for (let r = 0; r < H; r++) {
+    for (let c = 0; c < K; c++) {
+      let x = actions[r * K + c]!;
+      if (rel[c]! >= 0) x -= state![rel[c]!]!;
+      let y: number;
+      if (meanStd) y = b[c]! === 0 ? 0 : (x - a[c]!) / b[c]!;
+      else y = b[c]! === a[c]! ? 0 : Math.min(1, Math.max(-1, ((x - a[c]!) / (b[c]! - a[c]!)) * 2 - 1));
+      out[r * kMax + c] = y;
+    }
+  }
+  return out;
+}
