@@ -62,6 +62,11 @@ export interface ActRequest {
   images?: ImageInput[] | Record<string, ImageInput>;
   instruction: string;
   embodiment: string;
+  /**
+   * Ablation: the embodiment whose prompt text goes into the prompt (default: `embodiment`). Action space,
+   * normalisation, state and cameras stay `embodiment`'s (qvla eval --prompt-as).
+   */
+  promptAs?: string;
   /** Raw proprioceptive state (physical units, the embodiment's state.names order). */
   state?: ArrayLike<number> | null;
   /** Noise seed (portable generator, src/util/rng.ts). Default 0. Ignored when `noise` is given. */
@@ -396,6 +401,9 @@ export class Policy {
       if (req.instruction.includes(t)) throw new PolicyError(`must not contain the special token ${t} (chat-template and vision tokens are structure, not text)`, 'instruction');
     }
     if (typeof req.embodiment !== 'string') throw new PolicyError('must be a string naming an embodiment', 'embodiment');
+    if (req.promptAs !== undefined && (typeof req.promptAs !== 'string' || !this.embodiments.has(req.promptAs))) {
+      throw new PolicyError(`must name an embodiment of this checkpoint (${this.embodiments.keys().join(', ')}), got ${JSON.stringify(req.promptAs)}`, 'promptAs');
+    }
     const ae = this.config.actionExpert!;
     const steps = req.steps ?? ae.defaultSteps;
     if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new PolicyError(`must be an integer in [1, 1000], got ${steps}`, 'steps');
@@ -470,7 +478,7 @@ export class Policy {
     let prompt;
     try {
       prompt = buildActionPrompt(
-        this.tokenizer, emb, req.instruction,
+        this.tokenizer, req.promptAs === undefined ? emb : this.embodiments.get(req.promptAs), req.instruction,
         images.map((im, k) => ({ camera: frames[k].camera, gridH: im.grid.h, gridW: im.grid.w })),
         { maxTokens, mergeSize: this.config.vision.spatialMergeSize },
       );
