@@ -1,7 +1,7 @@
 // qvla inspect: a checkpoint summary without touching the GPU.
 import { promises as fsp } from 'node:fs';
 import * as nodePath from 'node:path';
-import { openCheckpoint } from '../io/checkpoint.js';
+import { CHECKPOINT_FILE_ROLES, missingCheckpointFiles, openCheckpoint } from '../io/checkpoint.js';
 import { parseEmbodiments, type EmbodimentRegistry } from '../policy/embodiments.js';
 import { expectedTensors, isIgnoredTensor, numel, type TensorGroup } from '../model/expectedTensors.js';
 import { getFlag, DEVICE_INFO_OPT, HELP_OPT, type CommandSpec, type Parsed } from './args.js';
@@ -14,6 +14,16 @@ export const INSPECT_SPEC: CommandSpec = {
   summary: 'Summarise a checkpoint without loading it to the GPU: config, tensors, parameters per module, dtypes, files, embodiments.',
   positionals: 1,
   positionalHelp: '  DIR                       checkpoint directory (instead of --checkpoint)',
+  description: [
+    'checkpoint files (weights/README.md) and what inspect does when one is missing:',
+    ...CHECKPOINT_FILE_ROLES.map((r) => `  ${r.file.padEnd(26)}${`${r.level}:`.padEnd(10)}${r.neededBy}`),
+    '',
+    'exit status: 0 when the checkpoint is usable; 1 when a required file is missing (a missing config.json or',
+    'weights fail outright; a missing tokenizer.json is named after the summary: no command can run the model',
+    'without it), when an expected tensor is missing or mis-shaped, or when embodiments.json is invalid.',
+    'A missing embodiments.json is a warning with exit 0: the checkpoint is complete as a VLM, but the commands',
+    'listed above need it. A missing preprocessor_config.json is a note (defaults apply).',
+  ].join('\n'),
   options: [CHECKPOINT_OPT, { name: 'json', type: 'flag', help: 'print the summary as JSON' }, DEVICE_INFO_OPT, HELP_OPT],
 };
 
@@ -103,6 +113,21 @@ export async function cmdInspect(p: Parsed): Promise<number> {
       : [];
     const nFull = t.layerTypes.filter((x) => x === 'full_attention').length;
 
+    // missing files: a required one fails the command (after the summary), a warning names what cannot run
+    const missing = missingCheckpointFiles(ckpt);
+    const requiredMissing = missing.some((m) => m.level === 'required');
+    const ok = checkOk && embError === null && !requiredMissing;
+    const missingLine = (m: (typeof missing)[number]): string =>
+      m.level === 'optional'
+        ? `${m.file} is absent (${m.what}); defaults apply`
+        : `${m.file} is missing (${m.what}); needed by ${m.neededBy}${m.level === 'required' ? '. No command can run this checkpoint' : ''}`;
+    const reportMissing = (): void => {
+      for (const m of missing) {
+        if (m.level === 'optional') continue;
+        process.stderr.write(`qvla inspect: ${m.level === 'required' ? 'error' : 'warning'}: ${dir}: ${missingLine(m)}\n`);
+      }
+    };
+
     if (getFlag(p, 'json')) {
       const out = {
         checkpoint: dir,
@@ -132,9 +157,12 @@ export async function cmdInspect(p: Parsed): Promise<number> {
         total_bytes: totalBytes,
         embodiments: embs,
         embodiments_error: embError,
+        missing: missing.map((m) => ({ file: m.file, level: m.level, needed_by: m.neededBy, what: m.what })),
+        ok,
       };
       process.stdout.write(`${prettyJson(out)}\n`);
-      return checkOk && embError === null ? 0 : 1;
+      reportMissing();
+      return ok ? 0 : 1;
     }
 
     const L: string[] = [];
@@ -174,7 +202,7 @@ export async function cmdInspect(p: Parsed): Promise<number> {
     if (embError) {
       L.push(`embodiments  INVALID: ${embError}`);
     } else if (!registry) {
-      L.push(`embodiments  ${ckpt.embodiments === null ? 'none (no embodiments.json: act() is unavailable)' : 'n/a'}`);
+      L.push(`embodiments  ${ckpt.embodiments === null ? 'none (no embodiments.json: run, serve, demo and act() are unavailable)' : 'n/a'}`);
     } else {
       L.push(`embodiments  ${registry.keys().length}`);
       L.push(table(
@@ -183,8 +211,15 @@ export async function cmdInspect(p: Parsed): Promise<number> {
         ['l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'l'],
       ));
     }
+    L.push('');
+    if (missing.length === 0) {
+      L.push('missing     nothing: every checkpoint file is present');
+    } else {
+      for (const m of missing) L.push(`${{ required: 'MISSING', warning: 'warning', optional: 'note' }[m.level].padEnd(12)}${missingLine(m)}`);
+    }
     process.stdout.write(`${L.join('\n')}\n`);
-    return checkOk && embError === null ? 0 : 1;
+    reportMissing();
+    return ok ? 0 : 1;
   } finally {
     await ckpt.close();
   }

@@ -39,6 +39,53 @@ export const TOKENIZER_FILE = 'tokenizer.json';
 export const EMBODIMENTS_FILE = 'embodiments.json';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 
+/**
+ * What each file of a checkpoint directory is for, which commands need it, and how `qvla inspect` treats its
+ * absence:
+ * - 'required': without it no command can run the model (config, weights: not even inspect; tokenizer.json: text
+ *   goes in and out of every run through it) → inspect names it and exits 1;
+ * - 'warning': the checkpoint is complete as a VLM, but the action commands need it (embodiments.json) → inspect
+ *   warns, naming the commands, and exits 0;
+ * - 'optional': defaults apply (preprocessor_config.json) → a note.
+ */
+export interface CheckpointFileRole {
+  file: string;
+  level: 'required' | 'warning' | 'optional';
+  /** The commands / APIs that cannot work without the file, as one phrase. */
+  neededBy: string;
+  what: string;
+}
+
+export const CHECKPOINT_FILE_ROLES: readonly CheckpointFileRole[] = [
+  { file: CONFIG_FILE, level: 'required', neededBy: 'every command (inspect included)', what: 'the model config' },
+  {
+    file: '*.safetensors (+ index)', level: 'required', neededBy: 'every command (inspect included)',
+    what: 'the weights',
+  },
+  {
+    file: TOKENIZER_FILE, level: 'required', neededBy: 'run, chat, serve, demo, bench e2e/steps, Policy.load / act()',
+    what: 'the tokenizer: every prompt and reply goes through it',
+  },
+  {
+    file: EMBODIMENTS_FILE, level: 'warning', neededBy: 'run, serve, demo, act() — and chat, which loads through Policy.load',
+    what: 'the embodiment registry: action spaces, normalisation, cameras',
+  },
+  { file: PREPROCESSOR_FILE, level: 'optional', neededBy: 'no command (defaults apply)', what: 'the image preprocessor values' },
+];
+
+/**
+ * The roles of the files missing from an opened checkpoint (config and weights are never in the list: without them
+ * {@link openCheckpoint} fails). embodiments.json is only expected when the config has an action_expert section.
+ */
+export function missingCheckpointFiles(ckpt: Checkpoint): CheckpointFileRole[] {
+  const role = (f: string) => CHECKPOINT_FILE_ROLES.find((r) => r.file === f)!;
+  const out: CheckpointFileRole[] = [];
+  if (ckpt.tokenizerPath === null) out.push(role(TOKENIZER_FILE));
+  if (ckpt.embodiments === null && ckpt.config.actionExpert) out.push(role(EMBODIMENTS_FILE));
+  if (ckpt.rawPreprocessor === null) out.push(role(PREPROCESSOR_FILE));
+  return out;
+}
+
 export interface CheckpointTensor {
   file: SafetensorsFile;
   info: TensorInfo;
