@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Generates the random-weight "small" benchmark checkpoint (Qwen3.5-0.8B-shaped VLM with the tiny tokenizer's
 // vocabulary + a small DiT; src/bench/makeCheckpoint.ts) into a directory. `qvla bench e2e` does this on demand
-// into os.tmpdir()/qvla-small; this script is for generating it elsewhere or from another config.
+// into os.tmpdir()/qvla-small (or --gen-dir); this script is for generating it elsewhere or from another config.
+// DIR must be new, empty, or a directory this generator made (it carries qvla-bench-checkpoint.json); any other
+// directory is refused and left untouched.
 //
 // usage: node tools/make_small_checkpoint.mjs [DIR] [--seed N] [--dtype bf16|f32] [--config CONFIG.json]
-//                                             [--shard-mb MB (0: one file)] [--force]
+//                                             [--shard-mb MB (0: one file)] [--force (regenerate even if up to date)]
 // Needs the compiled sources (npm run build).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const mod = new URL('../dist/src/bench/makeCheckpoint.js', import.meta.url);
@@ -14,7 +16,7 @@ if (!existsSync(fileURLToPath(mod))) {
   console.error('not built yet: run `npm run build` first');
   process.exit(2);
 }
-const { ensureSmallCheckpoint, defaultSmallDir, STAMP_FILE } = await import(mod.href);
+const { ensureSmallCheckpoint, defaultSmallDir } = await import(mod.href);
 
 const args = process.argv.slice(2);
 let dir = defaultSmallDir();
@@ -33,12 +35,18 @@ for (let k = 0; k < args.length; k++) {
   else if (a === '--shard-mb') opts.shardBytes = Number(val()) * 2 ** 20;
   else if (a === '--force') force = true;
   else if (a === '-h' || a === '--help') {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 8).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 10).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
     process.exit(0);
   } else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
   else dir = a;
 }
 if (opts.dtype !== undefined && opts.dtype !== 'bf16' && opts.dtype !== 'f32') throw new Error('--dtype must be bf16 or f32');
-if (force) rmSync(`${dir}/${STAMP_FILE}`, { force: true });
-const r = await ensureSmallCheckpoint(dir, opts);
+let r;
+try {
+  r = await ensureSmallCheckpoint(dir, { ...opts, force });
+} catch (e) {
+  if (e?.name !== 'GeneratorDirError') throw e;
+  console.error(e.message);
+  process.exit(1);
+}
 console.log(r.generated ? `wrote ${r.dir}` : `${r.dir} is up to date (${(r.params / 1e6).toFixed(1)} M parameters); --force regenerates`);

@@ -11,19 +11,24 @@
 // buffers; pipelines and the uniform arena are not counted).
 //
 // Percentiles are linear-interpolated (numpy's default); with n calls p99 is close to the maximum.
-// The small checkpoint is generated once into os.tmpdir()/qvla-small (src/bench/makeCheckpoint.ts).
+// The small checkpoint is generated once into os.tmpdir()/qvla-small, or `--gen-dir DIR` (src/bench/makeCheckpoint.ts:
+// only into a new, empty or generator-stamped directory; anything else is refused, nothing deleted). `--checkpoint
+// DIR` benchmarks an existing checkpoint as-is instead (read only, like every other command's --checkpoint).
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { existsSync, statSync } from 'node:fs';
 import { Gpu } from '../gpu/device.js';
 import { Policy, type ActRequest, type StageTimings } from '../policy/policy.js';
 import { SOLVERS, evaluations, type SolverName } from '../policy/samplers.js';
 import { TINY_DIR } from '../testing/fixtures.js';
 import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
 import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
-import { ensureSmallCheckpoint, defaultSmallDir } from './makeCheckpoint.js';
+import { claimGeneratorDir, ensureSmallCheckpoint, defaultSmallDir } from './makeCheckpoint.js';
 import { DEFAULT_INSTRUCTION, DEFAULT_WIDOWX_STATE } from './steps.js';
 
-export type E2eConfigName = 'tiny' | 'small';
+/** tiny: weights/tiny; small: the generated 0.8B-shaped checkpoint; checkpoint: an existing directory, as-is. */
+export type E2eConfigName = 'tiny' | 'small' | 'checkpoint';
+/** The configs `--config both` (the default) runs. */
 export const E2E_CONFIGS: readonly E2eConfigName[] = ['tiny', 'small'];
 
 /** Default measured calls per mode; on a software adapter the small config takes fewer (see `planFor`). */
@@ -39,7 +44,12 @@ export interface E2eOptions {
   warmup?: number;
   /** Checkpoint directory of the tiny config (default weights/tiny). */
   tinyDir?: string;
-  /** Checkpoint directory of the small config (default os.tmpdir()/qvla-small, generated when absent). */
+  /**
+   * Where the small config's checkpoint is generated (default os.tmpdir()/qvla-small): a new, empty or
+   * generator-stamped directory; any other is refused (GeneratorDirError) and left untouched.
+   */
+  genDir?: string;
+  /** An existing checkpoint to benchmark as-is (config 'checkpoint'; the default configs become just that one). */
   checkpoint?: string;
   weightDtype?: 'f32' | 'f16';
   steps?: number;
@@ -142,14 +152,17 @@ interface Plan {
   note?: string;
 }
 
+/** Weights above this make a `--checkpoint` run count as slow on a software adapter (like the small config). */
+const SLOW_CHECKPOINT_BYTES = 256 * 2 ** 20;
+
 /**
  * Calls, warm-up and modes for one config. Defaults: 50 calls per mode after 2 warm-up calls, both modes. The small
  * config on a software adapter (lavapipe: ~1 min per small act() on 2 idle cores, several under load) defaults to
- * 1 warm-up + 1 measured call per mode (the cold call alone does not bring the buffer pool to steady state); every
- * explicit option wins.
+ * 1 warm-up + 1 measured call per mode (the cold call alone does not bring the buffer pool to steady state), and so
+ * does a `--checkpoint` one with more than 256 MiB of weights; every explicit option wins.
  */
-function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): Plan {
-  const slow = cfg === 'small' && software;
+function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions, weightBytes: number): Plan {
+  const slow = software && (cfg === 'small' || (cfg === 'checkpoint' && weightBytes > SLOW_CHECKPOINT_BYTES));
   const plan: Plan = {
     calls: opts.calls ?? (slow ? SMALL_SOFTWARE.calls : DEFAULT_CALLS),
     warmup: opts.warmup ?? (slow ? SMALL_SOFTWARE.warmup : 2),
@@ -157,7 +170,7 @@ function planFor(cfg: E2eConfigName, software: boolean, opts: E2eOptions): Plan 
   };
   if (slow && (opts.calls === undefined || opts.warmup === undefined || opts.modes === undefined)) {
     plan.note =
-      `software adapter: the small config defaults to ${plan.calls} measured call(s) per mode (${plan.modes.join(', ')}) after ` +
+      `software adapter: the ${cfg} config defaults to ${plan.calls} measured call(s) per mode (${plan.modes.join(', ')}) after ` +
       `${plan.warmup} warm-up call(s) per mode, instead of ${DEFAULT_CALLS}, so the run stays within minutes; --calls / --warmup / --mode change it`;
   }
   return plan;
@@ -181,8 +194,11 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
   let generateSeconds = 0;
   if (cfg === 'tiny') {
     dir = opts.tinyDir ?? TINY_DIR;
+  } else if (cfg === 'checkpoint') {
+    if (opts.checkpoint === undefined) throw new Error("bench e2e: the 'checkpoint' config needs opts.checkpoint (an existing checkpoint directory)");
+    dir = opts.checkpoint;
   } else {
-    const want = opts.checkpoint ?? defaultSmallDir();
+    const want = opts.genDir ?? defaultSmallDir();
     const made = await ensureSmallCheckpoint(want, { log });
     dir = made.dir;
     generateSeconds = made.generated ? made.seconds : 0;
@@ -199,7 +215,7 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
     const loadMs = performance.now() - t;
     const embodiment = opts.embodiment ?? 'widowx';
     const req: ActRequest = { ...sampleRequest(embodiment, policy), steps: opts.steps, solver: opts.solver };
-    const { calls, warmup, modes, note } = planFor(cfg, gpu.isSoftware, opts);
+    const { calls, warmup, modes, note } = planFor(cfg, gpu.isSoftware, opts, policy.weights.bytes);
     if (note) log(`[${cfg}] note: ${note}`);
     log(`[${cfg}] loaded in ${fmt(loadMs)} ms; cold call ...`);
 
@@ -302,11 +318,16 @@ export function formatE2eReport(r: E2eReport): string[] {
 /** Runs the benchmark (programmatic API). */
 export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const configs = opts.configs ?? (opts.checkpoint !== undefined ? ['checkpoint' as const] : [...E2E_CONFIGS]);
+  if (opts.checkpoint !== undefined && !configs.includes('checkpoint')) {
+    throw new Error(`bench e2e: opts.checkpoint ${opts.checkpoint} is given but configs (${configs.join(', ')}) do not include 'checkpoint'`);
+  }
+  // A directory the generator may not write into fails here, before any device work (and is left untouched).
+  if (configs.includes('small')) await claimGeneratorDir(opts.genDir ?? defaultSmallDir());
   pinLpNumThreads();
   const headerGpu = await Gpu.create();
   const header = benchHeader(headerGpu);
   headerGpu.destroy();
-  const configs = opts.configs ?? [...E2E_CONFIGS];
   const reports: E2eConfigReport[] = [];
   for (const c of configs) reports.push(await benchConfig(c, opts, log));
   const report: E2eReport = {
@@ -324,11 +345,14 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
 
 export const E2E_SPEC: CommandSpec = {
   name: 'bench e2e',
-  usage: 'bench e2e [--config tiny|small|both] [--calls N] [options]',
+  usage: 'bench e2e [--config tiny|small|both | --checkpoint DIR] [--calls N] [options]',
   summary: 'End-to-end act() latency per stage (p50/p90/p99), cold first call, load time, steady-state GPU memory.',
   description:
     'Modes: staged (stageTimings: true, per-stage times) and fast (stageTimings: false, total only).\n' +
-    `The small config (Qwen3.5-0.8B-shaped VLM + small DiT, random weights) is generated once into ${defaultSmallDir()}.\n` +
+    `The small config (Qwen3.5-0.8B-shaped VLM + small DiT, random weights) is generated once into ${defaultSmallDir()}\n` +
+    '(or --gen-dir DIR). The generator writes only into a new or empty directory, or one carrying its own stamp\n' +
+    '(qvla-bench-checkpoint.json); any other directory is refused with an error and left untouched.\n' +
+    '--checkpoint DIR benchmarks that existing checkpoint as-is (nothing is generated or written), instead of tiny/small.\n' +
     `Default: ${DEFAULT_CALLS} calls per mode after 2 warm-up calls per mode; on a software adapter (lavapipe: about a minute\n` +
     `per small act() on 2 idle cores) the small config defaults to ${SMALL_SOFTWARE.calls} call per mode after ${SMALL_SOFTWARE.warmup} warm-up call per mode.\n` +
     'LP_NUM_THREADS is pinned to the core count unless set.',
@@ -336,7 +360,8 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'config', type: 'string', choices: ['tiny', 'small', 'both'], help: 'which checkpoint(s)', defaultText: 'both' },
     { name: 'calls', type: 'int', min: 1, help: 'measured calls per mode', defaultText: `${DEFAULT_CALLS} (small on lavapipe: ${SMALL_SOFTWARE.calls})` },
     { name: 'warmup', type: 'int', min: 0, help: 'warm-up calls per mode after the cold call', defaultText: `2 (small on lavapipe: ${SMALL_SOFTWARE.warmup})` },
-    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'directory of the small checkpoint (generated when absent)', defaultText: defaultSmallDir() },
+    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'benchmark this existing checkpoint as-is (instead of --config; read only)' },
+    { name: 'gen-dir', type: 'string', metavar: 'DIR', help: 'where the small checkpoint is generated (new, empty or generator-stamped)', defaultText: defaultSmallDir() },
     { name: 'tiny', type: 'string', metavar: 'DIR', help: 'directory of the tiny checkpoint', defaultText: 'weights/tiny' },
     { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
     { name: 'steps', type: 'int', min: 1, max: 1000, help: 'denoising steps', defaultText: "the config's default_steps" },
@@ -346,7 +371,12 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
     HELP_OPT,
   ],
-  examples: ['qvla bench e2e --config tiny --calls 100', 'qvla bench e2e --config small --weight-dtype f16 --json bench/out/e2e-small.json'],
+  examples: [
+    'qvla bench e2e --config tiny --calls 100',
+    'qvla bench e2e --config small --weight-dtype f16 --json bench/out/e2e-small.json',
+    'qvla bench e2e --config small --gen-dir /data/qvla-small',
+    'qvla bench e2e --checkpoint /models/qwen-vla --calls 10',
+  ],
 };
 
 /** CLI entry (`qvla bench e2e ...`): returns the exit code. */
@@ -357,13 +387,24 @@ export async function runE2eBench(args: string[]): Promise<number> {
     return 0;
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench e2e: unexpected argument ${JSON.stringify(p.positionals[0])}`);
+  const checkpoint = getString(p, 'checkpoint');
+  if (checkpoint !== undefined) {
+    for (const o of ['config', 'gen-dir', 'tiny']) {
+      if (getString(p, o) !== undefined) {
+        throw new UsageError(`qvla bench e2e: --checkpoint DIR benchmarks that checkpoint alone; drop --${o} (the generated small checkpoint's directory is --gen-dir)`);
+      }
+    }
+    if (!existsSync(checkpoint)) throw new UsageError(`qvla bench e2e: --checkpoint ${checkpoint}: no such directory`);
+    if (!statSync(checkpoint).isDirectory()) throw new UsageError(`qvla bench e2e: --checkpoint ${checkpoint}: not a directory`);
+  }
   const cfg = getString(p, 'config') ?? 'both';
   const mode = getString(p, 'mode');
   const report = await runE2e({
-    configs: cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
+    configs: checkpoint !== undefined ? ['checkpoint'] : cfg === 'both' ? [...E2E_CONFIGS] : [cfg as E2eConfigName],
     calls: getNumber(p, 'calls'),
     warmup: getNumber(p, 'warmup'),
-    checkpoint: getString(p, 'checkpoint'),
+    checkpoint: checkpoint === undefined ? undefined : path.resolve(checkpoint),
+    genDir: getString(p, 'gen-dir'),
     tinyDir: getString(p, 'tiny'),
     weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
     steps: getNumber(p, 'steps'),
