@@ -1,8 +1,8 @@
-// Gated delta rule, chunked form (qwen35-architecture.md §2.7 (8)), part 2 of 2: the state pass.
+// Gated delta rule, chunked form (docs/architecture.md §5.6), part 2 of 2: the state pass.
 // A workgroup owns v-head j and a block of BV = WG_X value columns (the rule is independent per column),
 // keeps that S block [dk, BV] in workgroup memory and walks the chunks in order. Per chunk, with T, P, aux
 // from gdn_chunked_prep.wgsl and raw q/k/v rows (the normalisation lives in aux):
-//   R  = β ⊙ V − (β e^γ ⊙ K̂) S            (= U − W S of the spec, before applying (I+M)⁻¹)
+//   R  = β ⊙ V − (β e^γ ⊙ K̂) S            (= U − W S of the WY form, before applying (I+M)⁻¹)
 //   V' = T R                                (U − W S = (I+M)⁻¹(βV − βe^γ K̂ S): one solve, C × BV)
 //   O  = (e^γ ⊙ Q̂) S + P V'
 //   S  ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'

@@ -1,11 +1,11 @@
-// Gated delta rule, chunked form (qwen35-architecture.md §2.7 (8)), part 1 of 2: the per-chunk matrices.
+// Gated delta rule, chunked form (docs/architecture.md §5.6), part 1 of 2: the per-chunk matrices.
 // One workgroup per (chunk c, v-head j); independent of the state, so all chunks run in parallel.
 // With r, s the in-chunk token indices, γ_r = Σ_{s≤r} g_s, k̂ = k/|k|, q̂ = q·scale/|q| and padded tokens
 // (t ≥ L) having k = q = β = g = 0:
 //   M[r, s] = β_r (k̂_r·k̂_s) e^{γ_r−γ_s}   (s < r)
 //   T       = (I + M)⁻¹                    unit lower triangular, by forward substitution (one column per
 //                                          invocation: T[:, s] solves (I+M) x = e_s top-down)
-//   P[r, s] = (q̂_r·k̂_s) e^{γ_r−γ_s}       (s ≤ r; the (QKᵀ ⊙ D) of the spec)
+//   P[r, s] = (q̂_r·k̂_s) e^{γ_r−γ_s}       (s ≤ r; the (QKᵀ ⊙ D) of the WY form)
 //   aux[r]  = (β_r e^{γ_r}/|k_r|, β_r, e^{γ_r}·scale/|q_r|, e^{γ_C−γ_r}/|k_r|),  aux[CH] = (e^{γ_C}, 0, 0, 0)
 // Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
 // part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.

@@ -1,4 +1,4 @@
-// Gated DeltaNet short conv (qwen35-architecture.md §2.7 (2)): depthwise causal conv1d over time, no bias,
+// Gated DeltaNet short conv (docs/architecture.md §5.3): depthwise causal conv1d over time, no bias,
 // then SiLU.   y[t, c] = silu( Σ_k W[c, k] · in[t − (KS−1) + k, c] ),  `in` = conv state rows then x rows.
 // KS (kernel size, 4 in Qwen3.5) is a const so the sliding window stays in registers.
 //

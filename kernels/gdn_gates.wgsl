@@ -1,4 +1,4 @@
-// Gated DeltaNet gates (qwen35-architecture.md §2.7 (4)), one invocation per (token t, v-head j):
+// Gated DeltaNet gates (docs/architecture.md §5.4), one invocation per (token t, v-head j):
 //   g[t, j]    = −exp(A_log[j]) · softplus(a[t, j] + dt_bias[j])   (PyTorch softplus: x above 20)
 //   beta[t, j] = sigmoid(b[t, j])
 // a and b are strided views (they come out of one fused projection); A_log / dt_bias are AT / DT (f32|f16).

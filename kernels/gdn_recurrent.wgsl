@@ -1,4 +1,4 @@
-// Gated delta rule, recurrent form (qwen35-architecture.md §2.7 (6)–(7)), token by token (decode).
+// Gated delta rule, recurrent form (docs/architecture.md §5.4–§5.5), token by token (decode).
 // Per v-head j the state S is [dk, dv] (f32, S[i, v] at i·dv + v). The rule is independent per value
 // column given k, q, g, β, so a workgroup owns one head and a block of BV columns; its WG_Y = RG row
 // groups split the dk rows (thread (tv, tr) keeps rows tr, tr+RG, … of column tv in registers: NSR floats).

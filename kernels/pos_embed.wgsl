@@ -1,5 +1,5 @@
 // X[row, :] += bilinear, corner-aligned sample of the S×S learned position table at the patch of `row`
-// (qwen35-architecture.md §3.3), for one image of grid (t, gh, gw) whose rows are in merge-block order
+// (docs/architecture.md §4.2), for one image of grid (t, gh, gw) whose rows are in merge-block order
 // (bh, bw, ih, iw), repeated for each t. Sample point: y = r·(S−1)/max(gh−1, 1) (torch.linspace(0, S−1, gh)),
 // x likewise (exactly, in integers); y0 = ⌊y⌋, y1 = min(y0+1, S−1), dy = y − y0; the weights (1−dy)(1−dx),
 // (1−dy)dx, dy(1−dx), dy·dx stay f32 (the recent HF code; the release-era code rounded them to the table dtype).

@@ -1,4 +1,4 @@
-// QVLA-DiT, the flow-matching action decoder (action-decoder.md §3): the VLM tokens are normalised once per
+// QVLA-DiT, the flow-matching action decoder (docs/action-decoder.md §4–§6): the VLM tokens are normalised once per
 // observation and every cross block's K/V is computed once (`prepareContext`) and reused by all denoising steps.
 // One `velocity` call is one network evaluation: time embedding → adaLN modulations → [state; action tokens]
 // through interleaved cross/self blocks → output norm → proj_out → action MLP, giving v(Y, τ) for [h_max, k_max].

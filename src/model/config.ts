@@ -98,7 +98,7 @@ export interface VisionConfig {
 export type TimeConvention = 'tau1_noise';
 export type Solver = 'euler' | 'heun' | 'midpoint' | 'rk4';
 
-/** QVLA-DiT action decoder (action-decoder.md §3.2; weights/README.md `action_expert`). */
+/** QVLA-DiT action decoder (docs/action-decoder.md §2.1; weights/README.md `action_expert`). */
 export interface ActionExpertConfig {
   /** Cross-attention K/V input width (= text hiddenSize). */
   dVlm: number;
@@ -628,7 +628,7 @@ export function parsePreprocessorConfig(raw: unknown, file = 'preprocessor_confi
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures (raw config.json objects; parse them with parseQvlaConfig or use the typed helpers below).
 
-/** Full QVLA-DiT decoder (action-decoder.md §3.2; ≈1.128 B parameters) for a VLM of width dVlm (default 2560). */
+/** Full QVLA-DiT decoder (docs/action-decoder.md §2.1; ≈1.128 B parameters) for a VLM of width dVlm (default 2560). */
 export function fullActionExpertJson(dVlm = 2560): Record<string, unknown> {
   return {
     d_vlm: dVlm,
@@ -658,7 +658,7 @@ export function fullActionExpertJson(dVlm = 2560): Record<string, unknown> {
   };
 }
 
-/** config.json of Qwen3.5-4B (qwen35-architecture.md §1) plus the full decoder. */
+/** config.json of Qwen3.5-4B (docs/architecture.md §2) plus the full decoder. */
 export function qwen35_4bConfigJson(): Record<string, unknown> {
   return {
     architectures: ['Qwen3_5ForConditionalGeneration'],
@@ -720,7 +720,7 @@ export function qwen35_4bConfigJson(): Record<string, unknown> {
   };
 }
 
-/** Qwen3.5-0.8B-shaped VLM (qwen35-architecture.md §1, legacy-free, layer_types from the interval) + a small
+/** Qwen3.5-0.8B-shaped VLM (docs/architecture.md §2, legacy-free, layer_types from the interval) + a small
  * DiT (D = 512 = 8 × 64, 8 blocks, FFN 2048; same action/state/chunk interface as the full decoder). */
 export function smallConfigJson(): Record<string, unknown> {
   return {

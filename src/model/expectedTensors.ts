@@ -2,8 +2,8 @@
  * The tensors a checkpoint must hold for a {@link QvlaConfig}, and binding them against what a checkpoint has.
  *
  * Names: Hugging Face Qwen3.5 (`model.visual.*`, `model.language_model.*`, `lm_head.weight`;
- * qwen35-architecture.md §4) and QVLA-DiT (`action_expert.*`; action-decoder.md §3.3). Shapes are in PyTorch
- * order (Linear weights are [out, in]).
+ * docs/architecture.md §10) and QVLA-DiT (`action_expert.*`; docs/action-decoder.md §2.2). Shapes are in
+ * PyTorch order (Linear weights are [out, in]).
  *
  * Rules:
  * - `lm_head.weight` is required when embeddings are not tied. When they are tied it is *optional*: accepted
@@ -117,7 +117,7 @@ export function visionTensors(v: VisionConfig): ExpectedTensor[] {
   return out;
 }
 
-/** `action_expert.*` (action-decoder.md §3.3). */
+/** `action_expert.*` (docs/action-decoder.md §2.2). */
 export function actionExpertTensors(a: ActionExpertConfig): ExpectedTensor[] {
   const out: ExpectedTensor[] = [];
   const P = 'action_expert';

@@ -1,7 +1,7 @@
 // Position ids for the ropes (pure CPU, no GPU).
-// - visionPatchCoords: (row, col) of every vision patch in merge-block order (qwen35-architecture.md §3.1 step 6,
-//   §3.4), the coordinates of the vision 2-D rope;
-// - ropeIndex: the 3-D (t, h, w) text positions of a mixed text/image sequence and rope_delta (§3.8, HF
+// - visionPatchCoords: (row, col) of every vision patch in merge-block order (docs/architecture.md §3.5,
+//   §4.3), the coordinates of the vision 2-D rope;
+// - ropeIndex: the 3-D (t, h, w) text positions of a mixed text/image sequence and rope_delta (§6.2, HF
 //   `get_rope_index`);
 // - decodePositions: positions of generated tokens (n + rope_delta on every axis).
 
@@ -51,7 +51,7 @@ export function visionPatchCoords(grids: Grid[], spatialMerge = 2): Int32Array {
 }
 
 /**
- * §3.8: split the sequence into maximal runs of equal mm token type (0 text, 1 image). A cursor p starts at 0.
+ * docs/architecture.md §6.2: split the sequence into maximal runs of equal mm token type (0 text, 1 image). A cursor p starts at 0.
  * A text run of n tokens gets p..p+n−1 on all axes, then p += n. An image run (next grid (gt, gh, gw), merged
  * H = gh/m, W = gw/m, run length gt·H·W) gets (p + tt, p + r, p + c) in (tt, r, c) order, then p += max(gh, gw)/m.
  * rope_delta = max(all positions) + 1 − L (0 for an empty sequence).

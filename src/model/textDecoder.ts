@@ -1,4 +1,4 @@
-// The Qwen3.5 hybrid text decoder (qwen35-architecture.md §2): per layer, a (1+w) RMSNorm, then either a
+// The Qwen3.5 hybrid text decoder (docs/architecture.md §5): per layer, a (1+w) RMSNorm, then either a
 // Gated DeltaNet (linear attention with a carried fp32 state) or gated full attention (q/k norm, partial
 // interleaved M-RoPE, GQA, sigmoid output gate), a residual, a (1+w) RMSNorm and a SwiGLU MLP. The layer kind
 // comes from config `layer_types`. Caches (KV for full layers, conv + recurrent state for linear layers) are

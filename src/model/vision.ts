@@ -1,4 +1,4 @@
-// The Qwen3.5 vision tower (qwen35-architecture.md §3.2–3.6): patch embedding → interpolated learned
+// The Qwen3.5 vision tower (docs/architecture.md §4): patch embedding → interpolated learned
 // positions → blocks of [LayerNorm → attention (2-D rotary, bidirectional within each image) → LayerNorm →
 // tanh-GELU MLP] → 2×2 merger (LayerNorm, concat, exact-GELU MLP). Input rows are in merge-block order, so the
 // merger's 2×2 concat is a free reshape.

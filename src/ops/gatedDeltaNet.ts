@@ -1,4 +1,4 @@
-// Gated DeltaNet linear attention pieces (qwen35-architecture.md §2.7): the short causal conv + SiLU, the
+// Gated DeltaNet linear attention pieces (docs/architecture.md §5.3–§5.7): the short causal conv + SiLU, the
 // gates, and the gated delta rule in its recurrent (decode) and chunked (prefill) forms.
 //
 // Kernels: gdn_conv (conv + state update), gdn_gates, gdn_recurrent, gdn_chunked_prep + gdn_chunked.
@@ -262,7 +262,7 @@ export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
   return c.out;
 }
 
-/** Prefill: chunked WY form of §2.7(8) (gdn_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gdn_chunked: the state pass). */
+/** Prefill: chunked WY form of docs/architecture.md §5.6 (gdn_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gdn_chunked: the state pass). */
 export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* 64 */ }): Tensor {
   const op = 'gatedDeltaRuleChunked';
   const c = checkDeltaArgs(op, a);

@@ -1,4 +1,4 @@
-// Vision learned position embedding, bilinearly resampled (qwen35-architecture.md §3.3), added in place to the
+// Vision learned position embedding, bilinearly resampled (docs/architecture.md §4.2), added in place to the
 // patch embeddings: kernels/pos_embed.wgsl. One dispatch per image (images differ in grid; a call has a few).
 import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';

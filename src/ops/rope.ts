@@ -1,6 +1,6 @@
 // Rotary position embeddings, in place on strided per-head views (kernels/rope.wgsl):
-// - ropeText: Qwen3.5 partial multimodal RoPE (qwen35-architecture.md §2.6), interleaved or Qwen2-VL chunked;
-// - ropeVision: the vision tower's 2-D (row, col) rope (§3.4).
+// - ropeText: Qwen3.5 partial multimodal RoPE (docs/architecture.md §5.9), interleaved or Qwen2-VL chunked;
+// - ropeVision: the vision tower's 2-D (row, col) rope (§4.3).
 //
 // Both become one kernel: each rotated pair j of a head uses frequency inv_j and one position axis. The
 // wrapper builds that (inv_j, axis_j) table once per configuration on the CPU and caches it on the Gpu.
@@ -54,7 +54,7 @@ export function ropeInvFreqF32(theta: number, dim: number): Float32Array {
   return out;
 }
 
-/** Axis (0 = T, 1 = H, 2 = W) of each of the `half` text frequencies (§2.6). */
+/** Axis (0 = T, 1 = H, 2 = W) of each of the `half` text frequencies (docs/architecture.md §5.9). */
 export function mropeAxes(half: number, sec: readonly [number, number, number], interleaved: boolean): Uint8Array {
   const axes = new Uint8Array(half);
   for (let j = 0; j < half; j++) {
@@ -145,7 +145,7 @@ export function ropeText(x: HeadView, positions: Tensor, opts: RopeTextOptions):
 }
 
 /**
- * Vision 2-D rope (§3.4), in place on all headDim dims of each head. coords: i32 [2, ≥ L] (patch rows, then
+ * Vision 2-D rope (docs/architecture.md §4.3), in place on all headDim dims of each head. coords: i32 [2, ≥ L] (patch rows, then
  * patch cols, in merge-block order). Pair (e, e + d/2) uses r·inv[e] for e < d/4 and c·inv[e − d/4] otherwise,
  * inv[j] = theta^(−2j/(d/2)).
  */

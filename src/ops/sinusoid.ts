@@ -1,6 +1,6 @@
 // Sinusoidal embedding of scalars (kernels/sinusoid.wgsl): the DiT timestep features (diffusers
-// Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1); action-decoder.md §2.2) and the action encoder's τ
-// features ([sin, cos], ω_j = exp(−ln(1e4)·j/half), i.e. flipSinToCos=false, shift=0; §2.3).
+// Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1); docs/action-decoder.md §6.1) and the action encoder's τ
+// features ([sin, cos], ω_j = exp(−ln(1e4)·j/half), i.e. flipSinToCos=false, shift=0; §5.3).
 //
 // Precision: ω_i is computed on the CPU once per (dim, shift, maxPeriod) and cached on the Gpu, rounded step by
 // step like diffusers' fp32 code: e = f32(f32(−ln maxPeriod)·i), e = f32(e / (half − shift)), ω = f32(exp e).

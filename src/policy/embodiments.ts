@@ -1,6 +1,6 @@
 /**
  * embodiments.json: the embodiment registry (contract: weights/README.md "embodiments.json"; post-processing:
- * ../shared/reference/action-decoder.md §3.4, §3.7). Loading validates every entry strictly against the
+ * docs/action-decoder.md §3, §10). Loading validates every entry strictly against the
  * decoder limits (k_max, s_max, h_max); every error is a CheckpointError that names the file, the embodiment
  * and the field, e.g.
  *   `embodiments.json: embodiments.aloha.normalization.action.q99 has 13 values, expected 14`.
@@ -484,7 +484,7 @@ export interface UnnormalizedActions {
 }
 
 /**
- * Post-processing of one decoded chunk (action-decoder.md §3.7): slice [H_e, K_e] out of the raw
+ * Post-processing of one decoded chunk (docs/action-decoder.md §10.2): slice [H_e, K_e] out of the raw
  * [rows ≥ H_e, kMax] chunk, clip (q01_q99 / min_max) and unnormalise, add the current raw state of the same
  * name to the relative channels, binarise the grippers when `binarize_gripper`. `state` (raw, one value per
  * state.names entry) is required when any channel is relative.

@@ -1,5 +1,5 @@
 /**
- * Image preprocessing of the Qwen3.5 processor (qwen35-architecture.md §3.1), bit-exact with
+ * Image preprocessing of the Qwen3.5 processor (docs/architecture.md §3), bit-exact with
  * tools/reference/qvla_ref/preprocess.py:
  *
  *   decode (PNG / JPEG) → RGB uint8 → smart_resize → bicubic antialiased resize (float64, horizontal pass then

@@ -1,5 +1,5 @@
 // Plain f64 CPU reference of attention (src/ops/attention.ts): explicit scores, plain softmax over the visible
-// keys, straight from the spec (qwen35-architecture.md §2.5 / §3.5, action-decoder.md §2.2).
+// keys (docs/architecture.md §5.8 / §4.4, docs/action-decoder.md §6.2).
 import { sigmoid } from './activations.js';
 
 export interface AttentionRefArgs {

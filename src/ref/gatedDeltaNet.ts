@@ -1,5 +1,5 @@
-// Plain f64 CPU references of the Gated DeltaNet pieces (qwen35-architecture.md §2.7), written straight from
-// the spec. All inputs are contiguous: x [L, C], weight [C, K], conv state [K−1, C]; q, k [L, Hk, dk],
+// Plain f64 CPU references of the Gated DeltaNet pieces (docs/architecture.md §5.3–§5.7), written plainly
+// from the equations. All inputs are contiguous: x [L, C], weight [C, K], conv state [K−1, C]; q, k [L, Hk, dk],
 // v [L, Hv, dv], g, beta [L, Hv], recurrent state [Hv, dk, dv] (S[i, v]: i over dk, v over dv).
 import { sigmoid, silu, softplus } from './activations.js';
 
@@ -48,7 +48,7 @@ export interface DeltaRuleRefArgs {
   L: number; Hk: number; Hv: number; dk: number; dv: number;
 }
 
-/** Normalised q (scaled by dk^-½) and k of token t, k-head h (§2.7 (6)). */
+/** Normalised q (scaled by dk^-½) and k of token t, k-head h (§5.4). */
 function normalisedQK(a: DeltaRuleRefArgs, t: number, h: number): { q: Float64Array; k: Float64Array } {
   const { dk, Hk } = a;
   const base = (t * Hk + h) * dk;
@@ -73,7 +73,7 @@ function initialState(a: DeltaRuleRefArgs): Float64Array {
   return S;
 }
 
-/** §2.7 (7), token by token. Returns o [L, Hv, dv] and the final state [Hv, dk, dv]. */
+/** docs/architecture.md §5.5, token by token. Returns o [L, Hv, dv] and the final state [Hv, dk, dv]. */
 export function gatedDeltaRuleRecurrentRef(a: DeltaRuleRefArgs): { out: Float64Array; state: Float64Array } {
   const { L, Hk, Hv, dk, dv } = a;
   const S = initialState(a);
@@ -101,7 +101,7 @@ export function gatedDeltaRuleRecurrentRef(a: DeltaRuleRefArgs): { out: Float64A
 }
 
 /**
- * §2.7 (8) written literally: pad to a multiple of C, γ = in-chunk cumulative g, M, U = (I+M)⁻¹(β⊙V) and
+ * docs/architecture.md §5.6 literally: pad to a multiple of C, γ = in-chunk cumulative g, M, U = (I+M)⁻¹(β⊙V) and
  * W = (I+M)⁻¹(β⊙e^γ⊙K) by forward substitution, then V' = U − W·S, O = (e^γ⊙Q)·S + ((Q·Kᵀ)⊙D)·V',
  * S ← e^{γ_C}·S + (e^{γ_C−γ}⊙K)ᵀ·V'. Used to validate the algorithm against the recurrence.
  */

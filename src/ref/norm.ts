@@ -1,5 +1,5 @@
-// Plain f64 CPU references of the row norms (src/ops/norm.ts), straight from qwen35-architecture.md §2.3 and
-// action-decoder.md §2.2.
+// Plain f64 CPU references of the row norms (src/ops/norm.ts), straight from docs/architecture.md §5.2, §4.4 and
+// docs/action-decoder.md §6.2–§6.3.
 import { silu } from './activations.js';
 
 type Arr = ArrayLike<number>;

@@ -1,4 +1,4 @@
-// Plain f64 CPU reference of the bilinearly resampled vision position embedding (qwen35-architecture.md §3.3).
+// Plain f64 CPU reference of the bilinearly resampled vision position embedding (docs/architecture.md §4.2).
 
 /**
  * Returns x + P (f64), x [Np, C]; table [S*S, C]. Per image (t, h, w), patch (row r, col c) in merge-block order

@@ -1,4 +1,4 @@
-// Plain CPU references of the rotary embeddings (qwen35-architecture.md §2.6 text M-RoPE, §3.4 vision 2-D rope).
+// Plain CPU references of the rotary embeddings (docs/architecture.md §5.9 text M-RoPE, §4.3 vision 2-D rope).
 // Where PyTorch rounds to fp32 (inv_freq and the angle pos·inv_freq, both fp32 tensors in HF), this does too;
 // cos/sin and the rotation are then f64.
 const f32 = Math.fround;

@@ -1,4 +1,4 @@
-// Plain CPU reference of the sinusoidal embedding (diffusers get_timestep_embedding; action-decoder.md §2.2, §2.3).
+// Plain CPU reference of the sinusoidal embedding (diffusers get_timestep_embedding; docs/action-decoder.md §6.1, §5.3).
 // Rounded to f32 where diffusers' fp32 code rounds (the exponent, ω, and the angle v·ω); sin/cos in f64.
 const f32 = Math.fround;
 

@@ -1,6 +1,6 @@
 /**
  * Prompt builders: the TypeScript twins of tools/reference/qvla_ref/prompt.py (contract: weights/README.md
- * "The prompt"; qwen35-architecture.md §5). Token ids must equal the Python reference exactly
+ * "The prompt"; docs/architecture.md §9, docs/action-decoder.md §11). Token ids must equal the Python reference exactly
  * (test/fixtures/prompts.json).
  *
  * Strings first, then ids: the text is built with ONE `<|image_pad|>` per image, encoded, and each pad id is then

@@ -151,7 +151,7 @@ describe('expected tensors', () => {
     expect(Math.abs(tp / 1e9 - 4.21)).toBeLessThan(0.01);
     expect(Math.abs(vp / 1e9 - 0.33)).toBeLessThan(0.01);
     expect(Math.abs((tp + vp) / 1e9 - 4.54)).toBeLessThan(0.01);
-    // spot checks against qwen35-architecture.md §4.3
+    // spot checks against docs/architecture.md §10.1
     const byName = new Map(expectedTensors(c).map((t) => [t.name, t.shape]));
     expect(byName.get('model.language_model.layers.3.self_attn.q_proj.weight')).toEqual([8192, 2560]);
     expect(byName.get('model.language_model.layers.3.self_attn.o_proj.weight')).toEqual([2560, 4096]);
@@ -162,13 +162,13 @@ describe('expected tensors', () => {
     expect(byName.get('model.visual.patch_embed.proj.weight')).toEqual([1024, 3, 2, 16, 16]);
     expect(byName.get('model.visual.merger.linear_fc1.weight')).toEqual([4096, 4096]);
     expect(byName.get('model.visual.merger.linear_fc2.weight')).toEqual([2560, 4096]);
-    // per-layer sizes from §4.4
+    // per-layer sizes from docs/architecture.md §10.2
     const layer = (i: number): number => countParams(text.filter((t) => t.name.startsWith(`model.language_model.layers.${i}.`)));
     expect(Math.round(layer(3) / 1e5) / 10).toBe(107.5);
     expect(Math.round(layer(0) / 1e5) / 10).toBe(112.9);
   });
 
-  it('full decoder: exactly 1,128,461,904 parameters; block sizes as in action-decoder.md §3.2', () => {
+  it('full decoder: exactly 1,128,461,904 parameters; block sizes as in docs/action-decoder.md §2.3', () => {
     const c = qwen35_4bConfig();
     const ae = actionExpertTensors(c.actionExpert!);
     const total = countParams(ae);
@@ -180,7 +180,7 @@ describe('expected tensors', () => {
     expect(countParams(ae.filter((t) => t.name.startsWith('action_expert.dit.')))).toBe(1_116_888_064);
     const small = smallConfig();
     console.log(`small config: VLM ${countParams(expectedTensors(small, { actionExpert: false })).toLocaleString('en')} + DiT ${countParams(actionExpertTensors(small.actionExpert!)).toLocaleString('en')} parameters`);
-    // tiny decoder of action-decoder.md §3.2 (4.6 M) for a 512-wide VLM
+    // the spec tiny decoder of docs/action-decoder.md §2.3 (4.6 M) for a 512-wide VLM
     const tinyJ = cfg4b();
     tinyJ.text_config.hidden_size = 512;
     tinyJ.vision_config.out_hidden_size = 512;

@@ -1,6 +1,6 @@
 // The QVLA-DiT decoder on the GPU against the PyTorch reference, from the stored (F32-rounded) VLM hidden states:
 // vl_norm + cached cross K/V, the state token, the velocity at fixed (noise, τ), and sampled chunks for every
-// solver from the stored noise. Also the §3.9 conformance checks that need the decoder alone.
+// solver from the stored noise. Also the conformance checks (docs/action-decoder.md §13) that need the decoder alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/gpu/device.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
@@ -98,7 +98,7 @@ for (const name of ['case_a_tiny_widowx', 'case_b_two_images', 'case_c_t2a_nav',
   });
 }
 
-describe('decoder conformance (action-decoder.md §3.9)', () => {
+describe('decoder conformance (docs/action-decoder.md §13)', () => {
   it('f16 weights stay close to the reference chunk (F32 checkpoint, so f16 storage is lossy)', async () => {
     const fx = await Fixture.load('case_b_two_images');
     const L = await load(fx, 'f16');

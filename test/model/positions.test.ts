@@ -1,4 +1,4 @@
-// src/model/positions.ts: §3.8 rope index (worked examples and the Python reference fixtures), merge-block patch
+// src/model/positions.ts: the rope index of docs/architecture.md §6.2 (worked examples and the Python reference fixtures), merge-block patch
 // coordinates, decode positions.
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// embodiments.json validation and the state / action maths (weights/README.md, action-decoder.md §3.4, §3.7),
+// embodiments.json validation and the state / action maths (weights/README.md, docs/action-decoder.md §3, §10),
 // cross-checked against the Python reference values stored in the golden case fixtures when present.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

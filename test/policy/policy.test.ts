@@ -1,5 +1,5 @@
-// act() end to end on weights/tiny: parity with the reference chunk through the whole pipeline, the §3.9
-// conformance properties, determinism, steady-state allocation, and clear errors for bad requests.
+// act() end to end on weights/tiny: parity with the reference chunk through the whole pipeline, the
+// conformance properties of docs/action-decoder.md §13, determinism, steady-state allocation, and clear errors for bad requests.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { Policy, PolicyError } from '../../src/policy/policy.js';

@@ -144,7 +144,7 @@ def main():
                 "h_max": 50, "max_seq_len": 1024, "timestep_channels": 256, "num_buckets": 1000}
     tiny_dec = dict(full_dec, d_vlm=512, hidden_size=256, num_heads=4, head_dim=64, num_layers=4, ff_inner=1024,
                     d_out=256, mlp_hidden=256, state_hidden=256, k_max=16, s_max=16, h_max=8, max_seq_len=64)
-    for name, dec, expect in (("full QVLA-DiT (action-decoder.md §3.2)", full_dec, 1128461904),
+    for name, dec, expect in (("full QVLA-DiT (docs/action-decoder.md §2.3)", full_dec, 1128461904),
                               ("spec tiny QVLA-DiT", tiny_dec, 4631568)):
         fm = dit_param_count_formula(dec)
         sh = dit_shapes({"action_expert": dec})

@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 
-// Qwen3.5 pre-tokenizer regex (qwen35-architecture.md §5). Differs from Qwen3's by [\p{L}\p{M}] in two places.
+// Qwen3.5 pre-tokenizer regex (docs/architecture.md §9). Differs from Qwen3's by [\p{L}\p{M}] in two places.
 export const QWEN35_SPLIT_REGEX =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 

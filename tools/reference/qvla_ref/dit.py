@@ -1,4 +1,4 @@
-"""QVLA-DiT action decoder (action-decoder.md §3, GR00T N1.6 style). Computes in the dtype of the
+"""QVLA-DiT action decoder (docs/action-decoder.md §4–§6, GR00T N1.6 style). Computes in the dtype of the
 weights (float64 for fixtures). Prefix of every tensor: `action_expert.`"""
 import math
 

@@ -125,7 +125,7 @@ def numel(shape):
 
 # ---------------------------------------------------------------- closed-form counts (independent)
 def dit_param_count_formula(a):
-    """Closed form from action-decoder.md §3.2/§3.3 hyper-parameters (dict a = action_expert)."""
+    """Closed form from the docs/action-decoder.md §2.1/§2.2 hyper-parameters (dict a = action_expert)."""
     D, V, L, ce = a["hidden_size"], a["d_vlm"], a["num_layers"], a.get("cross_every", 2)
     FF, T = a["ff_inner"], a.get("timestep_channels", 256)
     n_cross = len([i for i in range(L) if i % ce == 0])

@@ -1,4 +1,4 @@
-"""Image preprocessing of the Qwen3.5 processor (qwen35-architecture.md §3.1), made bit-exact.
+"""Image preprocessing of the Qwen3.5 processor (docs/architecture.md §3), made bit-exact.
 
 Steps for one RGB uint8 image img[H][W][3]:
 

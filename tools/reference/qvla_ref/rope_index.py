@@ -1,4 +1,4 @@
-"""3-D rope position ids for a mixed text/image sequence (qwen35-architecture.md §3.8)."""
+"""3-D rope position ids for a mixed text/image sequence (docs/architecture.md §6.2)."""
 import numpy as np
 
 

@@ -1,4 +1,4 @@
-"""Qwen3.5 hybrid text decoder (qwen35-architecture.md §2): Gated DeltaNet + gated full attention,
+"""Qwen3.5 hybrid text decoder (docs/architecture.md §5): Gated DeltaNet + gated full attention,
 zero-centred RMSNorms, SwiGLU MLP, M-RoPE, caches for decode, greedy decoding.
 Computes in the dtype of the weights (float64 for the fixtures)."""
 import torch
@@ -35,7 +35,7 @@ def rotate_half(x):
 
 # ----------------------------------------------------------------------------- M-RoPE
 def mrope_cos_sin(tc, pos3, dtype=torch.float64):
-    """pos3 [3, L] (t, h, w) integer positions -> cos, sin [L, rotary_dim] (§2.6)."""
+    """pos3 [3, L] (t, h, w) integer positions -> cos, sin [L, rotary_dim] (docs/architecture.md §5.9)."""
     rot = tc.rotary_dim
     half = rot // 2
     inv = 1.0 / (tc.rope_theta ** (torch.arange(0, rot, 2, dtype=dtype) / rot))   # [half]
@@ -66,7 +66,7 @@ def apply_partial_rope(x, cos, sin, rot):
 # ----------------------------------------------------------------------------- gated delta rule
 def delta_rule_recurrent(q, k, v, beta, g, S=None):
     """q,k [L, H, dk] (q already scaled, both L2-normalised), v [L, H, dv], beta,g [L, H].
-    S [H, dk, dv] initial state (zeros when None). Returns o [L, H, dv], final S. §2.7(7)."""
+    S [H, dk, dv] initial state (zeros when None). Returns o [L, H, dv], final S. docs/architecture.md §5.5."""
     L, H, dk = k.shape
     dv = v.shape[-1]
     S = torch.zeros(H, dk, dv, dtype=v.dtype) if S is None else S.clone()
@@ -90,7 +90,7 @@ def _unit_lower_solve(Mstrict, rhs):
 
 
 def delta_rule_chunked(q, k, v, beta, g, S=None, C=64):
-    """Chunked (WY / UT-transform) form of the same recurrence, §2.7(8). Same signature."""
+    """Chunked (WY / UT-transform) form of the same recurrence, docs/architecture.md §5.6. Same signature."""
     L, H, dk = k.shape
     dv = v.shape[-1]
     pad = (C - L % C) % C

@@ -1,4 +1,4 @@
-"""Qwen3.5 vision tower (qwen35-architecture.md §3.2-§3.6). Computes in the dtype of the weights
+"""Qwen3.5 vision tower (docs/architecture.md §4). Computes in the dtype of the weights
 (float64 for fixtures)."""
 import math
 
@@ -63,7 +63,7 @@ def interp_pos_embed(table, side, gh, gw, merge=2):
 
 
 def vision_rope(gh, gw, head_dim, theta=10000.0, merge=2, dtype=torch.float64):
-    """cos, sin [Np, head_dim] for the 2-D rotary embedding (§3.4)."""
+    """cos, sin [Np, head_dim] for the 2-D rotary embedding (docs/architecture.md §4.3)."""
     dim = head_dim // 2
     inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=dtype) / dim))  # dim/2 freqs
     rows, cols = merge_block_coords(gh, gw, merge)
