@@ -10,6 +10,7 @@ import { INSPECT_SPEC, cmdInspect } from './cmdInspect.js';
 import { SERVE_SPEC, cmdServe } from './cmdServe.js';
 import { BENCH_SPEC, cmdBench } from './cmdBench.js';
 import { WORLDS_SPEC, cmdWorlds } from './cmdWorlds.js';
+import { EVAL_SPEC, cmdEval } from './cmdEval.js';
 
 interface Command {
   spec: CommandSpec;
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   chat: { spec: CHAT_SPEC, run: cmdChat },
   inspect: { spec: INSPECT_SPEC, run: cmdInspect },
   serve: { spec: SERVE_SPEC, run: cmdServe },
+  eval: { spec: EVAL_SPEC, run: cmdEval },
 };
 
 const ONE_LINERS: [string, string][] = [
@@ -32,6 +34,7 @@ const ONE_LINERS: [string, string][] = [
   ['serve', 'openpi-compatible WebSocket + msgpack policy server (GET /healthz, /stats)'],
   ['bench', 'benchmarks: kernels | e2e | steps'],
   ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
+  ['eval', 'closed-loop evaluation on the toy worlds: success rate [95 % CI], SR/OSR/SPL, ADE/FDE; --json, --plot, --rollouts'],
 ];
 
 export function mainHelp(): string {
