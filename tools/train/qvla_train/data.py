@@ -90,11 +90,14 @@ def drop_vision_spans(ids, tt):
         j = s - 1
         while j >= last and "\n" not in tt.text.get(ids[j], ""):
             j -= 1
-        if j < last:
+        if j >= last:
+            if not tt.text[ids[j]].endswith("\n"):
+                raise ValueError(f"token {ids[j]} before the camera label does not end with a newline")
+            label_start = j + 1
+        elif last > 0:
+            label_start = last            # right after the previous span's closing newline
+        else:
             raise ValueError("no newline before a camera label")
-        if not tt.text[ids[j]].endswith("\n"):
-            raise ValueError(f"token {ids[j]} before the camera label does not end with a newline")
-        label_start = j + 1
         e = s + 1
         while e < n and ids[e] == img:
             e += 1

@@ -87,16 +87,16 @@ def delta_rule_chunked_batched(q, k, v, beta, g, C=64):
         dec = torch.exp(diff.masked_fill(~tril_incl, NEG_INF))                  # e^{γi-γj}, 0 above the diagonal
         KK = K @ K.transpose(-1, -2)
         M = (b[..., :, None] * KK * dec).masked_fill(~tril_strict, 0.0)
-        Tinv = torch.linalg.solve_triangular(eye + M, eye.expand_as(M), upper=False, unitriangular=True)
-        U = Tinv @ (b[..., None] * V)
+        A = M + eye                                   # unit lower triangular (I + M)
         QK = (Q @ K.transpose(-1, -2)) * dec
         if S is None:
-            Vp = U
+            Vp = torch.linalg.solve_triangular(A, b[..., None] * V, upper=False, unitriangular=True)
             O = QK @ Vp
         else:
             eg = torch.exp(gam)
-            Wm = Tinv @ ((b * eg)[..., None] * K)
-            Vp = U - Wm @ S
+            UW = torch.linalg.solve_triangular(A, torch.cat([b[..., None] * V, (b * eg)[..., None] * K], -1),
+                                               upper=False, unitriangular=True)
+            Vp = UW[..., :dv] - UW[..., dv:] @ S
             O = (eg[..., None] * Q) @ S + QK @ Vp
         outs.append(O)
         if c0 + C < Lp:

@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""Train a qvla checkpoint on recorded shards (src/worlds/README.md) — see tools/train/README.md.
+
+usage: nice -n 5 /usr/bin/python3 tools/train/train.py --data DIR [--data DIR2 ...] --out RUN_DIR
+           --config tools/train/configs/toy.json --steps N --batch B --seed S [--resume] [options]
+
+RUN_DIR gets: args.json (the run's arguments), log.csv (step,loss,fm_loss,text_loss,lr,sec_per_step,grad_norm,
+n_text), state.pt (model, EMA, optimizer, step; every --ckpt-every steps and at the end), and ckpt -> ckpt-STEP/
+(config.json, model.safetensors F32, tokenizer.json, embodiments.json, preprocessor_config.json, training.json),
+published atomically at the same times.
+Determinism: the batch of step t is drawn from numpy default_rng([seed, t]) and its noise/tau from a torch
+Generator seeded with (seed, t), so a run and a --resume'd run give bit-identical weights (same machine, same
+thread count).
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from qvla_train import REPO, REF  # noqa: E402
+from qvla_train.model import QVLAModel  # noqa: E402
+from qvla_train.init import init_weights, no_decay  # noqa: E402
+from qvla_train.data import load_shards, merge_embodiments, Sampler, TokenTable, build_batch  # noqa: E402
+from qvla_train.objective import batch_loss  # noqa: E402
+from qvla_train.checkpoint import publish_ckpt, preprocessor_config, load_weights_into  # noqa: E402
+
+sys.path.insert(0, REF)
+from make_checkpoint import fill_config  # noqa: E402
+
+LOG_FIELDS = ["step", "loss", "fm_loss", "text_loss", "lr", "sec_per_step", "grad_norm", "n_text"]
+RUN_KEYS = ["data", "config", "steps", "batch", "seed", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip",
+            "draws", "t2a_frac", "text_frac", "text_rows", "text_weight", "ema", "balance", "tau_s", "tau_alpha",
+            "gdn_chunk", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads"]
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", required=True, help="directory of shards (repeatable)")
+    ap.add_argument("--out", required=True, help="run directory")
+    ap.add_argument("--config", default=os.path.join(HERE, "configs", "toy.json"))
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="continue RUN_DIR/state.pt with the saved args.json")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
+    ap.add_argument("--min-lr", type=float, default=0.1, help="final lr as a fraction of --lr (cosine)")
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--beta2", type=float, default=0.95)
+    ap.add_argument("--clip", type=float, default=1.0, help="global grad-norm clip")
+    ap.add_argument("--draws", type=int, default=4, help="noise/tau draws per VLM forward")
+    ap.add_argument("--t2a-frac", type=float, default=0.1, help="fraction of rows with the images removed")
+    ap.add_argument("--text-frac", type=float, default=0.5, help="fraction of steps that add the VQA text loss")
+    ap.add_argument("--text-rows", type=float, default=0.25, help="VQA rows per such step, as a fraction of --batch")
+    ap.add_argument("--text-weight", type=float, default=0.2)
+    ap.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights (0: off)")
+    ap.add_argument("--balance", default="group", choices=["group", "shard", "sample"])
+    ap.add_argument("--tau-s", type=float, default=0.999)
+    ap.add_argument("--tau-alpha", type=float, default=1.5)
+    ap.add_argument("--gdn-chunk", type=int, default=128)
+    ap.add_argument("--init-from", default=None, help="start from this checkpoint directory instead of random init")
+    ap.add_argument("--tokenizer", default=os.path.join(REPO, "weights/tiny/tokenizer.json"))
+    ap.add_argument("--min-pixels", type=int, default=4096)
+    ap.add_argument("--max-pixels", type=int, default=16384)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--log-every", type=int, default=10, help="stdout progress every N steps (log.csv: every step)")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="testing: save state + ckpt and exit after this many steps of this process")
+    return ap.parse_args(argv)
+
+
+def lr_at(a, step):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    p = (step - a.warmup) / max(1, a.steps - a.warmup)
+    return a.lr * (a.min_lr + (1 - a.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def step_generators(seed, step):
+    rng = np.random.default_rng([seed, step])
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 62))
+    return rng, gen
+
+
+def atomic_torch_save(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, a, log=print):
+        self.a = a
+        self.log = log
+        torch.set_num_threads(a.threads)
+        torch.set_flush_denormal(True)     # AdamW moments and GDN decays underflow: denormals are 100x slower
+        with open(a.config) as f:
+            cfg = json.load(f)
+        self.cfg = fill_config(cfg, a.tokenizer)
+        self.model = QVLAModel(self.cfg, torch.float32, gdn_chunk=a.gdn_chunk)
+        if a.init_from:
+            load_weights_into(self.model, a.init_from)
+        else:
+            init_weights(self.model, a.seed)
+        self.pp = {"min_pixels": a.min_pixels, "max_pixels": a.max_pixels}
+        m = self.model
+        self.shards = load_shards(a.data, self.pp, m.vc.merge, m.vc.patch, log=log)
+        for s in self.shards:
+            s.check(m.image_token_id, m.vc.merge, (m.dc.h_max, m.dc.k_max, m.dc.s_max))
+        self.embodiments = merge_embodiments(a.data)
+        for s in self.shards:
+            if s.embodiment not in self.embodiments["embodiments"]:
+                raise ValueError(f"{s.path}: embodiment {s.embodiment} not in embodiments.json")
+        self.tt = TokenTable(a.tokenizer)
+        self.pad_id = self.cfg["text_config"]["eos_token_id"]
+        self.t2a_ok = []
+        for s in self.shards:           # the T2A rule must hold on every sample of a shard, else no T2A there
+            try:
+                for i in range(s.n):
+                    s.t2a_ids(i, self.tt)
+                self.t2a_ok.append(True)
+            except ValueError as e:
+                log(f"[data] {s.path}: no T2A rows ({e})")
+                self.t2a_ok.append(False)
+        self.sampler = Sampler(self.shards, a.balance)
+        n = sum(s.n for s in self.shards)
+        log(f"[data] {len(self.shards)} shards, {n} samples, {len(self.sampler.groups)} sampling groups "
+            f"({a.balance}); RAM frames {sum(s.frames.nbytes for s in self.shards) / 2 ** 20:.0f} MiB")
+        decay = [p for nm, p in m.named_parameters() if not no_decay(nm, p)]
+        rest = [p for nm, p in m.named_parameters() if no_decay(nm, p)]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}],
+                                     lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
+        self.ema = {nm: p.detach().clone() for nm, p in m.named_parameters()} if a.ema > 0 else None
+        self.step = 0
+        nparam = sum(p.numel() for p in m.parameters())
+        log(f"[model] {nparam} parameters ({nparam * 4 / 1e6:.2f} MB f32), vlm_layer {m.dc.vlm_layer}")
+
+    # -------------------------------------------------------------- state
+    def state_dict(self):
+        return {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "ema": self.ema, "args": {k: getattr(self.a, k) for k in RUN_KEYS},
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state(self, sd):
+        self.model.load_state_dict(sd["model"])
+        self.opt.load_state_dict(sd["opt"])
+        if self.ema is not None:
+            self.ema = sd["ema"]
+        self.step = sd["step"]
+        torch.set_rng_state(sd["torch_rng"])
+
+    # -------------------------------------------------------------- one step
+    def make_batch(self, step):
+        a = self.a
+        rng, gen = step_generators(a.seed, step)
+        picks = self.sampler.draw(rng, a.batch)
+        t2a = (rng.random(a.batch) < a.t2a_frac) & np.array([self.t2a_ok[si] for si, _ in picks])
+        vqa_rows = []
+        if rng.random() < a.text_frac:
+            n = max(1, int(round(a.text_rows * a.batch)))
+            vqa_rows = [b for b in range(n) if self.shards[picks[b][0]].has_vqa
+                        and self.shards[picks[b][0]].vqa_len[picks[b][1]] > 0]
+        m = self.model
+        bt = build_batch(self.shards, picks, t2a, vqa_rows, self.tt, m.image_token_id, self.pad_id, m.vc.merge)
+        return bt, gen
+
+    def train_step(self, step):
+        a = self.a
+        lr = lr_at(a, step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        bt, gen = self.make_batch(step)
+        out = batch_loss(self.model, bt, gen, a.draws, a.text_weight, a.tau_s, a.tau_alpha)
+        loss = out["loss"]
+        self.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {step}: non-finite loss {float(loss)}")
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.clip)
+        if not torch.isfinite(gn):
+            raise FloatingPointError(f"step {step}: non-finite gradient norm")
+        self.opt.step()
+        if self.ema is not None:
+            d = min(a.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for nm, p in self.model.named_parameters():
+                    self.ema[nm].mul_(d).add_(p.detach(), alpha=1 - d)
+        self.step = step + 1
+        return {"loss": float(loss), "fm_loss": float(out["fm"]),
+                "text_loss": float(out["text"]) if "text" in out else None, "lr": lr, "grad_norm": float(gn),
+                "n_text": 0 if bt.vqa is None else len(bt.vqa.lens)}
+
+    # -------------------------------------------------------------- checkpoints
+    def export_weights(self):
+        if self.ema is not None:
+            return self.ema
+        return {nm: p.detach() for nm, p in self.model.named_parameters()}
+
+    def save(self, run_dir):
+        atomic_torch_save(self.state_dict(), os.path.join(run_dir, "state.pt"))
+        extra = {"step": self.step, "weights": "ema" if self.ema is not None else "raw",
+                 "args": {k: getattr(self.a, k) for k in RUN_KEYS}}
+        publish_ckpt(run_dir, self.step, self.cfg, self.export_weights(), self.a.tokenizer, self.embodiments,
+                     preprocessor_config(self.cfg, self.a.min_pixels, self.a.max_pixels), extra)
+
+
+def read_log(path, upto):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    run = a.out
+    os.makedirs(run, exist_ok=True)
+    args_path = os.path.join(run, "args.json")
+    state_path = os.path.join(run, "state.pt")
+    sd = None
+    if a.resume:
+        if not os.path.exists(state_path):
+            sys.exit(f"--resume: {state_path} does not exist")
+        with open(args_path) as f:
+            saved = json.load(f)
+        for k in RUN_KEYS:
+            if k in saved and saved[k] != getattr(a, k):
+                print(f"[resume] {k}: using the run's {saved[k]!r} (command line had {getattr(a, k)!r})")
+                setattr(a, k, saved[k])
+        sd = torch.load(state_path)
+    else:
+        if os.path.exists(state_path):
+            sys.exit(f"{state_path} exists: use --resume, or another --out")
+        with open(args_path, "w") as f:
+            json.dump({k: getattr(a, k) for k in RUN_KEYS}, f, indent=2, sort_keys=True)
+            f.write("\n")
+    tr = Trainer(a)
+    if sd is not None:
+        tr.load_state(sd)
+        print(f"[resume] from step {tr.step}")
+    log_path = os.path.join(run, "log.csv")
+    rows = read_log(log_path, tr.step)
+    with open(log_path + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(log_path + ".tmp", log_path)
+    logf = open(log_path, "a", newline="")
+    w = csv.DictWriter(logf, LOG_FIELDS)
+    t_last = time.time()
+    acc = []
+    done = 0
+    while tr.step < a.steps:
+        s = tr.step
+        t0 = time.time()
+        r = tr.train_step(s)
+        dt = time.time() - t0
+        w.writerow({"step": s + 1, "loss": f"{r['loss']:.6g}", "fm_loss": f"{r['fm_loss']:.6g}",
+                    "text_loss": "" if r["text_loss"] is None else f"{r['text_loss']:.6g}", "lr": f"{r['lr']:.6g}",
+                    "sec_per_step": f"{dt:.4f}", "grad_norm": f"{r['grad_norm']:.4g}", "n_text": r["n_text"]})
+        acc.append(r)
+        if (s + 1) % a.log_every == 0 or s + 1 == a.steps:
+            logf.flush()
+            if not a.quiet:
+                fm = np.mean([x["fm_loss"] for x in acc])
+                tl = [x["text_loss"] for x in acc if x["text_loss"] is not None]
+                el = time.time() - t_last
+                print(f"step {s + 1:6d}/{a.steps}  fm {fm:.4f}  text {np.mean(tl) if tl else float('nan'):.3f}  "
+                      f"lr {r['lr']:.2e}  |g| {r['grad_norm']:.2f}  {el / len(acc):.3f} s/step  "
+                      f"eta {(a.steps - s - 1) * el / len(acc) / 60:.1f} min", flush=True)
+            acc = []
+            t_last = time.time()
+        done += 1
+        stop = a.stop_after and done >= a.stop_after
+        if tr.step % a.ckpt_every == 0 or tr.step == a.steps or stop:
+            logf.flush()
+            tr.save(run)
+            if not a.quiet:
+                print(f"[ckpt] step {tr.step}: {os.path.join(run, 'ckpt')} -> ckpt-{tr.step:07d}", flush=True)
+        if stop:
+            break
+    logf.close()
+
+
+if __name__ == "__main__":
+    main()
