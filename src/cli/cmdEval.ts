@@ -203,6 +203,9 @@ export async function cmdEval(p: Parsed): Promise<number> {
     if (promptAs !== undefined && !registry.has(promptAs)) {
       throw new UsageError(`qvla eval: --prompt-as: ${registry.file} has no embodiment ${JSON.stringify(promptAs)} (it has ${registry.keys().join(', ')})`);
     }
+    if (promptAs !== undefined && specs.every((s) => s.embodiment === promptAs)) {
+      throw new UsageError(`qvla eval: --prompt-as ${promptAs} names the embodiment being evaluated (its own prompt is the policy row); name another embodiment`);
+    }
   }
 
   // ---- the rows

@@ -187,6 +187,7 @@ describe('qvla eval', () => {
       [['--seed', '5'], /--seed 5 is below 1000000000/],
       [['--plot', 'x.gif'], /--plot: the file must end in .png or .svg/],
       [['--prompt-as', 'aloha'], /--prompt-as: .* has no embodiment "aloha"/],
+      [['--world', 'ball', '--prompt-as', 'tracker'], /--prompt-as tracker names the embodiment being evaluated/],
       [['--checkpoint', TINY_DIR, '--world', 'ball'], /--checkpoint .*has no embodiment "tracker".*world embodiments/],
     ];
     for (const [extra, re] of cases) {
