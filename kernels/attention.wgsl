@@ -10,6 +10,11 @@
 // key ends with l = 0 and writes zeros (never NaN).
 // The masking modes (causal, segments, key mask, gate) are uniform flags, not consts: the branches are uniform
 // and this keeps the pipeline count to one per head dim.
+// Segments (nseg > 0, ragged batches): the query tiles never cross a segment. The grid walks a tile table
+// (segment, first query) that the wrapper builds, and each segment has its own key range [lo, hi) (the segment
+// itself for self-attention; any range, e.g. a per-row context, for cross-attention). A tile's key tiles start
+// at its segment's `lo`, and key rows at or past the tile's `hi` load as zeros, so a query's arithmetic is the
+// same wherever its segment sits in the batch: a row's output never depends on the other rows.
 // Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ), ROLLED.
 // key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl (shared with the decode kernel).
 // ROLLED (software adapters only): the constant-trip loops take their trip counts from Params (`trip()`), so the
@@ -24,10 +29,11 @@ struct Params {
   o_off: u32, m_off: u32,
   scale: f32,
   causal: u32, causal_off: i32,
-  nseg: u32,        // number of segments (0: none); Seg holds cu_seqlens [nseg + 1]
+  nseg: u32,        // number of segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
   mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
   has_gate: u32,
   n_hd4: u32, n_kpt: u32, n_bk: u32, n_dpt4: u32,   // = HD/4, KPT, BK, DPT4 (read only when ROLLED)
+  kr_base: u32, tile_base: u32,                     // offsets of the key ranges and the tile table in Seg
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -56,10 +62,22 @@ fn ldg(i: u32) -> vec4f { return vec4f(Gt[i], Gt[i + 1u], Gt[i + 2u], Gt[i + 3u]
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let h = wid.y;
   let hk = h / P.G;
-  let q0 = wid.x * BQ;
+  // This tile's queries [q0, qend ∩ q0 + BQ) and its key range [lo, hi).
+  var q0 = wid.x * BQ;
+  var qend = P.Lq;
+  var lo = 0u;
+  var hi = P.Lk;
+  if (P.nseg > 0u) {
+    let e = P.tile_base + 2u * wid.x;
+    let sg = Seg[e];
+    q0 = Seg[e + 1u];
+    qend = Seg[sg + 1u];
+    lo = Seg[P.kr_base + 2u * sg];
+    hi = Seg[P.kr_base + 2u * sg + 1u];
+  }
   let r = t / TPQ;
   let s = t % TPQ;
-  let qlast = min(q0 + BQ, P.Lq) - 1u;
+  let qlast = min(q0 + BQ, qend) - 1u;
   let qi = min(q0 + r, qlast);   // padding rows of the last tile shadow the last query (never stored)
 
   for (var idx = t; idx < BQ * HD4; idx += WG_X) {
@@ -70,20 +88,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
 
   // Key range of the whole tile (uniform) and of this thread's row.
-  var lo = 0u;
-  var hi = P.Lk;
-  var my_lo = 0u;
-  var my_hi = P.Lk;
+  var my_lo = lo;
+  var my_hi = hi;
   if (P.causal != 0u) {
-    hi = causal_hi(qlast);
-    my_hi = causal_hi(qi);
-  }
-  if (P.nseg > 0u) {
-    lo = Seg[seg_of(q0)];
-    hi = min(hi, Seg[seg_of(qlast) + 1u]);
-    let sr = seg_of(qi);
-    my_lo = Seg[sr];
-    my_hi = min(my_hi, Seg[sr + 1u]);
+    hi = min(hi, causal_hi(qlast));
+    my_hi = min(my_hi, causal_hi(qi));
   }
 
   var m = NEG;
@@ -94,9 +103,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var idx = t; idx < BK * HD4; idx += WG_X) {
       let j = idx / HD4;
       let c = idx % HD4;
-      let kj = min(kt + j, P.Lk - 1u);
-      Ks[j * STR + c] = ldk(P.k_off + kj * P.k_rs + hk * P.k_hs + c * 4u);
-      Vs[j * HD4 + c] = ldv(P.v_off + kj * P.v_rs + hk * P.v_hs + c * 4u);
+      let kj = kt + j;
+      var kv = vec4f();
+      var vv = vec4f();
+      if (kj < hi) {   // keys past the tile's range are zeros (never another segment's rows: see the header)
+        kv = ldk(P.k_off + kj * P.k_rs + hk * P.k_hs + c * 4u);
+        vv = ldv(P.v_off + kj * P.v_rs + hk * P.v_hs + c * 4u);
+      }
+      Ks[j * STR + c] = kv;
+      Vs[j * HD4 + c] = vv;
     }
     if (t < BK) { kok[t] = select(0u, 1u, key_ok(kt + t)); }
     workgroupBarrier();
@@ -133,7 +148,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     m = mt;
   }
 
-  if (q0 + r >= P.Lq) { return; }
+  if (q0 + r > qlast) { return; }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let ob = P.o_off + qi * (P.H * HD) + h * HD;
   for (var k = 0u; k < trip(DPT4, P.n_dpt4); k++) {

@@ -9,6 +9,8 @@
 // Thread (tv, tr) owns column tv and chunk rows tr, tr+RG, … (NRM of them) for R, V', O, and state rows
 // tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
 // those loads are broadcasts.
+// Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment; Seg as in
+// gdn_chunked_prep.wgsl; each sequence starts from a zero state, and its final state is not stored (St unused).
 // DKB is dk rounded up to a bucket (128 or 256): it sizes Ss and the per-thread state rows NSR, so one
 // pipeline serves every dk in the bucket (rows ≥ P.dk are masked). Long loops run to runtime bounds (P.dk,
 // row/chunk counts), short register-block loops (NRM, NSR) are const: constant long loops make llvmpipe
@@ -22,6 +24,7 @@ struct Params {
   v_off: u32, v_row: u32, v_head: u32,
   s_off: u32, o_off: u32,
   nrm: u32, nsr: u32,                // = NRM, NSR (read only when ROLLED)
+  nseg: u32,                         // segments (0: one sequence of L tokens, nC chunks, state read and written)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
@@ -30,8 +33,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> Tm: array<f32>;
 @group(0) @binding(5) var<storage, read> Pm: array<f32>;
 @group(0) @binding(6) var<storage, read> Aux: array<vec4f>;
-@group(0) @binding(7) var<storage, read_write> St: array<f32>;
-@group(0) @binding(8) var<storage, read_write> O: array<f32>;
+@group(0) @binding(7) var<storage, read> Seg: array<u32>;
+@group(0) @binding(8) var<storage, read_write> St: array<f32>;
+@group(0) @binding(9) var<storage, read_write> O: array<f32>;
 
 const BV: u32 = WG_X;
 const RG: u32 = WG_Y;
@@ -58,14 +62,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let qh = P.q_off + hk * P.q_head;
   let vh = P.v_off + j * P.v_head + colc;
 
+  var start = 0u;
+  var L = P.L;
+  var nc = P.nC;      // this sequence's chunks
+  var cbase = 0u;     // global index of its first chunk
+  if (P.nseg > 0u) {
+    start = Seg[wid.z];
+    L = Seg[wid.z + 1u] - start;
+    cbase = Seg[P.nseg + 1u + wid.z];
+    nc = Seg[P.nseg + 2u + wid.z] - cbase;
+  }
   for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    if (i < P.dk) { Ss[i * BV + tv] = select(0.0, St[sbase + i * P.dv], live); }
+    if (i < P.dk) {
+      var v = 0.0;   // a segment starts from a zero state
+      if (live && P.nseg == 0u) { v = St[sbase + i * P.dv]; }
+      Ss[i * BV + tv] = v;
+    }
   }
 
-  for (var c = 0u; c < P.nC; c++) {
-    let t0 = c * CH;
-    let n = min(CH, P.L - t0);
+  for (var cc = 0u; cc < nc; cc++) {
+    let c = cbase + cc;
+    let t0 = start + cc * CH;
+    let n = min(CH, L - cc * CH);
     let mbase = (j * P.nC + c) * CH * CH;
     workgroupBarrier();   // the previous chunk's update of Ss and its reads of RV / ax are done
     for (var e = tid; e <= CH; e += BV * RG) { ax[e] = Aux[(j * P.nC + c) * (CH + 1u) + e]; }
@@ -144,6 +163,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
   for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
-    if (live && i < P.dk) { St[sbase + i * P.dv] = Ss[i * BV + tv]; }
+    if (live && i < P.dk && P.nseg == 0u) { St[sbase + i * P.dv] = Ss[i * BV + tv]; }
   }
 }

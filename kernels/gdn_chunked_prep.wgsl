@@ -10,6 +10,9 @@
 // Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
 // part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
 // The Gram products k·k, q·k go through dk in TI-wide tiles staged in workgroup memory.
+// Segments (nseg > 0, a ragged batch of independent sequences): z = segment; Seg = [cu_seqlens (nseg+1) |
+// cumulative chunk counts (nseg+1)]; chunks start at each sequence's first token and are numbered globally
+// (nC = the total), so a sequence's matrices are the same wherever it sits in the batch.
 // dk is a runtime value and long loops have runtime bounds: with constant trip counts llvmpipe unrolls them
 // completely and compiling one variant takes minutes. Only the short register-block loops are const, and
 // with ROLLED (software adapters only) even those take their trip count (4) from Params.
@@ -22,15 +25,17 @@ struct Params {
   g_off: u32, beta_off: u32,
   scale: f32,
   four: u32,                         // = 4 (read only when ROLLED)
+  nseg: u32,                         // segments (0: one sequence of L tokens, nC chunks)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
 @group(0) @binding(2) var<storage, read> K: array<f32>;
 @group(0) @binding(3) var<storage, read> G: array<f32>;
 @group(0) @binding(4) var<storage, read> Beta: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Tm: array<f32>;    // [Hv, nC, CH, CH]
-@group(0) @binding(6) var<storage, read_write> Pm: array<f32>;    // [Hv, nC, CH, CH]
-@group(0) @binding(7) var<storage, read_write> Aux: array<vec4f>; // [Hv, nC, CH + 1]
+@group(0) @binding(5) var<storage, read> Seg: array<u32>;
+@group(0) @binding(6) var<storage, read_write> Tm: array<f32>;    // [Hv, nC, CH, CH]
+@group(0) @binding(7) var<storage, read_write> Pm: array<f32>;    // [Hv, nC, CH, CH]
+@group(0) @binding(8) var<storage, read_write> Aux: array<vec4f>; // [Hv, nC, CH + 1]
 
 const TIP: u32 = TI + 1u;                        // padded tile row: no bank conflicts on column walks
 var<workgroup> sh: array<f32, max(2u * CH * TIP, CH * CH)>;  // K/Q tiles, then M
@@ -42,11 +47,19 @@ var<workgroup> iqn: array<f32, CH>;   // scale/|q_r| (0 for padded rows)
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let c = wid.x;
   let j = wid.y;
   let tid = lid.x;
-  let t0 = c * CH;
-  let n = min(CH, P.L - t0);
+  var start = 0u;
+  var L = P.L;
+  var c = wid.x;                     // global chunk index (Tm / Pm / Aux)
+  if (P.nseg > 0u) {
+    start = Seg[wid.z];
+    L = Seg[wid.z + 1u] - start;
+    if (wid.x * CH >= L) { return; }   // uniform: the whole workgroup leaves
+    c = Seg[P.nseg + 1u + wid.z] + wid.x;
+  }
+  let t0 = start + wid.x * CH;       // first token of the chunk
+  let n = min(CH, L - wid.x * CH);
   let hk = j / (P.Hv / P.Hk);
   let mbase = (j * P.nC + c) * CH * CH;
 

@@ -7,6 +7,9 @@
 // P.single = 1) the same invocation also rewrites the state of its channel — nobody else touches it. With
 // several blocks the state is rewritten by `state_update` in a second dispatch, because blocks of other
 // workgroups still read the old state (no grid-wide ordering inside one dispatch).
+// Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment, Seg holds
+// cu_seqlens; each sequence starts from a zero history (the state is neither read nor written) and its blocks
+// start at its own first token, so its output is the same wherever it sits in the batch.
 struct Params {
   L: u32, C: u32,
   x_off: u32, x_row: u32,    // element (t, c) of x at x_off + t * x_row + c
@@ -14,12 +17,14 @@ struct Params {
   s_off: u32,                // state row r (0 = oldest) at s_off + r * C + c
   y_off: u32,                // y[t, c] at y_off + t * C + c
   single: u32,               // 1: this dispatch also updates the state (only when one block covers L)
+  nseg: u32,                 // segments (0: one sequence of L tokens with the state as history)
 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> W: array<WT>;
-@group(0) @binding(3) var<storage, read_write> St: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read> Seg: array<u32>;
+@group(0) @binding(4) var<storage, read_write> St: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
 
 const H: u32 = KS - 1u;
 
@@ -38,18 +43,27 @@ fn write_state(c: u32, hist: array<f32, H>) {
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= P.C) { return; }
-  let t0 = gid.y * TT;
-  if (t0 >= P.L) { return; }
-  let t1 = min(P.L, t0 + TT);
+  // This invocation's sequence [start, end) and block [t0, t1).
+  var start = 0u;
+  var end = P.L;
+  if (P.nseg > 0u) {
+    start = Seg[gid.z];
+    end = Seg[gid.z + 1u];
+  }
+  let t0 = start + gid.y * TT;
+  if (t0 >= end) { return; }
+  let t1 = min(end, t0 + TT);
   var w: array<f32, KS>;
   for (var k = 0u; k < KS; k++) { w[k] = f32(W[P.w_off + c * KS + k]); }
-  var hist: array<f32, H>;
-  for (var r = 0u; r < H; r++) { hist[r] = St[P.s_off + r * P.C + c]; }
-  // win[k] = input at time t − H + k; slots 0..H−1 hold the H inputs before t0.
+  var hist = array<f32, H>();   // zeros: the history of a segment
+  if (P.nseg == 0u) {
+    for (var r = 0u; r < H; r++) { hist[r] = St[P.s_off + r * P.C + c]; }
+  }
+  // win[k] = input at time t − H + k; slots 0..H−1 hold the H inputs before t0 (tt: relative to the sequence).
   var win: array<f32, KS>;
   for (var r = 0u; r < H; r++) {
-    let t = i32(t0) - i32(H) + i32(r);
-    if (t >= 0) { win[r] = X[P.x_off + u32(t) * P.x_row + c]; } else { win[r] = hist[u32(i32(H) + t)]; }
+    let tt = i32(t0 - start) - i32(H) + i32(r);
+    if (tt >= 0) { win[r] = X[P.x_off + (start + u32(tt)) * P.x_row + c]; } else { win[r] = hist[u32(i32(H) + tt)]; }
   }
   for (var t = t0; t < t1; t++) {
     win[H] = X[P.x_off + t * P.x_row + c];
@@ -58,7 +72,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     Y[P.y_off + t * P.C + c] = acc * sigmoid_f(acc);
     for (var k = 0u; k < H; k++) { win[k] = win[k + 1u]; }
   }
-  if (P.single == 1u) { write_state(c, hist); }
+  if (P.single == 1u && P.nseg == 0u) { write_state(c, hist); }
 }
 
 @compute @workgroup_size(WG_X, 1, 1)

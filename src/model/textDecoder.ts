@@ -3,6 +3,12 @@
 // interleaved M-RoPE, GQA, sigmoid output gate), a residual, a (1+w) RMSNorm and a SwiGLU MLP. The layer kind
 // comes from config `layer_types`. Caches (KV for full layers, conv + recurrent state for linear layers) are
 // preallocated once per TextCache and reused across calls.
+//
+// `prefillRows` is the cache-free prefill of a ragged batch (several prompts concatenated along the token axis,
+// cu_seqlens `segments`), for callers that need hidden states only (the policy): full attention reads K/V straight
+// from the projections (causal within each prompt), the Gated DeltaNet conv and delta rule start every prompt from
+// a zero state and keep no final state, and every projection takes the tiled linear kernel. Each kernel keeps a
+// prompt's arithmetic independent of the other prompts, so a prompt's hidden states are bit-identical in any batch.
 import type { Gpu } from '../gpu/device.js';
 import { Tensor, DTYPE_BYTES } from '../tensor.js';
 import type { TextConfig } from './config.js';
@@ -157,15 +163,57 @@ export class TextDecoder {
     return { hidden, layers };
   }
 
-  private attentionBlock(i: number, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache, L: number): void {
+  /**
+   * Cache-free prefill of a ragged batch (see the header): `h` [L, D] embeddings of all prompts (consumed),
+   * `positions` i32 [3, L] (each prompt's own rope positions), `segments` cu_seqlens of the prompts. Runs only the
+   * layers needed for HF hidden_states[layer] and returns it [L, D] (layer N: after the final norm; caller releases).
+   */
+  prefillRows(h: Tensor, positions: Tensor, segments: Int32Array, layer: number): Tensor {
+    const cfg = this.cfg;
+    const gpu = this.gpu;
+    const L = h.shape[0];
+    const D = cfg.hiddenSize;
+    const N = cfg.numHiddenLayers;
+    if (!Number.isInteger(layer) || layer < 0 || layer > N) throw new Error(`text decoder: hidden_states[${layer}] does not exist (0..${N})`);
+    if (segments[segments.length - 1] !== L) throw new Error(`text decoder: segments end at ${segments[segments.length - 1]}, the batch has ${L} tokens`);
+    const eps = cfg.rmsNormEps;
+    const xn = Tensor.empty(gpu, [L, D], 'f32', 'text.xn');
+    const I = cfg.intermediateSize;
+    const gateBuf = layer > 0 ? Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.gate') : null;
+    const upBuf = layer > 0 ? Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.up') : null;
+    const rows = { segments };
+    for (let i = 0; i < Math.min(layer, N); i++) {
+      const pre = `layers.${i}.`;
+      rmsNorm(h, this.w(pre + 'input_layernorm.weight'), { eps, addOne: true, out: xn });
+      if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, null, L, rows);
+      else this.attentionBlock(i, xn, h, positions, null, L, rows);
+      rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
+      linear(xn, this.w(pre + 'mlp.gate_proj.weight'), { out: gateBuf!, tiled: true, label: `text.${i}.gate_proj` });
+      linear(xn, this.w(pre + 'mlp.up_proj.weight'), { out: upBuf!, tiled: true, label: `text.${i}.up_proj` });
+      swiglu(gateBuf!, upBuf!, gateBuf!);
+      linear(gateBuf!, this.w(pre + 'mlp.down_proj.weight'), { accumulate: true, out: h, tiled: true, label: `text.${i}.down_proj` });
+    }
+    gateBuf?.release();
+    upBuf?.release();
+    if (layer < N) {
+      xn.release();
+      return h; // the residual stream after `layer` layers = hidden_states[layer]
+    }
+    rmsNorm(h, this.w('norm.weight'), { eps, addOne: true, out: xn });
+    h.release();
+    return xn;
+  }
+
+  private attentionBlock(i: number, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
     const cfg = this.cfg;
     const { numAttentionHeads: Hq, numKeyValueHeads: Hkv, headDim: d } = cfg;
     const pre = `layers.${i}.self_attn.`;
     const { q: wq, gate: wg } = this.qWeights.get(i)!;
-    const q = linear(xn, wq, { label: `text.${i}.q` });
-    const gate = linear(xn, wg, { label: `text.${i}.gate` });
-    const k = linear(xn, this.w(pre + 'k_proj.weight'), { label: `text.${i}.k` });
-    const v = linear(xn, this.w(pre + 'v_proj.weight'), { label: `text.${i}.v` });
+    const tiled = !!rows;
+    const q = linear(xn, wq, { tiled, label: `text.${i}.q` });
+    const gate = linear(xn, wg, { tiled, label: `text.${i}.gate` });
+    const k = linear(xn, this.w(pre + 'k_proj.weight'), { tiled, label: `text.${i}.k` });
+    const v = linear(xn, this.w(pre + 'v_proj.weight'), { tiled, label: `text.${i}.v` });
     const qn = rmsNorm(q, this.w(pre + 'q_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
     const kn = rmsNorm(k, this.w(pre + 'k_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
     const rope = {
@@ -174,30 +222,36 @@ export class TextDecoder {
     };
     ropeText({ tensor: qn, rowStride: Hq * d }, positions, { ...rope, numHeads: Hq });
     ropeText({ tensor: kn, rowStride: Hkv * d }, positions, { ...rope, numHeads: Hkv });
-    const kv = cache.kv[i]!;
-    kv.append({ tensor: kn, rowStride: Hkv * d }, { tensor: v, rowStride: Hkv * d }, L);
-    const view = kv.view();
+    let view: { k: { tensor: Tensor; rowStride: number }; v: { tensor: Tensor; rowStride: number }; Lk: number };
+    if (cache) {
+      const kv = cache.kv[i]!;
+      kv.append({ tensor: kn, rowStride: Hkv * d }, { tensor: v, rowStride: Hkv * d }, L);
+      view = kv.view();
+    } else {
+      view = { k: { tensor: kn, rowStride: Hkv * d }, v: { tensor: v, rowStride: Hkv * d }, Lk: L };
+    }
     const o = attention({
       q: { tensor: qn, rowStride: Hq * d }, k: view.k, v: view.v, Lq: L, Lk: view.Lk,
-      numHeads: Hq, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d), causal: true,
+      numHeads: Hq, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d), causal: true, segments: rows?.segments,
       gate: { tensor: gate, rowStride: Hq * d }, label: `text.${i}.attn`,
     });
-    linear(o, this.w(pre + 'o_proj.weight'), { accumulate: true, out: h, label: `text.${i}.o_proj` });
+    linear(o, this.w(pre + 'o_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.o_proj` });
     for (const t of [q, qn, gate, k, kn, v, o]) t.release();
   }
 
-  private deltaNetBlock(i: number, xn: Tensor, h: Tensor, cache: TextCache, L: number): void {
+  private deltaNetBlock(i: number, xn: Tensor, h: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
     const cfg = this.cfg;
     const Hk = cfg.linearNumKeyHeads, Hv = cfg.linearNumValueHeads;
     const dk = cfg.linearKeyHeadDim, dv = cfg.linearValueHeadDim;
     const convDim = 2 * Hk * dk + Hv * dv;
     const pre = `layers.${i}.linear_attn.`;
-    const mixed = linear(xn, this.w(pre + 'in_proj_qkv.weight'), { label: `text.${i}.in_proj_qkv` });
-    const z = linear(xn, this.w(pre + 'in_proj_z.weight'), { label: `text.${i}.in_proj_z` });
-    const b = linear(xn, this.w(pre + 'in_proj_b.weight'), { label: `text.${i}.in_proj_b` });
-    const a = linear(xn, this.w(pre + 'in_proj_a.weight'), { label: `text.${i}.in_proj_a` });
-    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, this.w(pre + 'conv1d.weight'), cache.conv[i]!, {
-      L, channels: convDim, kernel: cfg.linearConvKernelDim,
+    const tiled = !!rows;
+    const mixed = linear(xn, this.w(pre + 'in_proj_qkv.weight'), { tiled, label: `text.${i}.in_proj_qkv` });
+    const z = linear(xn, this.w(pre + 'in_proj_z.weight'), { tiled, label: `text.${i}.in_proj_z` });
+    const b = linear(xn, this.w(pre + 'in_proj_b.weight'), { tiled, label: `text.${i}.in_proj_b` });
+    const a = linear(xn, this.w(pre + 'in_proj_a.weight'), { tiled, label: `text.${i}.in_proj_a` });
+    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, this.w(pre + 'conv1d.weight'), cache ? cache.conv[i]! : null, {
+      L, channels: convDim, kernel: cfg.linearConvKernelDim, segments: rows?.segments,
     });
     const { g, beta } = gdnGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, this.w(pre + 'A_log'), this.w(pre + 'dt_bias'), {
       L, numValueHeads: Hv,
@@ -206,10 +260,11 @@ export class TextDecoder {
       q: { tensor: conv, rowStride: convDim, offset: 0 },
       k: { tensor: conv, rowStride: convDim, offset: Hk * dk },
       v: { tensor: conv, rowStride: convDim, offset: 2 * Hk * dk },
-      g, beta, state: cache.recurrent[i]!, L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
+      g, beta, state: cache ? cache.recurrent[i]! : null, segments: rows?.segments,
+      L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
     });
     const on = rmsNormGated(o.reshape([L * Hv, dv]), z.reshape([L * Hv, dv]), this.w(pre + 'norm.weight'), { eps: cfg.rmsNormEps });
-    linear(on.reshape([L, Hv * dv]), this.w(pre + 'out_proj.weight'), { accumulate: true, out: h, label: `text.${i}.out_proj` });
+    linear(on.reshape([L, Hv * dv]), this.w(pre + 'out_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.out_proj` });
     for (const t of [mixed, z, b, a, conv, g, beta, o, on]) t.release();
   }
 

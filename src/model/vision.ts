@@ -2,6 +2,8 @@
 // positions → blocks of [LayerNorm → attention (2-D rotary, bidirectional within each image) → LayerNorm →
 // tanh-GELU MLP] → 2×2 merger (LayerNorm, concat, exact-GELU MLP). Input rows are in merge-block order, so the
 // merger's 2×2 concat is a free reshape.
+// Batches of images: every linear takes the tiled kernel and attention runs per image (per-frame segments, query
+// tiles aligned to each segment), so an image's tokens are bit-identical whatever other images share the call.
 import type { Gpu } from '../gpu/device.js';
 import { Tensor } from '../tensor.js';
 import type { VisionConfig } from './config.js';
@@ -56,7 +58,7 @@ export class VisionTower {
 
     // Conv3d with kernel == stride is a matmul over the flattened patch (c, t, ky, kx) order.
     const patchW = this.w('patch_embed.proj.weight');
-    const x = linear(pixels, patchW.reshape([D, rowLen]), { bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
+    const x = linear(pixels, patchW.reshape([D, rowLen]), { tiled: true, bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
     addInterpolatedPosEmbed(x, this.w('pos_embed.weight'), grids, c.spatialMergeSize);
 
     const coords = Tensor.from(gpu, visionPatchCoords(grids, c.spatialMergeSize), [2, Np], 'i32', 'vision.coords');
@@ -73,7 +75,7 @@ export class VisionTower {
     for (let j = 0; j < c.depth; j++) {
       const b = `blocks.${j}.`;
       layerNorm(x, this.w(b + 'norm1.weight'), this.w(b + 'norm1.bias'), { eps, out: h });
-      linear(h, this.w(b + 'attn.qkv.weight'), { bias: this.w(b + 'attn.qkv.bias'), out: qkv, label: `vision.${j}.qkv` });
+      linear(h, this.w(b + 'attn.qkv.weight'), { tiled: true, bias: this.w(b + 'attn.qkv.bias'), out: qkv, label: `vision.${j}.qkv` });
       // qkv rows are [q (H·hd) | k (H·hd) | v (H·hd)], heads contiguous inside each third.
       const view = (third: number) => ({ tensor: qkv, rowStride: 3 * D, offset: third * D });
       ropeVision(view(0), coords, { L: Np, numHeads: H, headDim: hd, theta: c.ropeTheta });
@@ -82,10 +84,10 @@ export class VisionTower {
         q: view(0), k: view(1), v: view(2), Lq: Np, Lk: Np, numHeads: H, numKvHeads: H, headDim: hd,
         scale: 1 / Math.sqrt(hd), segments, out: attn, label: `vision.${j}.attn`,
       });
-      linear(attn, this.w(b + 'attn.proj.weight'), { bias: this.w(b + 'attn.proj.bias'), accumulate: true, out: x });
+      linear(attn, this.w(b + 'attn.proj.weight'), { tiled: true, bias: this.w(b + 'attn.proj.bias'), accumulate: true, out: x });
       layerNorm(x, this.w(b + 'norm2.weight'), this.w(b + 'norm2.bias'), { eps, out: h });
-      linear(h, this.w(b + 'mlp.linear_fc1.weight'), { bias: this.w(b + 'mlp.linear_fc1.bias'), act: 'gelu_tanh', out: mlp });
-      linear(mlp, this.w(b + 'mlp.linear_fc2.weight'), { bias: this.w(b + 'mlp.linear_fc2.bias'), accumulate: true, out: x });
+      linear(h, this.w(b + 'mlp.linear_fc1.weight'), { tiled: true, bias: this.w(b + 'mlp.linear_fc1.bias'), act: 'gelu_tanh', out: mlp });
+      linear(mlp, this.w(b + 'mlp.linear_fc2.weight'), { tiled: true, bias: this.w(b + 'mlp.linear_fc2.bias'), accumulate: true, out: x });
     }
     qkv.release();
     attn.release();
@@ -97,9 +99,9 @@ export class VisionTower {
     layerNorm(x, this.w('merger.norm.weight'), this.w('merger.norm.bias'), { eps, out: h });
     x.release();
     const merged = h.reshape([Np / m2, m2 * D]);
-    const t = linear(merged, this.w('merger.linear_fc1.weight'), { bias: this.w('merger.linear_fc1.bias'), act: 'gelu_erf', label: 'vision.merger.fc1' });
+    const t = linear(merged, this.w('merger.linear_fc1.weight'), { tiled: true, bias: this.w('merger.linear_fc1.bias'), act: 'gelu_erf', label: 'vision.merger.fc1' });
     h.release();
-    const out = linear(t, this.w('merger.linear_fc2.weight'), { bias: this.w('merger.linear_fc2.bias'), label: 'vision.merger.fc2' });
+    const out = linear(t, this.w('merger.linear_fc2.weight'), { tiled: true, bias: this.w('merger.linear_fc2.bias'), label: 'vision.merger.fc2' });
     t.release();
     return out;
   }

@@ -9,6 +9,7 @@ import { VisionTower, type ImageGrid } from './vision.js';
 import { TextDecoder, TextCache } from './textDecoder.js';
 import { ropeIndex, decodePositions } from './positions.js';
 import { Rng } from '../util/rng.js';
+import { gatherRows } from '../ops/gather.js';
 
 export interface VlmImage {
   /** [Np, C·T·P·P] rows in merge-block order (src/preprocess/image.ts) */
@@ -32,6 +33,13 @@ export interface VlmPrefill {
   L: number;
   /** the vision tower output [Σ tokens, D] when images were given (caller releases) */
   vision: Tensor | null;
+}
+
+export interface VlmRowsPrefill {
+  /** HF hidden_states[layer] of every prompt, concatenated [Σ L_r, D] (caller releases) */
+  hidden: Tensor;
+  /** cu_seqlens of the prompts in `hidden` */
+  segments: Int32Array;
 }
 
 export interface GenerateOptions {
@@ -121,6 +129,83 @@ export class QwenVLM {
     const r = this.text.forward(h, pos, cache, { collect: opts.collect });
     pos.release();
     return { hidden: r.hidden, layers: r.layers, ropeDelta, L, vision };
+  }
+
+  /**
+   * Hidden states of a ragged batch of prompts (the policy's observation encoder), in one pass: every image of
+   * every prompt through the vision tower at once (one attention segment per image), the image tokens gathered into
+   * the concatenated prompt embeddings, then the cache-free ragged prefill (TextDecoder.prefillRows) up to
+   * hidden_states[layer]. Each prompt's rows are bit-identical to running it alone (B = 1).
+   */
+  async prefillRows(inputs: VlmInput[], layer: number, opts: { afterVision?: () => Promise<void> } = {}): Promise<VlmRowsPrefill> {
+    const gpu = this.gpu;
+    const D = this.cfg.text.hiddenSize;
+    const m = this.cfg.vision.spatialMergeSize;
+    const m2 = m * m;
+    if (inputs.length === 0) throw new Error('vlm: prefillRows needs at least one prompt');
+    const segments = new Int32Array(inputs.length + 1);
+    const grids: ImageGrid[] = [];
+    let padTotal = 0;
+    inputs.forEach((input, r) => {
+      const L = input.ids.length;
+      if (input.mmTokenTypeIds.length !== L) throw new Error(`vlm: prompt ${r}: ${input.mmTokenTypeIds.length} token types for ${L} ids`);
+      if (L === 0) throw new Error(`vlm: prompt ${r} is empty`);
+      const pads = input.mmTokenTypeIds.reduce((a, t) => a + (t === 1 ? 1 : 0), 0);
+      const vis = input.images.reduce((a, im) => a + (im.grid.t * im.grid.h * im.grid.w) / m2, 0);
+      if (pads !== vis) throw new Error(`vlm: prompt ${r} has ${pads} image-pad tokens but its images give ${vis} vision tokens`);
+      for (const im of input.images) grids.push(im.grid);
+      segments[r + 1] = segments[r] + L;
+      padTotal += pads;
+    });
+    const Ltot = segments[inputs.length];
+
+    // Host side first (each upload flushes the stream): ids, positions, the image-token map, the pixels.
+    const ids = new Int32Array(Ltot);
+    const positions = new Int32Array(3 * Ltot);
+    const visIdx = new Int32Array(Ltot).fill(-1); // vision-token row of each image-pad token, −1 elsewhere
+    let v = 0;
+    inputs.forEach((input, r) => {
+      const o = segments[r];
+      const L = input.ids.length;
+      ids.set(input.ids, o);
+      const p = ropeIndex(input.mmTokenTypeIds, input.images.map((im) => im.grid), m).positions;
+      for (let a = 0; a < 3; a++) positions.set(p.subarray(a * L, (a + 1) * L), a * Ltot + o);
+      for (let k = 0; k < L; k++) if (input.mmTokenTypeIds[k] === 1) visIdx[o + k] = v++;
+    });
+    const idsT = Tensor.from(gpu, ids, [Ltot], 'i32', 'vlm.ids');
+    const pos = Tensor.from(gpu, positions, [3, Ltot], 'i32', 'vlm.positions');
+    let pixels: Tensor | null = null;
+    let visT: Tensor | null = null;
+    if (grids.length > 0) {
+      const first = inputs.find((i) => i.images.length > 0)!.images[0];
+      const rowLen = first.pixels.length / VisionTower.patches(first.grid);
+      const Np = grids.reduce((a, g) => a + VisionTower.patches(g), 0);
+      const all = new Float32Array(Np * rowLen);
+      let o = 0;
+      for (const input of inputs) {
+        for (const im of input.images) {
+          all.set(im.pixels, o);
+          o += im.pixels.length;
+        }
+      }
+      pixels = Tensor.from(gpu, all, [Np, rowLen], 'f32', 'vlm.pixels');
+      visT = Tensor.from(gpu, visIdx, [Ltot], 'i32', 'vlm.image_tokens');
+    }
+
+    const h = this.text.embed(idsT);
+    idsT.release();
+    if (pixels) {
+      const vision = this.vision.forward(pixels, grids);
+      pixels.release();
+      if (vision.shape[0] !== padTotal) throw new Error(`vlm: the vision tower gave ${vision.shape[0]} tokens for ${padTotal} image-pad tokens`);
+      gatherRows(vision.reshape([padTotal, D]), visT!, { out: h }); // image tokens over the pad embeddings, in order
+      visT!.release();
+      vision.release();
+    }
+    await opts.afterVision?.();
+    const hidden = this.text.prefillRows(h, pos, segments, layer);
+    pos.release();
+    return { hidden, segments };
   }
 
   /** One decode step for token `id` at sequence index cache.length: returns logits [1, V] (caller releases). */

@@ -14,6 +14,7 @@ import type { Gpu } from '../gpu/device.js';
 import { f, i, u, type BufferRange } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
+import { checkCuSeqlens, u32Table } from './segments.js';
 
 /**
  * A strided view of per-head vectors: element (token t, head h, dim e) is at
@@ -33,8 +34,15 @@ export interface AttentionArgs {
   scale: number;
   /** query i may see keys j ≤ i + causalOffset (default Lk − Lq: the queries are the last Lq positions). */
   causal?: boolean; causalOffset?: number;
-  /** cu_seqlens [0, n1, n1+n2, ..., L]: attention only within a segment (combinable with causal); needs Lq == Lk. */
+  /**
+   * cu_seqlens [0, n1, n1+n2, ..., Lq] of the queries: a ragged batch of independent rows (combinable with causal,
+   * which then compares global indices). Each segment sees only its own key range: the same segment of the keys
+   * (needs Lq == Lk) or, with `keyRanges`, any range. Query tiles never cross a segment, so a segment's output is
+   * bit-identical to running it alone (at any position in any batch).
+   */
   segments?: Int32Array;
+  /** [lo₀, hi₀, lo₁, hi₁, …]: key range [lo_s, hi_s) of query segment s (needs `segments`; any Lq, Lk). */
+  keyRanges?: Int32Array;
   /** u32 / i32 / f32, at least Lk values (the first Lk are used): 0 = masked key. A row with no visible key outputs zeros. */
   keyMask?: Tensor;
   /** Qwen3.5 output gate: out[t, h, :] *= sigmoid(gate[t, h, :]). */
@@ -100,27 +108,33 @@ function bindView(what: string, name: string, view: HeadView, rows: number, head
   return { ...bindElems(what, name, t, off, extent), rs: view.rowStride, hs };
 }
 
-/** cu_seqlens → a cached u32 GPU buffer (the same segments are used by every layer of a vision pass). */
-const segCache = new WeakMap<Gpu, Map<string, Tensor>>();
-const SEG_CACHE_MAX = 16;
-function segTensor(gpu: Gpu, segs: Int32Array): Tensor {
-  let m = segCache.get(gpu);
-  if (!m) segCache.set(gpu, (m = new Map()));
-  const key = segs.join(',');
-  let t = m.get(key);
-  if (t) {
-    m.delete(key); // refresh LRU order
-    m.set(key, t);
-    return t;
-  }
-  if (m.size >= SEG_CACHE_MAX) {
-    const [oldKey, old] = m.entries().next().value as [string, Tensor];
-    m.delete(oldKey);
-    old.release(); // reusable only after the next submit, so dispatches already encoded are safe
-  }
-  t = Tensor.from(gpu, Uint32Array.from(segs), [segs.length], 'u32', 'attention.segments');
-  m.set(key, t);
-  return t;
+/**
+ * The segment table of attention.wgsl (cached, see ./segments.ts): [cu_seqlens (n+1) | key range (lo, hi) per
+ * segment | query tiles (segment, first query) of BQ queries, never crossing a segment]. The decode kernel reads
+ * only the cu_seqlens head.
+ */
+function segTable(gpu: Gpu, segs: Int32Array, keyRanges: Int32Array | undefined, BQ: number): { t: Tensor; tiles: number } {
+  const n = segs.length - 1;
+  let tiles = 0;
+  for (let sg = 0; sg < n; sg++) tiles += Math.ceil((segs[sg + 1] - segs[sg]) / BQ);
+  const key = `attention ${BQ}|${segs.join(',')}|${keyRanges ? keyRanges.join(',') : '='}`;
+  const t = u32Table(gpu, key, () => {
+    const data = new Uint32Array(3 * n + 1 + 2 * tiles);
+    data.set(segs);
+    for (let sg = 0; sg < n; sg++) {
+      data[n + 1 + 2 * sg] = keyRanges ? keyRanges[2 * sg] : segs[sg];
+      data[n + 2 + 2 * sg] = keyRanges ? keyRanges[2 * sg + 1] : segs[sg + 1];
+    }
+    let k = 3 * n + 1;
+    for (let sg = 0; sg < n; sg++) {
+      for (let q = segs[sg]; q < segs[sg + 1]; q += BQ) {
+        data[k++] = sg;
+        data[k++] = q;
+      }
+    }
+    return data;
+  });
+  return { t, tiles };
 }
 
 interface Prepared {
@@ -132,12 +146,13 @@ interface Prepared {
   v: Bound & { rs: number; hs: number };
   gate?: Bound & { rs: number; hs: number };
   mask?: Bound & { kind: number };
-  seg?: { range: BufferRange; n: number };
+  seg?: { range: BufferRange; n: number; tiles: number; krBase: number; tileBase: number };
   causal: boolean; causalOffset: number;
   out: Tensor; outB: Bound;
 }
 
-function prepare(op: string, a: AttentionArgs): Prepared {
+/** `BQ`: the query tile of the kernel (sizes the segment tile table), asked for after the shapes are checked. */
+function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prepared {
   const what = `${op}${a.label ? ` (${a.label})` : ''}`;
   const { Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: hd } = a;
   const gpu = a.q.tensor.gpu;
@@ -159,14 +174,23 @@ function prepare(op: string, a: AttentionArgs): Prepared {
     mask = { ...bindElems(what, 'keyMask', m, 0, Lk), kind: m.dtype === 'f32' ? 2 : 1 };
   }
   let seg: Prepared['seg'];
+  if (a.keyRanges && !a.segments) throw new Error(`${what}: keyRanges need segments`);
   if (a.segments) {
     const s = a.segments;
-    if (Lq !== Lk) throw new Error(`${what}: segments need Lq == Lk (got ${Lq} and ${Lk})`);
-    if (s.length < 2 || s[0] !== 0 || s[s.length - 1] !== Lq) {
-      throw new Error(`${what}: segments must be cu_seqlens [0, ..., ${Lq}], got [${Array.from(s.slice(0, 8)).join(', ')}${s.length > 8 ? ', ...' : ''}]`);
+    const kr = a.keyRanges;
+    if (!kr && Lq !== Lk) throw new Error(`${what}: segments need Lq == Lk (got ${Lq} and ${Lk}), or keyRanges`);
+    checkCuSeqlens(what, s, Lq);
+    const n = s.length - 1;
+    if (kr) {
+      if (kr.length !== 2 * n) throw new Error(`${what}: keyRanges must hold 2 values (lo, hi) for each of the ${n} segments, got ${kr.length}`);
+      for (let x = 0; x < n; x++) {
+        if (!(Number.isInteger(kr[2 * x]) && kr[2 * x] >= 0 && kr[2 * x] <= kr[2 * x + 1] && kr[2 * x + 1] <= Lk)) {
+          throw new Error(`${what}: key range ${x} [${kr[2 * x]}, ${kr[2 * x + 1]}) is not inside [0, Lk=${Lk}]`);
+        }
+      }
     }
-    for (let x = 1; x < s.length; x++) if (s[x] < s[x - 1]) throw new Error(`${what}: segments must be non-decreasing (cu_seqlens), got [${Array.from(s).join(', ')}]`);
-    seg = { range: segTensor(gpu, s).binding(), n: s.length - 1 };
+    const tab = segTable(gpu, s, kr, BQ(hd));
+    seg = { range: tab.t.binding(), n, tiles: tab.tiles, krBase: n + 1, tileBase: 3 * n + 1 };
   }
   const causalOffset = a.causalOffset ?? Lk - Lq;
   if (!Number.isInteger(causalOffset)) throw new Error(`${what}: causalOffset ${causalOffset} must be an integer`);
@@ -208,9 +232,10 @@ export function prefillTiles(hd: number, maxShared = 32768): { BQ: number; BK: n
 /** Scaled dot-product attention (flash-style). Routes to flash-decoding when Lq is small and Lk large. */
 export function attention(a: AttentionArgs): Tensor {
   if (a.Lq <= DECODE_MAX_Q && a.Lk >= DECODE_MIN_K && !a.segments) return attentionDecode(a);
-  const p = prepare('attention', a);
+  const maxShared = a.q.tensor.gpu.limits.maxComputeWorkgroupStorageSize;
+  const p = prepare('attention', a, (hd) => prefillTiles(hd, maxShared).BQ);
   const { gpu } = p;
-  const { BQ, BK, TPQ, DPT4 } = prefillTiles(p.hd, gpu.limits.maxComputeWorkgroupStorageSize);
+  const { BQ, BK, TPQ, DPT4 } = prefillTiles(p.hd, maxShared);
   const spec: KernelSpec = {
     file: 'attention',
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
@@ -230,9 +255,11 @@ export function attention(a: AttentionArgs): Tensor {
     u(p.causal ? 1 : 0), i(p.causalOffset),
     u(p.seg?.n ?? 0), u(p.mask?.kind ?? 0), u(p.gate ? 1 : 0),
     u(p.hd / 4), u(BK / TPQ), u(BK), u(DPT4),
+    u(p.seg?.krBase ?? 0), u(p.seg?.tileBase ?? 0),
   ];
   const buffers = [p.q.range, p.k.range, p.v.range, p.gate?.range ?? dummy, p.mask?.range ?? dummy, p.seg?.range ?? dummy, p.outB.range];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [Math.ceil(p.Lq / BQ), p.H], a.label);
+  const tiles = p.seg ? p.seg.tiles : Math.ceil(p.Lq / BQ);
+  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [tiles, p.H], a.label);
   return p.out;
 }
 
@@ -252,7 +279,8 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   if (a.Lq > DECODE_MAX_Q) {
     throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: Lq=${a.Lq} exceeds the decode kernel's ${DECODE_MAX_Q} query rows (use attention())`);
   }
-  const p = prepare('attentionDecode', a);
+  if (a.keyRanges) throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: keyRanges are not supported (use attention())`);
+  const p = prepare('attentionDecode', a, () => 1);
   const { gpu } = p;
   if (p.Lq === 0) return p.out;
   // Rows per workgroup: the G·Lq (query head, query) pairs sharing a kv head, in groups of NQ ∈ {1, 4, 8}.

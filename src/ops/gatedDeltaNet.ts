@@ -12,10 +12,15 @@
 // aligned-down start and the remaining element offset goes in Params, so no view needs 256-byte alignment.
 // Shapes go in Params; the pipeline key carries only what changes code: conv kernel size, weight dtypes, the
 // dk bucket (128 / 256), the chunk size and ROLLED.
+// Ragged batches (`segments`, cu_seqlens over the token axis): the conv and the chunked rule treat each segment as
+// its own sequence from a zero state (cache-free prefill of several prompts at once; no state is read or stored),
+// with blocks / chunks aligned to each segment's first token, so a segment's output never depends on the others.
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { f, u, type BufferRange } from '../gpu/stream.js';
 import { DTYPE_BYTES, Tensor } from '../tensor.js';
+import { rwDummy } from './bind.js';
+import { checkCuSeqlens, u32Table } from './segments.js';
 
 /** Element (t, h, e) at offset + t*rowStride + h*(headStride ?? headDim) + e, counted in elements from the start of `tensor` (a Tensor view's own byte offset is added). */
 export interface HeadView { tensor: Tensor; rowStride: number; offset?: number; headStride?: number }
@@ -23,7 +28,9 @@ export interface HeadView { tensor: Tensor; rowStride: number; offset?: number; 
 export interface DeltaRuleArgs {
   q: HeadView; k: HeadView; v: HeadView;      // q,k: [L, Hk, dk]; v: [L, Hv, dv]
   g: Tensor; beta: Tensor;                    // [L, Hv]
-  state: Tensor;                              // [Hv, dk, dv] f32, read and updated in place
+  state: Tensor | null;                       // [Hv, dk, dv] f32, read and updated in place; null only with segments
+  /** cu_seqlens: independent sequences from a zero state, final states not kept (chunked kernel only). */
+  segments?: Int32Array;
   L: number; numKeyHeads: number; numValueHeads: number; keyDim: number; valueDim: number;
   out?: Tensor;                               // [L, Hv, dv] f32
 }
@@ -121,7 +128,10 @@ function checkDims(op: string, L: number, extra: Record<string, number>): void {
 // conv
 
 /** Depthwise causal conv over time on x [L, C] (a strided row view: x.tensor, rowStride, offset), weight [C, 1, K] (f32|f16; tap K-1 multiplies the current token), no bias, then SiLU. `state` [K-1, C] f32 holds the previous K-1 *pre-activation inputs* (zeros at sequence start); it is read as history and overwritten with the last K-1 inputs (including history when L < K-1). Output [L, C] f32. */
-export function causalConv1dSilu(x: HeadView /* headDim = C, numHeads 1 */, weight: Tensor, state: Tensor, opts: { L: number; channels: number; kernel: number; out?: Tensor }): Tensor {
+export function causalConv1dSilu(
+  x: HeadView /* headDim = C, numHeads 1 */, weight: Tensor, state: Tensor | null,
+  opts: { L: number; channels: number; kernel: number; out?: Tensor; segments?: Int32Array },
+): Tensor {
   const op = 'causalConv1dSilu';
   const { L, channels: C, kernel: K } = opts;
   checkDims(op, L, { channels: C });
@@ -129,27 +139,39 @@ export function causalConv1dSilu(x: HeadView /* headDim = C, numHeads 1 */, weig
   const gpu: Gpu = x.tensor.gpu;
   const xv = viewParams(op, 'x', x, L, 1, C);
   checkTensor(op, 'weight', weight, C * K, `[${C}, 1, ${K}]`, ['f32', 'f16']);
-  checkTensor(op, 'state', state, (K - 1) * C, `[${K - 1}, ${C}]`);
+  const segs = opts.segments;
+  if (segs) checkCuSeqlens(op, segs, L);
+  else if (!state) throw new Error(`${op}: a state is required without segments`);
+  if (state) checkTensor(op, 'state', state, (K - 1) * C, `[${K - 1}, ${C}]`);
   const out = opts.out ?? Tensor.empty(gpu, [L, C], 'f32', 'gdn.conv');
   checkTensor(op, 'out', out, L * C, `[${L}, ${C}]`);
-  checkDistinct(op, [['x', xv.buffer], ['weight', weight.buffer]], [['state', state.buffer], ['out', out.buffer]]);
+  checkDistinct(op, [['x', xv.buffer], ['weight', weight.buffer]], [...(state ? [['state', state.buffer] as [string, GPUBuffer]] : []), ['out', out.buffer]]);
   if (L === 0) return out;
 
-  const blocks = Math.ceil(L / CONV_TT);
-  const single = blocks === 1;
+  let blocks = Math.ceil(L / CONV_TT);
+  let nseg = 0;
+  let segRange: BufferRange = { buffer: gpu.dummy };
+  if (segs) {
+    nseg = segs.length - 1;
+    blocks = 0;
+    for (let k = 0; k < nseg; k++) blocks = Math.max(blocks, Math.ceil((segs[k + 1] - segs[k]) / CONV_TT));
+    segRange = u32Table(gpu, `gdn.segments ${segs.join(',')}`, () => Uint32Array.from(segs)).binding();
+  }
+  const single = blocks === 1 || segs !== undefined; // segments: no state to rewrite
   const base = {
     file: 'gdn_conv',
-    bindings: ['read', 'read', 'write', 'write'],
+    bindings: ['read', 'read', 'read', 'write', 'write'],
     consts: { KS: K, TT: CONV_TT },
     aliases: { WT: weight.dtype === 'f16' ? 'f16' : 'f32' },
     includes: ['activations'],
     workgroup: [64],
   } satisfies KernelSpec;
-  const wb = bindTensor(op, 'weight', weight), sb = bindTensor(op, 'state', state), ob = bindTensor(op, 'out', out);
-  const buffers = [xv.range, wb.range, sb.range, ob.range];
-  const params = [u(L), u(C), u(xv.off), u(xv.row), u(wb.off), u(sb.off), u(ob.off), u(single ? 1 : 0)];
+  const wb = bindTensor(op, 'weight', weight), ob = bindTensor(op, 'out', out);
+  const sb = state ? bindTensor(op, 'state', state) : { range: { buffer: rwDummy(gpu) }, off: 0 };
+  const buffers = [xv.range, wb.range, segRange, sb.range, ob.range];
+  const params = [u(L), u(C), u(xv.off), u(xv.row), u(wb.off), u(sb.off), u(ob.off), u(single ? 1 : 0), u(nseg)];
   const gx = Math.ceil(C / 64);
-  gpu.stream.dispatch(gpu.pipelines.get(base), buffers, params, [gx, blocks], 'gdn.conv');
+  gpu.stream.dispatch(gpu.pipelines.get(base), buffers, params, [gx, blocks, Math.max(1, nseg)], 'gdn.conv');
   if (!single) gpu.stream.dispatch(gpu.pipelines.get({ ...base, entry: 'state_update' }), buffers, params, [gx], 'gdn.conv_state');
   return out;
 }
@@ -218,13 +240,15 @@ function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
   const v = viewParams(op, 'v', a.v, L, Hv, dv);
   checkTensor(op, 'g', a.g, L * Hv, `[${L}, ${Hv}]`);
   checkTensor(op, 'beta', a.beta, L * Hv, `[${L}, ${Hv}]`);
-  checkTensor(op, 'state', a.state, Hv * dk * dv, `[${Hv}, ${dk}, ${dv}]`);
+  if (a.segments) checkCuSeqlens(op, a.segments, L);
+  else if (!a.state) throw new Error(`${op}: a state is required without segments`);
+  if (a.state) checkTensor(op, 'state', a.state, Hv * dk * dv, `[${Hv}, ${dk}, ${dv}]`);
   const out = a.out ?? Tensor.empty(gpu, [L, Hv, dv], 'f32', 'gdn.o');
   checkTensor(op, 'out', out, L * Hv * dv, `[${L}, ${Hv}, ${dv}]`);
   checkDistinct(
     op,
     [['q', q.buffer], ['k', k.buffer], ['v', v.buffer], ['g', a.g.buffer], ['beta', a.beta.buffer]],
-    [['state', a.state.buffer], ['out', out.buffer]],
+    [...(a.state ? [['state', a.state.buffer] as [string, GPUBuffer]] : []), ['out', out.buffer]],
   );
   // dk is bucketed (DKB = 128 or 256) so one pipeline serves all dk in a bucket; the 4B model is exactly 128.
   // 32 columns × 8 row groups; for dk > 128 half the columns, so the chunked kernel's S block
@@ -232,7 +256,8 @@ function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
   const DKB = dk <= 128 ? 128 : 256;
   const [BV, RG] = DKB === 128 ? [32, 8] : [16, 16];
   const g = bindTensor(op, 'g', a.g), beta = bindTensor(op, 'beta', a.beta);
-  const state = bindTensor(op, 'state', a.state), o = bindTensor(op, 'out', out);
+  const o = bindTensor(op, 'out', out);
+  const state: Bound = a.state ? bindTensor(op, 'state', a.state) : { range: { buffer: rwDummy(gpu) }, off: 0, buffer: rwDummy(gpu) };
   return { gpu, L, Hk, Hv, dk, dv, q, k, v, out, g, beta, state, o, DKB, BV, RG };
 }
 
@@ -243,6 +268,7 @@ const qkvParams = (c: Checked, withV: boolean) => [
 
 /** Both L2-normalise q and k per head (eps 1e-6 inside rsqrt) and scale q by keyDim^-0.5 internally. */
 export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
+  if (a.segments) throw new Error('gatedDeltaRuleRecurrent: segments need the chunked kernel (gatedDeltaRuleChunked)');
   const c = checkDeltaArgs('gatedDeltaRuleRecurrent', a);
   if (c.L === 0) return c.out;
   const { gpu } = c;
@@ -270,35 +296,57 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
   if (!Number.isInteger(CH) || CH < 1 || CH > 64) throw new Error(`${op}: chunkSize must be an integer in [1, 64], got ${CH}`);
   if (c.L === 0) return c.out;
   const { gpu, Hv } = c;
-  const nC = Math.ceil(c.L / CH);
+  // Segments: chunks start at every segment's first token and are numbered globally; the table is
+  // [cu_seqlens (n+1) | cumulative chunk counts (n+1)].
+  const segs = a.segments;
+  const nseg = segs ? segs.length - 1 : 0;
+  let nC = Math.ceil(c.L / CH);
+  let maxC = nC;
+  let segRange: BufferRange = { buffer: gpu.dummy };
+  if (segs) {
+    const cum = new Uint32Array(nseg + 1);
+    maxC = 0;
+    for (let k = 0; k < nseg; k++) {
+      const ck = Math.ceil((segs[k + 1] - segs[k]) / CH);
+      cum[k + 1] = cum[k] + ck;
+      maxC = Math.max(maxC, ck);
+    }
+    nC = cum[nseg];
+    segRange = u32Table(gpu, `gdn.chunks ${CH}|${segs.join(',')}`, () => {
+      const d = new Uint32Array(2 * nseg + 2);
+      d.set(segs);
+      d.set(cum, nseg + 1);
+      return d;
+    }).binding();
+  }
   // Scratch, released right after encoding (the pool hands it out again only after the next submit).
   const Tm = Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gdn.T');
   const Pm = Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gdn.P');
   const aux = Tensor.empty(gpu, [Hv, nC, CH + 1, 4], 'f32', 'gdn.aux');
   const prep: KernelSpec = {
     file: 'gdn_chunked_prep',
-    bindings: ['read', 'read', 'read', 'read', 'write', 'write', 'write'],
+    bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write', 'write'],
     consts: { CH, TI: 32, ROLLED: rolled(gpu) },
     workgroup: [256],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(prep),
-    [c.q.range, c.k.range, c.g.range, c.beta.range, Tm.binding(), Pm.binding(), aux.binding()],
-    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(c.g.off), u(c.beta.off), f(1 / Math.sqrt(c.dk)), u(4)],
-    [nC, Hv],
+    [c.q.range, c.k.range, c.g.range, c.beta.range, segRange, Tm.binding(), Pm.binding(), aux.binding()],
+    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(c.g.off), u(c.beta.off), f(1 / Math.sqrt(c.dk)), u(4), u(nseg)],
+    [maxC, Hv, Math.max(1, nseg)],
     'gdn.chunk_prep',
   );
   const main: KernelSpec = {
     file: 'gdn_chunked',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
     consts: { DKB: c.DKB, CH, ROLLED: rolled(gpu) },
     workgroup: [c.BV, c.RG],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(main),
-    [c.q.range, c.k.range, c.v.range, Tm.binding(), Pm.binding(), aux.binding(), c.state.range, c.o.range],
-    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(c.state.off), u(c.o.off), u(Math.ceil(CH / c.RG)), u(Math.ceil(c.DKB / c.RG))],
-    [Math.ceil(c.dv / c.BV), Hv],
+    [c.q.range, c.k.range, c.v.range, Tm.binding(), Pm.binding(), aux.binding(), segRange, c.state.range, c.o.range],
+    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(c.state.off), u(c.o.off), u(Math.ceil(CH / c.RG)), u(Math.ceil(c.DKB / c.RG)), u(nseg)],
+    [Math.ceil(c.dv / c.BV), Hv, Math.max(1, nseg)],
     'gdn.chunked',
   );
   Tm.release();
@@ -307,7 +355,10 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
   return c.out;
 }
 
-/** Picks: recurrent for L ≤ RECURRENT_MAX_L (decode), chunked otherwise. */
+/**
+ * Picks: recurrent for L ≤ RECURRENT_MAX_L (decode), chunked otherwise. Segments always take the chunked kernel
+ * (whatever their lengths), so a segment's arithmetic does not depend on the batch it is in.
+ */
 export function gatedDeltaRule(a: DeltaRuleArgs): Tensor {
-  return a.L <= RECURRENT_MAX_L ? gatedDeltaRuleRecurrent(a) : gatedDeltaRuleChunked(a);
+  return a.L <= RECURRENT_MAX_L && !a.segments ? gatedDeltaRuleRecurrent(a) : gatedDeltaRuleChunked(a);
 }

@@ -7,6 +7,13 @@
 //
 // Strided forms (all in elements) let callers use views without copies: a column block of W (`wCols`), rows of
 // X starting anywhere (`xRows`), and an output written into a column block of a wider matrix (`outCols`).
+// `rows` repeats that row window over a batch of equal blocks (grid z, one shared W): e.g. rows 1..H of every
+// (1+H)-row block of a ragged DiT batch, in one dispatch.
+//
+// Bit-stability: the tiled kernel computes every output from its X row and W alone (one invocation walks K in
+// order), so a row gets the same bits whatever other rows the call has; the GEMV kernel reduces in another
+// order. `tiled: true` pins the tiled kernel, so the result of a row never depends on how many rows the call
+// has (batched inference relies on it: see Policy.actBatch).
 import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
@@ -28,6 +35,13 @@ export interface LinearOptions {
   outCols?: { offset: number };
   /** Write Y starting at row `offset` of `out`. */
   outRowOffset?: number;
+  /**
+   * Repeat the row window over `count` blocks (2-D W only): block b reads rows xRows.offset + b·xStride … of X and
+   * writes rows outRowOffset + b·outStride … of out (outStride default: the window's row count).
+   */
+  rows?: { count: number; xStride: number; outStride?: number };
+  /** Always the tiled kernel (never GEMV), so each row's result is independent of the number of rows. */
+  tiled?: boolean;
   label?: string;
 }
 
@@ -46,25 +60,34 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   if (wOff + K > ldw) throw new Error(`${what}: x [${x.shape}] needs K=${K} columns of w [${w.shape}] from ${wOff}`);
   if (!opts.wCols && ldw !== K) throw new Error(`${what}: x [${x.shape}] and w [${w.shape}] disagree on K`);
   if (x.dtype !== 'f32') throw new Error(`${what}: activations must be f32`);
-  const B = batched ? w.shape[0] : 1;
+  const rb = opts.rows;
+  if (rb && batched) throw new Error(`${what}: rows blocks need a 2-D (shared) w`);
+  if (rb && !(Number.isInteger(rb.count) && rb.count >= 1 && Number.isInteger(rb.xStride) && rb.xStride >= 0 && (rb.outStride === undefined || (Number.isInteger(rb.outStride) && rb.outStride >= 0)))) {
+    throw new Error(`${what}: bad rows ${JSON.stringify(rb)}`);
+  }
+  const B = batched ? w.shape[0] : rb ? rb.count : 1;
   if (batched && (x.shape.length !== 3 || x.shape[0] !== B)) throw new Error(`${what}: batched w [${w.shape}] needs x [${B}, M, K], got [${x.shape}]`);
   const totalRows = batched ? x.shape[1] : x.size / K;
   const xOff = opts.xRows ? opts.xRows.offset : 0;
   const M = opts.xRows ? opts.xRows.count : totalRows;
-  if (xOff + M > totalRows) throw new Error(`${what}: rows [${xOff}, ${xOff + M}) out of x [${x.shape}]`);
+  const xLast = xOff + M + (rb ? (B - 1) * rb.xStride : 0);
+  if (xLast > totalRows) throw new Error(`${what}: rows [${xOff}, ${xLast}) out of x [${x.shape}]`);
   if (opts.bias && opts.bias.size !== N) throw new Error(`${what}: bias has ${opts.bias.size} values, expected ${N}`);
   if (opts.accumulate && !opts.out) throw new Error(`${what}: accumulate needs out`);
-  const outShape = batched ? [B, M, N] : opts.xRows ? [M, N] : [...x.shape.slice(0, -1), N];
+  const outStride = rb ? (rb.outStride ?? M) : M;
+  const outShape = batched ? [B, M, N] : rb ? [(B - 1) * outStride + M, N] : opts.xRows ? [M, N] : [...x.shape.slice(0, -1), N];
   const out = opts.out ?? Tensor.empty(gpu, outShape, 'f32', opts.label);
   const ldy = opts.outCols ? out.shape[out.shape.length - 1] : N;
   const yOff = (opts.outCols?.offset ?? 0) + (opts.outRowOffset ?? 0) * ldy;
   if (opts.outCols && opts.outCols.offset + N > ldy) throw new Error(`${what}: out columns [${opts.outCols.offset}, +${N}) exceed out [${out.shape}]`);
-  if (yOff + (M - 1) * ldy + N + (B - 1) * M * N > out.size) throw new Error(`${what}: out [${out.shape}] too small for [${outShape}] at offset ${yOff}`);
+  const yBatch = batched ? M * N : rb ? outStride * ldy : 0;
+  if (yOff + (M - 1) * ldy + N + (B - 1) * yBatch > out.size) throw new Error(`${what}: out [${out.shape}] too small for [${outShape}] at offset ${yOff}`);
 
-  const gemv = M <= GEMV_MAX_ROWS;
+  const gemv = M <= GEMV_MAX_ROWS && !opts.tiled;
   const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
+  const xBatch = batched ? totalRows * K : rb ? rb.xStride * K : 0;
   const params = [
-    u(M), u(N), u(K), u(batched ? totalRows * K : 0), u(batched ? N * ldw : 0), u(batched ? M * N : 0),
+    u(M), u(N), u(K), u(xBatch), u(batched ? N * ldw : 0), u(yBatch),
     u(xOff * K), u(wOff), u(yOff), u(0), u(K), u(ldw), u(ldy),
   ];
   const buffers = [x.binding(), w.binding(), opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, out.binding()];

@@ -1,5 +1,7 @@
 // Vision learned position embedding, bilinearly resampled (docs/architecture.md §4.2), added in place to the
-// patch embeddings: kernels/pos_embed.wgsl. One dispatch per image (images differ in grid; a call has a few).
+// patch embeddings: kernels/pos_embed.wgsl. One dispatch per run of consecutive images with the same h×w grid
+// (the kernel indexes patches modulo h·w, so such a run is one image of several frames; a batch of robots with
+// the same camera size is one dispatch).
 import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { Tensor } from '../tensor.js';
@@ -33,9 +35,15 @@ export function addInterpolatedPosEmbed(x: Tensor, table: Tensor, grids: { t: nu
   const spec: KernelSpec = { file: 'pos_embed', bindings: ['read', 'write'], aliases: { TT: table.dtype }, workgroup: [WG] };
   const kernel = gpu.pipelines.get(spec);
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
-  let row0 = 0;
+  const runs: { h: number; w: number; rows: number }[] = [];
   for (const g of grids) {
-    const rows = g.t * g.h * g.w;
+    const last = runs[runs.length - 1];
+    if (last && last.h === g.h && last.w === g.w) last.rows += g.t * g.h * g.w;
+    else runs.push({ h: g.h, w: g.w, rows: g.t * g.h * g.w });
+  }
+  let row0 = 0;
+  for (const g of runs) {
+    const rows = g.rows;
     const gx = Math.min(rows, maxWg);
     const gy = Math.ceil(rows / gx);
     const params = [u(rows), u(C), u(g.h), u(g.w), u(S), u(m), u(x.offset / 4 + row0 * C), u(table.offset / tb), u(gx)];

@@ -7,8 +7,25 @@
 //
 // Stages: preprocess (CPU) → vision tower → prompt prefill (hybrid decoder) → decoder context (vl_norm + cross
 // K/V, once per observation) → N denoising steps (the chosen solver) → readback + unnormalisation (CPU).
-// GPU buffers come from the pool and the text cache is preallocated, so steady-state calls allocate no new
-// GPU buffers.
+// GPU buffers come from the pool (released at the end of the call), so steady-state calls allocate no new GPU
+// buffers.
+//
+// Batching: `actBatch(requests)` runs many independent observations in one pass, and `act(r)` is
+// `actBatch([r])[0]` — one code path, so a row is bit-identical alone and in any batch. Layout (actPass):
+// - vision: every image of every row through the tower at once (one attention segment per image);
+// - prompts: concatenated along the token axis (cu_seqlens); a cache-free ragged prefill (TextDecoder.prefillRows):
+//   causal attention per prompt, Gated DeltaNet conv / chunked rule per prompt from a zero state — no KV cache,
+//   no per-row state buffers (act() never decodes, so nothing is kept);
+// - decoder context: vl_norm + cross K/V over the concatenated VLM tokens; row r's cross-attention keys are its
+//   own range of them;
+// - denoising: rows grouped by (solver, steps, grid, shift); a group is one [B_g·h_max, k_max] chunk and one
+//   network evaluation per solver stage for all its rows ([state; actions] token blocks of 1 + h_max per row,
+//   self-attention per row with its embodiment's key mask, τ-only parts computed once);
+// - one readback of every chunk + per-group NaN-guard counts.
+// Bit-identity rests on every kernel computing a row from that row alone in a fixed order: linears pinned to the
+// tiled kernel (`tiled`: GEMV would reduce in another order for ≤ 4 rows), attention query tiles that never cross
+// a segment with key tiles starting at the segment's first key, conv blocks and delta-rule chunks aligned to each
+// prompt's first token. Huge batches run in passes of ≤ maxBatchTokens prompt tokens (same bits).
 //
 // Reliability (tests in test/reliability/):
 // - NaN guard: the final chunk's non-finite values are counted on the GPU (src/ops/countNonFinite) into a
@@ -18,7 +35,7 @@
 //   mapAsync / onSubmittedWorkDone). recover() re-creates the device and re-uploads the weights from the same,
 //   still-open checkpoint, reusing the parsed config, tokenizer and embodiments; with `autoRecover` (default)
 //   a policy that owns its device does that itself at the start of the next call. Everything device-bound
-//   (Gpu, weights, VLM, decoder, text cache, masks) lives in one `DeviceState` that a call captures at its
+//   (Gpu, weights, VLM, decoder) lives in one `DeviceState` that a call captures at its
 //   start, so an abandoned call that is still unwinding on the dead device never touches the new one.
 import { Gpu, GpuError } from '../gpu/device.js';
 import { Tensor } from '../tensor.js';
@@ -28,9 +45,8 @@ import type { UploadProgress } from '../io/upload.js';
 import type { QvlaConfig, PreprocessorConfig } from '../model/config.js';
 import { loadWeights } from '../model/load.js';
 import type { WeightStore } from '../model/weights.js';
-import { QwenVLM, type VlmImage, type GenerateOptions } from '../model/vlm.js';
-import type { TextCache } from '../model/textDecoder.js';
-import { ActionDecoder } from '../model/actionDecoder.js';
+import { QwenVLM, type VlmImage, type VlmInput, type GenerateOptions } from '../model/vlm.js';
+import { ActionDecoder, type DiTRows } from '../model/actionDecoder.js';
 import { QvlaTokenizer, SPECIAL_TOKENS } from '../text/tokenizer.js';
 import { buildActionPrompt, buildChatPrompt, type ChatMessage } from '../text/prompt.js';
 import {
@@ -41,6 +57,7 @@ import { integrate, SOLVERS, GRIDS, evaluations, type SolverName, type GridName 
 import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
 import { countNonFinite } from '../ops/checkFinite.js';
+import { releaseSegmentTables } from '../ops/segments.js';
 
 const INSTRUCTION_FORBIDDEN = [
   SPECIAL_TOKENS.imStart, SPECIAL_TOKENS.imEnd, SPECIAL_TOKENS.endOfText, SPECIAL_TOKENS.visionStart,
@@ -48,10 +65,48 @@ const INSTRUCTION_FORBIDDEN = [
 ];
 
 export class PolicyError extends Error {
+  /** the message without the field prefix */
+  readonly reason: string;
   constructor(message: string, readonly field?: string) {
     super(field ? `${field}: ${message}` : message);
     this.name = 'PolicyError';
+    this.reason = message;
   }
+}
+
+/** An error of request i of a batch: a PolicyError whose field is prefixed with `requests[i]`. */
+function rowError(e: unknown, i: number): PolicyError {
+  if (e instanceof PolicyError) return new PolicyError(e.reason, `requests[${i}]${e.field ? `.${e.field}` : ''}`);
+  return new PolicyError(e instanceof Error ? e.message : String(e), `requests[${i}]`);
+}
+
+function rowHasNonFinite(all: Float32Array, slot: number, n: number): boolean {
+  for (let k = slot * n; k < (slot + 1) * n; k++) if (!Number.isFinite(all[k])) return true;
+  return false;
+}
+
+/** One request after validation and its CPU work (actBatch). */
+interface PreparedRow {
+  req: ActRequest;
+  emb: Embodiment;
+  steps: number;
+  solver: SolverName;
+  grid: GridName;
+  seed: number;
+  shift: number;
+  normState: Float32Array | null;
+  /** masked initial noise [h_max·k_max] */
+  noise: Float32Array;
+  input: VlmInput;
+}
+
+/** Rows of a batch sharing (solver, steps, grid, shift): integrated together. */
+interface Group {
+  /** indices into the batch */
+  rows: number[];
+  first: PreparedRow;
+  stepMs: number[];
+  trajectory: Map<number, Float32Array[]>;
 }
 
 /** A camera frame: raw pixels as a driver hands them over, or a PNG/JPEG file path. */
@@ -114,8 +169,13 @@ export interface PolicyOptions {
   weightDtype?: 'f32' | 'f16';
   /** Lower the preprocessor's max_pixels (fewer vision tokens per image). */
   maxPixels?: number;
-  /** Longest prompt (tokens) the preallocated cache holds. Default 4096. */
+  /** Longest prompt (tokens) of a request. Default 4096. */
   maxContext?: number;
+  /**
+   * actBatch runs the rows in GPU passes of at most this many prompt tokens (a bound on activation buffer sizes;
+   * a longer single row still runs alone). Default 16384.
+   */
+  maxBatchTokens?: number;
   /** Reuse an existing device (otherwise one is created and owned by the policy). */
   gpu?: Gpu;
   onProgress?: (p: UploadProgress) => void;
@@ -136,8 +196,8 @@ interface DeviceState {
   weights: WeightStore;
   vlm: QwenVLM;
   decoder: ActionDecoder;
-  cache: TextCache;
-  masks: Map<string, { action: Tensor; rows: Tensor }>;
+  /** longest prompt (tokens) a request may have */
+  maxContext: number;
   disposed: boolean;
 }
 
@@ -150,6 +210,8 @@ export interface PolicyStats {
   nanGuardTrips: number;
 }
 
+const DEFAULT_MAX_BATCH_TOKENS = 16384;
+
 function nowMs(): number {
   return performance.now();
 }
@@ -157,6 +219,7 @@ function nowMs(): number {
 export class Policy {
   private dev: DeviceState;
   private busy = false;
+  private readonly maskCache = new Map<string, { action: Float32Array; rows: Float32Array }>();
   private destroyed = false;
   private lossCounted: Gpu | null = null;
   readonly stats: PolicyStats = { deviceLosses: 0, recoveries: 0, nanGuardTrips: 0 };
@@ -198,9 +261,8 @@ export class Policy {
     try {
       const vlm = new QwenVLM(gpu, cfg, weights);
       const decoder = new ActionDecoder(gpu, cfg.actionExpert!, weights);
-      const cache = vlm.newCache(opts.maxContext ?? 4096);
       await gpu.sync();
-      return { gpu, weights, vlm, decoder, cache, masks: new Map(), disposed: false };
+      return { gpu, weights, vlm, decoder, maxContext: opts.maxContext ?? 4096, disposed: false };
     } catch (e) {
       weights.destroy();
       throw e;
@@ -240,7 +302,7 @@ export class Policy {
   /**
    * Re-creates the device state after a device loss: frees what is left of the old one, creates a new Gpu (or
    * takes `gpu`, which the caller then keeps owning), re-uploads the weights from the same checkpoint (still
-   * open) and rebuilds the VLM, decoder, text cache and masks. Config, tokenizer, preprocessor and embodiments
+   * open) and rebuilds the VLM and decoder. Config, tokenizer, preprocessor and embodiments
    * are reused as parsed. Same device kind → bit-identical actions for the same seed. Also works on a healthy
    * device (a fresh start). On failure the policy stays unrecovered and the next call tries again.
    */
@@ -278,12 +340,6 @@ export class Policy {
   private disposeDevice(d: DeviceState, ownsGpu: boolean): void {
     if (d.disposed) return;
     d.disposed = true;
-    for (const m of d.masks.values()) {
-      m.action.release();
-      m.rows.release();
-    }
-    d.masks.clear();
-    d.cache.release();
     d.decoder.destroy();
     d.vlm.text.destroy();
     d.weights.destroy();
@@ -344,22 +400,6 @@ export class Policy {
 
   embodiment(key: string): Embodiment {
     return this.embodiments.get(key);
-  }
-
-  /** Masks for an embodiment: action [h_max, k_max] and self-attention keys [1 + h_max]. */
-  private masks(d: DeviceState, emb: Embodiment): { action: Tensor; rows: Tensor } {
-    let m = d.masks.get(emb.key);
-    if (!m) {
-      const ae = this.config.actionExpert!;
-      const rows = new Float32Array(1 + ae.hMax);
-      rows.fill(1, 0, 1 + emb.control.chunk);
-      m = {
-        action: Tensor.from(d.gpu, actionMask(emb, ae.hMax, ae.kMax), [ae.hMax, ae.kMax], 'f32', `mask.${emb.key}`),
-        rows: Tensor.from(d.gpu, rows, [1 + ae.hMax], 'f32', `rowmask.${emb.key}`),
-      };
-      d.masks.set(emb.key, m);
-    }
-    return m;
   }
 
   private async loadImages(req: ActRequest, emb: Embodiment): Promise<{ image: RawImage; camera: string }[]> {
@@ -426,32 +466,56 @@ export class Policy {
   /**
    * Observation → actions. Calls are serialised (one at a time per policy). A device loss during the call
    * rejects it with GpuError('lost'); see PolicyOptions.autoRecover and recover() for what happens next.
+   * `act(r)` is `actBatch([r])[0]` (one code path), with error fields named without the `requests[i].` prefix.
    */
   async act(req: ActRequest): Promise<ActResult> {
-    if (this.busy) throw new PolicyError('act() is already running on this policy (or chat() / recover()); await the previous call (or use one Policy per caller)');
+    return (await this.runCall('act()', [req], false))[0];
+  }
+
+  /**
+   * Many observations in one pass (closed-loop evaluation, a fleet server). Requests are independent: each has
+   * its own embodiment, images, instruction, state, seed / noise, solver, steps and grid. Row i of the result is
+   * bit-identical to `act(requests[i])` alone (same `raw` bits, same actions). Work is batched on the GPU: one
+   * vision pass over every image, one ragged prompt prefill, one decoder context, and one network evaluation per
+   * step for every group of rows sharing (solver, steps, grid, shift). Timings are the batch's (each row gets
+   * its group's step times). A bad request fails the whole call with a PolicyError naming `requests[i].field`;
+   * the NaN guard likewise names the first bad row. An empty array returns [] without touching the GPU.
+   */
+  async actBatch(requests: ActRequest[]): Promise<ActResult[]> {
+    if (!Array.isArray(requests)) throw new PolicyError('actBatch() needs an array of requests');
+    return this.runCall('actBatch()', requests, true);
+  }
+
+  private async runCall(what: string, reqs: ActRequest[], batch: boolean): Promise<ActResult[]> {
+    if (this.busy) throw new PolicyError(`${what} cannot start: act() / actBatch() is already running on this policy (or chat() / recover()); await the previous call (or use one Policy per caller)`);
+    if (reqs.length === 0) return [];
     this.busy = true;
     try {
-      const d = await this.ensureDevice('act()');
-      return await this.guarded('act()', d, () => this.actInner(req, d));
+      const d = await this.ensureDevice(what);
+      return await this.guarded(what, d, () => this.actRows(reqs, d, batch));
     } finally {
       this.busy = false;
     }
   }
 
-  private async actInner(req: ActRequest, d: DeviceState): Promise<ActResult> {
-    const t0 = nowMs();
+  /** Host arrays of an embodiment: action mask [h_max·k_max] and self-attention key mask [1 + h_max]. */
+  private hostMasks(emb: Embodiment): { action: Float32Array; rows: Float32Array } {
+    let m = this.maskCache.get(emb.key);
+    if (!m) {
+      const ae = this.config.actionExpert!;
+      const rows = new Float32Array(1 + ae.hMax);
+      rows.fill(1, 0, 1 + emb.control.chunk);
+      m = { action: actionMask(emb, ae.hMax, ae.kMax), rows };
+      this.maskCache.set(emb.key, m);
+    }
+    return m;
+  }
+
+  /** Validation and the CPU side of one request: state, images, prompt, masked initial noise. */
+  private async prepareRow(req: ActRequest, d: DeviceState): Promise<PreparedRow> {
     const { steps, solver, grid, seed } = this.validate(req);
-    const gpu = d.gpu;
-    gpu.checkHealthy();
     const emb = this.embodiments.get(req.embodiment);
     const ae = this.config.actionExpert!;
-    const sync = this.options.stageTimings ?? true;
-    const stage = async () => {
-      if (sync) await gpu.sync();
-      return nowMs();
-    };
-
-    // ---- preprocess (CPU)
     let normState: Float32Array | null = null;
     if (req.state !== undefined && req.state !== null) {
       if (!emb.state) throw new PolicyError(`embodiment ${emb.key} takes no state`, 'state');
@@ -474,148 +538,250 @@ export class Policy {
         throw new PolicyError(e instanceof Error ? e.message : String(e), `images[${k}]`);
       }
     }
-    const maxTokens = d.cache.maxLen;
     let prompt;
     try {
       prompt = buildActionPrompt(
         this.tokenizer, req.promptAs === undefined ? emb : this.embodiments.get(req.promptAs), req.instruction,
         images.map((im, k) => ({ camera: frames[k].camera, gridH: im.grid.h, gridW: im.grid.w })),
-        { maxTokens, mergeSize: this.config.vision.spatialMergeSize },
+        { maxTokens: d.maxContext, mergeSize: this.config.vision.spatialMergeSize },
       );
     } catch (e) {
       throw new PolicyError(e instanceof Error ? e.message : String(e), 'instruction');
     }
+    const noise = req.noise ? Float32Array.from(req.noise) : new Rng(seed).normals(ae.hMax * ae.kMax);
+    const m = this.hostMasks(emb).action;
+    for (let k = 0; k < noise.length; k++) noise[k] *= m[k];
+    return {
+      req, emb, steps, solver, grid, seed, shift: req.shift ?? ae.timeShift, normState, noise,
+      input: { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images },
+    };
+  }
+
+  /**
+   * The batched act. Row layout: prompts concatenated along the token axis (cu_seqlens `pre.segments`) through
+   * the vision tower, the ragged prefill and the decoder context; rows grouped by (solver, steps, grid, shift),
+   * each group one [B_g·h_max, k_max] chunk integrated with one network evaluation per solver stage for all its
+   * rows. Every kernel keeps a row's arithmetic independent of the other rows (see src/model/*: tiled linears,
+   * per-segment attention / conv / delta rule), which is what makes a row bit-identical alone and batched.
+   */
+  private async actRows(reqs: ActRequest[], d: DeviceState, batch: boolean): Promise<ActResult[]> {
+    const t0 = nowMs();
+    const rows: PreparedRow[] = [];
+    for (const [i, req] of reqs.entries()) {
+      try {
+        rows.push(await this.prepareRow(req, d));
+      } catch (e) {
+        throw batch ? rowError(e, i) : e;
+      }
+    }
+    // Passes of at most maxBatchTokens prompt tokens (a row's bits do not depend on its pass).
+    const budget = this.options.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS;
+    const out: ActResult[] = [];
+    for (let start = 0; start < rows.length; ) {
+      let end = start + 1;
+      let tokens = rows[start].input.ids.length;
+      while (end < rows.length && tokens + rows[end].input.ids.length <= budget) tokens += rows[end++].input.ids.length;
+      out.push(...(await this.actPass(rows.slice(start, end), start, d, batch, t0)));
+      start = end;
+    }
+    return out;
+  }
+
+  /** One GPU pass over `rows` (requests first … first + rows.length − 1 of the call). */
+  private async actPass(rows: PreparedRow[], first: number, d: DeviceState, batch: boolean, t0: number): Promise<ActResult[]> {
+    const gpu = d.gpu;
+    gpu.checkHealthy();
+    const ae = this.config.actionExpert!;
+    const H = ae.hMax, K = ae.kMax, T = 1 + H, n = H * K;
+    const sync = this.options.stageTimings ?? true;
+    const stage = async () => {
+      if (sync) await gpu.sync();
+      return nowMs();
+    };
     const tPre = nowMs();
 
-    // ---- VLM
-    const vlmLayer = ae.vlmLayer;
-    const N = this.config.text.numHiddenLayers;
+    // ---- VLM: every image, every prompt, one pass
     let tVision = tPre;
-    const pre = await d.vlm.prefill(
-      { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images },
-      d.cache,
-      { collect: vlmLayer === N ? [] : [vlmLayer], afterVision: async () => { tVision = await stage(); } },
-    );
-    pre.vision?.release();
+    const pre = await d.vlm.prefillRows(rows.map((r) => r.input), ae.vlmLayer, { afterVision: async () => { tVision = await stage(); } });
     const tPrefill = await stage();
-    const cond = vlmLayer === N ? pre.hidden : pre.layers.get(vlmLayer)!;
-    if (cond !== pre.hidden) pre.hidden.release();
 
-    // ---- decoder context (once per observation)
-    const ctx = d.decoder.prepareContext(cond);
-    cond.release();
-    const stateT = normState ? Tensor.from(gpu, normState, [ae.sMax], 'f32', 'state') : null;
-    const stateTok = d.decoder.stateToken(stateT);
-    const masks = this.masks(d, emb);
-    const noise = req.noise ? Float32Array.from(req.noise) : new Rng(seed).normals(ae.hMax * ae.kMax);
-    const m = actionMask(emb, ae.hMax, ae.kMax);
-    for (let k = 0; k < noise.length; k++) noise[k] *= m[k];
-    const Y = Tensor.from(gpu, noise, [ae.hMax, ae.kMax], 'f32', 'chunk');
+    // ---- decoder context (once per observation, all rows at once)
+    const ctx = d.decoder.prepareContext(pre.hidden, undefined, pre.segments);
+    pre.hidden.release();
+    const byKey = new Map<string, Group>();
+    const groups: Group[] = [];
+    rows.forEach((r, i) => {
+      const key = `${r.solver}|${r.steps}|${r.grid}|${r.shift}`;
+      let g = byKey.get(key);
+      if (!g) {
+        g = { rows: [], first: r, stepMs: [], trajectory: new Map() };
+        byKey.set(key, g);
+        groups.push(g);
+      }
+      g.rows.push(i);
+    });
+    const owned: Tensor[] = [];
+    const groupGpu = groups.map((g) => {
+      const Bg = g.rows.length;
+      const withState = g.rows.filter((i) => rows[i].normState);
+      const stateRow = g.rows.map((i) => (rows[i].normState ? withState.indexOf(i) : -1));
+      let states: Tensor | null = null;
+      if (withState.length) {
+        const s = new Float32Array(withState.length * ae.sMax);
+        withState.forEach((i, k) => s.set(rows[i].normState!, k * ae.sMax));
+        states = Tensor.from(gpu, s, [withState.length, ae.sMax], 'f32', 'states');
+      }
+      const base = d.decoder.tokenBase(states, stateRow);
+      states?.release();
+      const rowMask = new Float32Array(Bg * T);
+      const actMask = new Float32Array(Bg * n);
+      const noise = new Float32Array(Bg * n);
+      g.rows.forEach((i, k) => {
+        const hm = this.hostMasks(rows[i].emb);
+        rowMask.set(hm.rows, k * T);
+        actMask.set(hm.action, k * n);
+        noise.set(rows[i].noise, k * n);
+      });
+      const t = {
+        base,
+        rowMask: Tensor.from(gpu, rowMask, [Bg * T], 'f32', 'rowmask'),
+        mask: Tensor.from(gpu, actMask, [Bg * H, K], 'f32', 'mask'),
+        Y: Tensor.from(gpu, noise, [Bg * H, K], 'f32', 'chunk'),
+      };
+      owned.push(t.base, t.rowMask, t.mask, t.Y);
+      return { ...t, dit: { B: Bg, base, rowMask: t.rowMask, keyRanges: ctx.keyRanges(g.rows) } as DiTRows };
+    });
     const tCtx = await stage();
 
-    // ---- denoising
-    const stepMs: number[] = [];
-    const trajectory: Float32Array[] = [];
+    // ---- denoising: one network evaluation per solver stage for all rows of a group
     const pendingReads: Promise<void>[] = [];
     let tStep = tCtx;
     let readback: Tensor | null = null;
     let completed = false;
     try {
-      await integrate(
-        (y, tau, out) => d.decoder.velocity(y, tau, ctx, stateTok, masks.rows, out),
-        Y, masks.action,
-        {
-          steps, solver, grid, shift: req.shift ?? this.config.actionExpert!.timeShift,
-          onStep: async (n, _tau, y) => {
-            if (req.returnTrajectory) {
-              const idx = trajectory.length;
-              trajectory.push(new Float32Array(0));
-              const copy = Tensor.empty(gpu, y.shape, 'f32');
-              gpu.stream.copy(y.buffer, 0, copy.buffer, 0, y.byteLength);
-              pendingReads.push(copy.readF32().then((v) => { trajectory[idx] = v.slice(); copy.release(); }));
-            }
-            const t = await stage();
-            stepMs[n] = t - tStep;
-            tStep = t;
+      for (const [gi, g] of groups.entries()) {
+        const G = groupGpu[gi];
+        const traj = g.rows.filter((i) => rows[i].req.returnTrajectory);
+        for (const i of traj) g.trajectory.set(i, []);
+        const f = g.first;
+        await integrate(
+          (y, tau, out) => d.decoder.velocityRows(y, tau, ctx, G.dit, out),
+          G.Y, G.mask,
+          {
+            steps: f.steps, solver: f.solver, grid: f.grid, shift: f.shift,
+            onStep: async (step) => {
+              if (traj.length) {
+                const copy = Tensor.empty(gpu, G.Y.shape, 'f32');
+                gpu.stream.copy(G.Y.buffer, G.Y.offset, copy.buffer, 0, G.Y.byteLength);
+                pendingReads.push(copy.readF32().then((v) => {
+                  for (const i of traj) {
+                    const k = g.rows.indexOf(i);
+                    g.trajectory.get(i)![step] = v.slice(k * n, (k + 1) * n);
+                  }
+                  copy.release();
+                }));
+              }
+              const t = await stage();
+              g.stepMs[step] = t - tStep;
+              tStep = t;
+            },
           },
-        },
-      );
-      // NaN guard: the chunk and its non-finite count (on the GPU) come back in one readback.
-      const n = ae.hMax * ae.kMax;
-      readback = Tensor.empty(gpu, [n + 1], 'u32', 'chunk+flag');
-      gpu.stream.copy(Y.buffer, Y.offset, readback.buffer, readback.offset, n * 4);
-      countNonFinite(Y, { out: readback, outOffset: n });
-      const bytes = await gpu.stream.read(readback.buffer, readback.offset, (n + 1) * 4);
-      const raw = new Float32Array(bytes.slice(0, n * 4));
-      let bad = new Uint32Array(bytes, n * 4, 1)[0];
-      await Promise.all(pendingReads);
-      const tRead = nowMs();
-      // Locating the first bad value (and the CPU's own count, a free cross-check of 256-ish values).
-      let first = -1;
-      let cpuBad = 0;
-      for (let k = 0; k < n; k++) {
-        if (!Number.isFinite(raw[k])) {
-          if (first < 0) first = k;
-          cpuBad++;
-        }
-      }
-      bad = Math.max(bad, cpuBad);
-      if (bad > 0) {
-        this.stats.nanGuardTrips++;
-        const where = first >= 0 ? `, first at chunk[${Math.floor(first / ae.kMax)}][${first % ae.kMax}]` : '';
-        throw new PolicyError(
-          `the action decoder produced ${bad} non-finite value${bad === 1 ? '' : 's'} (NaN/Inf) in the ${ae.hMax}×${ae.kMax} chunk${where} (NaN guard); ` +
-            'no actions were returned. The checkpoint weights (or the inputs) produce NaN/Inf: check the weights, the state values and the image data.',
         );
       }
-      const actions = unnormalizeActions(emb, raw, ae.kMax, req.state ?? null);
-      // The same guard after unnormalisation (CPU, a few hundred values): statistics inside float32 range (all
-      // embodiments.json accepts) can still overflow to ±Inf here, e.g. mean = FLT_MAX or a huge std.
-      for (let k = 0; k < actions.actions.length; k++) {
-        if (!Number.isFinite(actions.actions[k])) {
+      // NaN guard: the chunks and, per group, their non-finite count (on the GPU) come back in one readback.
+      const B = rows.length;
+      readback = Tensor.empty(gpu, [B * n + groups.length], 'u32', 'chunk+flag');
+      const slot = new Int32Array(B); // row → chunk slot in the readback (groups in order)
+      let o = 0;
+      for (const [gi, g] of groups.entries()) {
+        const Y = groupGpu[gi].Y;
+        gpu.stream.copy(Y.buffer, Y.offset, readback.buffer, readback.offset + o * n * 4, Y.byteLength);
+        countNonFinite(Y, { out: readback, outOffset: B * n + gi });
+        g.rows.forEach((i, k) => { slot[i] = o + k; });
+        o += g.rows.length;
+      }
+      const bytes = await gpu.stream.read(readback.buffer, readback.offset, (B * n + groups.length) * 4);
+      const all = new Float32Array(bytes, 0, B * n);
+      const flags = new Uint32Array(bytes, B * n * 4, groups.length);
+      await Promise.all(pendingReads);
+      const tRead = nowMs();
+
+      const results: ActResult[] = [];
+      for (const [i, r] of rows.entries()) {
+        const g = groups.find((x) => x.rows.includes(i))!;
+        const raw = all.slice(slot[i] * n, (slot[i] + 1) * n);
+        // Locating the first bad value (and the CPU's own count, a free cross-check of the GPU's).
+        let first = -1;
+        let bad = 0;
+        for (let k = 0; k < n; k++) {
+          if (!Number.isFinite(raw[k])) {
+            if (first < 0) first = k;
+            bad++;
+          }
+        }
+        // The GPU counts per group; should it see what the CPU does not (it never has), the group's first row fails.
+        const gpuBad = flags[groups.indexOf(g)];
+        if (bad === 0 && gpuBad > 0 && i === g.rows[0] && !g.rows.some((j) => rowHasNonFinite(all, slot[j], n))) bad = gpuBad;
+        if (bad > 0) {
           this.stats.nanGuardTrips++;
-          const ch = actions.names[k % actions.dims] ?? String(k % actions.dims);
+          const where = first >= 0 ? `, first at chunk[${Math.floor(first / K)}][${first % K}]` : '';
           throw new PolicyError(
-            `the unnormalised action ${ch} of row ${Math.floor(k / actions.dims)} is ${actions.actions[k]} (NaN guard): the normalization ` +
-              `statistics of embodiment ${emb.key} in embodiments.json (or the state added to relative channels) overflow float32; no actions were returned`,
+            `${batch ? `requests[${first + i}]: ` : ''}the action decoder produced ${bad} non-finite value${bad === 1 ? '' : 's'} (NaN/Inf) in the ${H}×${K} chunk${where} (NaN guard); ` +
+              'no actions were returned. The checkpoint weights (or the inputs) produce NaN/Inf: check the weights, the state values and the image data.',
           );
         }
+        const actions = unnormalizeActions(r.emb, raw, K, r.req.state ?? null);
+        // The same guard after unnormalisation (CPU, a few hundred values): statistics inside float32 range (all
+        // embodiments.json accepts) can still overflow to ±Inf here, e.g. mean = FLT_MAX or a huge std.
+        for (let k = 0; k < actions.actions.length; k++) {
+          if (!Number.isFinite(actions.actions[k])) {
+            this.stats.nanGuardTrips++;
+            const ch = actions.names[k % actions.dims] ?? String(k % actions.dims);
+            throw new PolicyError(
+              `${batch ? `requests[${first + i}]: ` : ''}the unnormalised action ${ch} of row ${Math.floor(k / actions.dims)} is ${actions.actions[k]} (NaN guard): the normalization ` +
+                `statistics of embodiment ${r.emb.key} in embodiments.json (or the state added to relative channels) overflow float32; no actions were returned`,
+            );
+          }
+        }
+        results.push({
+          embodiment: r.emb.key,
+          actions,
+          raw,
+          rawShape: [H, K],
+          trajectory: r.req.returnTrajectory ? g.trajectory.get(i) : undefined,
+          timings: {
+            preprocessMs: tPre - t0, // the CPU work of every row (and earlier passes of the call, if any)
+            visionMs: tVision - tPre,
+            prefillMs: tPrefill - tVision,
+            contextMs: tCtx - tPrefill,
+            stepMs: g.stepMs.slice(),
+            readbackMs: tRead - tStep,
+            postprocessMs: 0,
+            totalMs: 0,
+          },
+          steps: r.steps,
+          solver: r.solver,
+          evaluations: evaluations(r.solver, r.steps),
+          seed: r.seed,
+          promptTokens: r.input.ids.length,
+        });
       }
       const tEnd = nowMs();
-      const result: ActResult = {
-        embodiment: emb.key,
-        actions,
-        raw,
-        rawShape: [ae.hMax, ae.kMax],
-        trajectory: req.returnTrajectory ? trajectory : undefined,
-        timings: {
-          preprocessMs: tPre - t0,
-          visionMs: tVision - tPre,
-          prefillMs: tPrefill - tVision,
-          contextMs: tCtx - tPrefill,
-          stepMs,
-          readbackMs: tRead - tStep,
-          postprocessMs: tEnd - tRead,
-          totalMs: tEnd - t0,
-        },
-        steps,
-        solver,
-        evaluations: evaluations(solver, steps),
-        seed,
-        promptTokens: prompt.ids.length,
-      };
+      for (const res of results) {
+        res.timings.postprocessMs = tEnd - tRead;
+        res.timings.totalMs = tEnd - t0;
+      }
       completed = true;
-      return result;
+      return results;
     } finally {
-      Y.release();
+      for (const t of owned) t.release();
       ctx.release();
-      stateT?.release();
-      if (stateTok !== null && stateT) stateTok.release();
       readback?.release();
       if (completed && !gpu.isLost) {
         // Everything this call encoded was submitted and has completed (the readback waited for it), so what it
         // released can be reused right away: the next call then starts from the same free pool whatever it
         // follows, which keeps steady state at zero new GPU buffers independently of the call order.
+        releaseSegmentTables(gpu);
         gpu.stream.flush();
         gpu.buffers.afterSubmit();
       }
@@ -639,7 +805,7 @@ export class Policy {
     for (const im of images) frames.push(typeof im === 'string' ? await decodeImageFile(im) : im);
     const pre = frames.map((f) => preprocessImage(f, this.preprocessor));
     const prompt = buildChatPrompt(this.tokenizer, messages, pre.map((p) => ({ gridH: p.grid.h, gridW: p.grid.w })), {
-      thinking: opts.thinking ?? false, maxTokens: d.cache.maxLen, mergeSize: this.config.vision.spatialMergeSize,
+      thinking: opts.thinking ?? false, maxTokens: d.maxContext, mergeSize: this.config.vision.spatialMergeSize,
     });
     const sp = this.tokenizer.specialIds;
     // The config's vocab_size may be padded beyond the tokenizer's ids: never pick a row that has no text, and

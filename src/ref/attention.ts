@@ -8,6 +8,8 @@ export interface AttentionRefArgs {
   Lq: number; Lk: number; H: number; Hkv: number; d: number; scale: number;
   causal?: boolean; causalOffset?: number;
   segments?: ArrayLike<number>;
+  /** key range [lo_s, hi_s) of query segment s, as pairs (default: the same segment of the keys) */
+  keyRanges?: ArrayLike<number>;
   /** 0 = masked key */
   keyMask?: ArrayLike<number>;
 }
@@ -32,7 +34,8 @@ export function attentionRef(a: AttentionRefArgs): Float64Array {
     for (let j = 0; j < Lk; j++) {
       let ok = true;
       if (a.causal && j > t + off) ok = false;
-      if (a.segments && segId[j] !== segId[t]) ok = false;
+      if (a.segments && !a.keyRanges && segId[j] !== segId[t]) ok = false;
+      if (a.keyRanges && (j < a.keyRanges[2 * segId[t]] || j >= a.keyRanges[2 * segId[t] + 1])) ok = false;
       if (a.keyMask && a.keyMask[j] === 0) ok = false;
       vis[j] = ok ? 1 : 0;
     }

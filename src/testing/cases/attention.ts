@@ -12,6 +12,8 @@ export interface AttentionShape {
   Lq: number; Lk: number; H: number; Hkv: number; d: number;
   causal?: boolean; causalOffset?: number;
   segments?: number[];
+  /** key range pairs per query segment (ragged cross-attention) */
+  keyRanges?: number[];
   /** key mask: 'random' ≈30% zeros, 'all0' all zeros (every row fully masked) */
   mask?: 'random' | 'all0';
   maskDtype?: 'u32' | 'f32';
@@ -46,7 +48,10 @@ function gather(data: Float32Array, view: { rowStride: number; offset?: number; 
 function visiblePairs(s: AttentionShape): number {
   if (s.segments) {
     let n = 0;
-    for (let k = 1; k < s.segments.length; k++) n += (s.segments[k] - s.segments[k - 1]) ** 2;
+    for (let k = 1; k < s.segments.length; k++) {
+      const len = s.segments[k] - s.segments[k - 1];
+      n += len * (s.keyRanges ? s.keyRanges[2 * k - 1] - s.keyRanges[2 * k - 2] : len);
+    }
     if (!s.causal) return n;
   }
   if (!s.causal) return s.Lq * s.Lk;
@@ -69,7 +74,7 @@ export function attentionCase(s: AttentionShape): OpCase {
   const name =
     `attention${s.decode ? ' decode' : ''} Lq=${s.Lq} Lk=${s.Lk} H=${s.H}/${s.Hkv} d=${s.d}` +
     `${s.causal ? ` causal${s.causalOffset !== undefined ? `(off ${s.causalOffset})` : ''}` : ''}` +
-    `${s.segments ? ` seg[${s.segments.join(',')}]` : ''}${s.mask ? ` mask:${s.mask}${s.maskDtype === 'f32' ? '(f32)' : ''}` : ''}` +
+    `${s.segments ? ` seg[${s.segments.join(',')}]` : ''}${s.keyRanges ? ` keys[${s.keyRanges.join(',')}]` : ''}${s.mask ? ` mask:${s.mask}${s.maskDtype === 'f32' ? '(f32)' : ''}` : ''}` +
     `${gate ? ' gate' : ''}${layout !== 'separate' ? ` ${layout}` : ''}${s.kvPad ? ` kv@+${s.kvPad}rows` : ''}${s.tag ? ` [${s.tag}]` : ''}`;
   if (layout === 'fused' && (s.Lq !== s.Lk || s.H !== s.Hkv)) throw new Error(`${name}: fused layout needs Lq == Lk and H == Hkv`);
   return {
@@ -132,6 +137,7 @@ export function attentionCase(s: AttentionShape): OpCase {
       const args: AttentionArgs = {
         q: qv, k: kv, v: vv, Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d),
         causal: s.causal, causalOffset: s.causalOffset, segments: s.segments ? Int32Array.from(s.segments) : undefined,
+        keyRanges: s.keyRanges ? Int32Array.from(s.keyRanges) : undefined,
         keyMask, gate: gv, out, label: 'attention',
       };
       const encode = () => { (s.decode ? attentionDecode : attention)(args); };
@@ -140,7 +146,7 @@ export function attentionCase(s: AttentionShape): OpCase {
         async run() { encode(); return out.read() as Promise<Float32Array>; },
         reference: () => attentionRef({
           q: qd, k: kd, v: vd, gate: gd, Lq, Lk, H, Hkv, d, scale: 1 / Math.sqrt(d),
-          causal: s.causal, causalOffset: s.causalOffset, segments: s.segments, keyMask: md,
+          causal: s.causal, causalOffset: s.causalOffset, segments: s.segments, keyRanges: s.keyRanges, keyMask: md,
         }),
         flops: 4 * visiblePairs(s) * H * d,
         bytes: (2 * Lq * H * d + 2 * Lk * Hkv * d + (gate ? Lq * H * d : 0) + (md ? Lk : 0)) * 4,
@@ -171,6 +177,11 @@ export const attentionCases: OpCase[] = [
   attentionCase({ Lq: 170, Lk: 170, H: 2, Hkv: 2, d: 48, segments: [0, 49, 50, 170] }),
   attentionCase({ Lq: 75, Lk: 75, H: 2, Hkv: 2, d: 32, segments: [0, 3, 3, 70, 75], causal: true }),
   attentionCase({ Lq: 40, Lk: 40, H: 1, Hkv: 1, d: 64, segments: [0, 40], layout: 'fused' }),
+  // ragged batches: DiT self-attention rows of 17 with a key mask; cross-attention with a key range per row
+  // (overlapping, empty, and a row longer than one key tile)
+  attentionCase({ Lq: 51, Lk: 51, H: 4, Hkv: 4, d: 32, segments: [0, 17, 34, 51], mask: 'random', maskDtype: 'f32' }),
+  attentionCase({ Lq: 51, Lk: 90, H: 4, Hkv: 4, d: 32, segments: [0, 17, 34, 51], keyRanges: [0, 40, 40, 40, 20, 90] }),
+  attentionCase({ Lq: 70, Lk: 33, H: 2, Hkv: 1, d: 64, segments: [0, 5, 70], keyRanges: [3, 33, 0, 7], gate: true }),
   // DiT cross-attention with a key-padding mask, fully masked, f32 mask; DiT self-attention
   attentionCase({ Lq: 17, Lk: 301, H: 4, Hkv: 4, d: 48, mask: 'random' }),
   attentionCase({ Lq: 17, Lk: 301, H: 4, Hkv: 4, d: 48, mask: 'random', maskDtype: 'f32', kvPad: 3 }),
