@@ -6,8 +6,11 @@ usage: nice -n 5 /usr/bin/python3 tools/train/bench.py --data DIR [--batch 32 64
 Prints, per batch size, the median over --steps of: batch assembly, forward, backward, optimizer (+ EMA), and the
 mean prompt length. Text (VQA) steps and plain steps are timed separately (text_frac of the steps are text steps).
 """
-import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared, busy cores
+
+import argparse
 import statistics
 import sys
 import tempfile

@@ -13,8 +13,11 @@ fixture taus, a 4-row batch of different lengths/image counts equal to the unbat
 key-padding masks and per-row h_e, tau and state / no state), the GDN over two chunks against the recurrent
 reference, padding never leaking into a row's gradient, and the state_dict <-> model.safetensors round trip.
 """
-import json
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared, busy cores
+
+import json
 import shutil
 import sys
 import tempfile

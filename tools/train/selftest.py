@@ -13,10 +13,13 @@ usage: nice -n 5 /usr/bin/python3 tools/train/selftest.py [--keep DIR]      (~2 
    with the same seed is identical too; another seed differs.
 4. The exported checkpoint directory loads in the reference (tools/reference/qvla_ref) with every file present.
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared, busy cores
+
 import argparse
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -12,11 +12,14 @@ Determinism: the batch of step t is drawn from numpy default_rng([seed, t]) and 
 Generator seeded with (seed, t), so a run and a --resume'd run give bit-identical weights (same machine, same
 thread count).
 """
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared, busy cores
+
 import argparse
 import csv
 import json
 import math
-import os
 import sys
 import time
 
@@ -31,14 +34,16 @@ from qvla_train.init import init_weights, no_decay  # noqa: E402
 from qvla_train.data import load_shards, merge_embodiments, Sampler, TokenTable, build_batch  # noqa: E402
 from qvla_train.objective import batch_loss  # noqa: E402
 from qvla_train.checkpoint import publish_ckpt, preprocessor_config, load_weights_into  # noqa: E402
+from qvla_train.evaluate import evaluate, format_eval  # noqa: E402
 
 sys.path.insert(0, REF)
 from make_checkpoint import fill_config  # noqa: E402
 
 LOG_FIELDS = ["step", "loss", "fm_loss", "text_loss", "lr", "sec_per_step", "grad_norm", "n_text"]
+VAL_FIELDS = ["step", "group", "n", "mse", "mse_t2a", "fm", "base"]
 RUN_KEYS = ["data", "config", "steps", "batch", "seed", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip",
             "draws", "t2a_frac", "text_frac", "text_rows", "text_weight", "ema", "balance", "tau_s", "tau_alpha",
-            "gdn_chunk", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads"]
+            "gdn_chunk", "init", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads", "val", "val_n"]
 
 
 def parse_args(argv=None):
@@ -66,6 +71,8 @@ def parse_args(argv=None):
     ap.add_argument("--tau-s", type=float, default=0.999)
     ap.add_argument("--tau-alpha", type=float, default=1.5)
     ap.add_argument("--gdn-chunk", type=int, default=128)
+    ap.add_argument("--init", default="fan_in", choices=["fan_in", "hf"],
+                    help="random init scheme (qvla_train/init.py): fan_in = N(0, 1/fan_in); hf = N(0, 0.02^2)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint directory instead of random init")
     ap.add_argument("--tokenizer", default=os.path.join(REPO, "weights/tiny/tokenizer.json"))
     ap.add_argument("--min-pixels", type=int, default=4096)
@@ -73,6 +80,9 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--log-every", type=int, default=10, help="stdout progress every N steps (log.csv: every step)")
+    ap.add_argument("--val", action="append", default=[], help="held-out shard directory (repeatable): sampled-chunk "
+                    "MSE of the exported (EMA) weights at every checkpoint, in RUN_DIR/val.csv")
+    ap.add_argument("--val-n", type=int, default=64, help="held-out samples per group")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--stop-after", type=int, default=0,
                     help="testing: save state + ckpt and exit after this many steps of this process")
@@ -111,17 +121,18 @@ class Trainer:
         if a.init_from:
             load_weights_into(self.model, a.init_from)
         else:
-            init_weights(self.model, a.seed)
+            init_weights(self.model, a.seed, a.init)
         self.pp = {"min_pixels": a.min_pixels, "max_pixels": a.max_pixels}
         m = self.model
         self.shards = load_shards(a.data, self.pp, m.vc.merge, m.vc.patch, log=log)
+        self.tt = TokenTable(a.tokenizer)
+        chk = dict(vocab=m.tc.vocab_size, im_start=self.tt.id("<|im_start|>"))
         for s in self.shards:
-            s.check(m.image_token_id, m.vc.merge, (m.dc.h_max, m.dc.k_max, m.dc.s_max))
+            s.check(m.image_token_id, m.vc.merge, (m.dc.h_max, m.dc.k_max, m.dc.s_max), **chk)
         self.embodiments = merge_embodiments(a.data)
         for s in self.shards:
             if s.embodiment not in self.embodiments["embodiments"]:
                 raise ValueError(f"{s.path}: embodiment {s.embodiment} not in embodiments.json")
-        self.tt = TokenTable(a.tokenizer)
         self.pad_id = self.cfg["text_config"]["eos_token_id"]
         self.t2a_ok = []
         for s in self.shards:           # the T2A rule must hold on every sample of a shard, else no T2A there
@@ -142,6 +153,20 @@ class Trainer:
                                       {"params": rest, "weight_decay": 0.0}],
                                      lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
         self.ema = {nm: p.detach().clone() for nm, p in m.named_parameters()} if a.ema > 0 else None
+        self.val = None
+        if a.val:
+            self.val = load_shards(a.val, self.pp, m.vc.merge, m.vc.patch, log=log)
+            for s in self.val:
+                s.check(m.image_token_id, m.vc.merge, (m.dc.h_max, m.dc.k_max, m.dc.s_max), **chk)
+            self.val_t2a_ok = []
+            for s in self.val:
+                try:
+                    for i in range(s.n):
+                        s.t2a_ids(i, self.tt)
+                    self.val_t2a_ok.append(True)
+                except ValueError:
+                    self.val_t2a_ok.append(False)
+            self.eval_model = QVLAModel(self.cfg, torch.float32, gdn_chunk=a.gdn_chunk)
         self.step = 0
         nparam = sum(p.numel() for p in m.parameters())
         log(f"[model] {nparam} parameters ({nparam * 4 / 1e6:.2f} MB f32), vlm_layer {m.dc.vlm_layer}")
@@ -207,6 +232,12 @@ class Trainer:
             return self.ema
         return {nm: p.detach() for nm, p in self.model.named_parameters()}
 
+    def validate(self):
+        with torch.no_grad():
+            for nm, p in self.eval_model.named_parameters():
+                p.copy_(self.export_weights()[nm])
+        return evaluate(self.eval_model, self.val, self.tt, self.pad_id, self.a.val_n, t2a_ok=self.val_t2a_ok)
+
     def save(self, run_dir):
         atomic_torch_save(self.state_dict(), os.path.join(run_dir, "state.pt"))
         extra = {"step": self.step, "weights": "ema" if self.ema is not None else "raw",
@@ -250,12 +281,14 @@ def main(argv=None):
         tr.load_state(sd)
         print(f"[resume] from step {tr.step}")
     log_path = os.path.join(run, "log.csv")
-    rows = read_log(log_path, tr.step)
-    with open(log_path + ".tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, LOG_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(log_path + ".tmp", log_path)
+    for path, fields in ((log_path, LOG_FIELDS), (os.path.join(run, "val.csv"), VAL_FIELDS)):
+        if path == log_path or os.path.exists(path):      # drop rows past the resumed step (they are redone)
+            rows = read_log(path, tr.step)
+            with open(path + ".tmp", "w", newline="") as f:
+                w = csv.DictWriter(f, fields)
+                w.writeheader()
+                w.writerows(rows)
+            os.replace(path + ".tmp", path)
     logf = open(log_path, "a", newline="")
     w = csv.DictWriter(logf, LOG_FIELDS)
     t_last = time.time()
@@ -288,6 +321,20 @@ def main(argv=None):
             tr.save(run)
             if not a.quiet:
                 print(f"[ckpt] step {tr.step}: {os.path.join(run, 'ckpt')} -> ckpt-{tr.step:07d}", flush=True)
+            if tr.val is not None:
+                t0 = time.time()
+                res = tr.validate()
+                vp = os.path.join(run, "val.csv")
+                new = not os.path.exists(vp)
+                with open(vp, "a", newline="") as f:
+                    vw = csv.DictWriter(f, VAL_FIELDS)
+                    if new:
+                        vw.writeheader()
+                    for g, v in res.items():
+                        vw.writerow({"step": tr.step, "group": g, **{k: (f"{x:.6g}" if isinstance(x, float) else x)
+                                                                    for k, x in v.items()}})
+                if not a.quiet:
+                    print(f"[val] step {tr.step} ({time.time() - t0:.0f} s)\n" + format_eval(res), flush=True)
         if stop:
             break
     logf.close()

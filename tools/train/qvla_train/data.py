@@ -164,8 +164,8 @@ class Shard:
         self._pos = {}
         self._t2a = {}
 
-    def check(self, image_token_id, merge, dims):
-        """dims: (h_max, k_max, s_max) of the model config."""
+    def check(self, image_token_id, merge, dims, vocab=None, im_start=None):
+        """dims: (h_max, k_max, s_max) of the model config; vocab: vocab_size; im_start: the <|im_start|> id."""
         h_max, k_max, s_max = dims
         if self.actions.shape[1:] != (h_max, k_max):
             raise ValueError(f"{self.path}: actions {self.actions.shape[1:]} != (h_max, k_max) {(h_max, k_max)}")
@@ -173,6 +173,13 @@ class Shard:
             raise ValueError(f"{self.path}: state width {self.state.shape[1]} != s_max {s_max}")
         if not ((self.h_e >= 1) & (self.h_e <= h_max) & (self.k_e >= 1) & (self.k_e <= k_max)).all():
             raise ValueError(f"{self.path}: h_e/k_e out of range")
+        for name, ids, lens in (("input_ids", self.input_ids, self.input_len),) + (
+                (("vqa_ids", self.vqa_ids, self.vqa_len),) if self.has_vqa else ()):
+            valid = np.arange(ids.shape[1])[None] < lens[:, None]
+            if (lens > ids.shape[1]).any() or (ids[valid] < 0).any() or (vocab and (ids[valid] >= vocab).any()):
+                raise ValueError(f"{self.path}: {name} holds ids outside the vocabulary (or a bad length)")
+            if im_start is not None and (lens > 0).any() and (ids[lens > 0, 0] != im_start).any():
+                raise ValueError(f"{self.path}: {name} do not start with <|im_start|>: recorded with another tokenizer?")
         n_img = sum(g[0] * g[1] * g[2] // merge ** 2 for g in self.grids)
         for i in range(self.n):
             L = int(self.input_len[i])

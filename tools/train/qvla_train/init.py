@@ -18,7 +18,8 @@ import torch
 STD = 0.02
 
 
-def init_tensor(name, shape, gen):
+def init_tensor(name, shape, gen, scheme="fan_in", n_layers=None):
+    n_layers = n_layers or {}
     def normal(std):
         return torch.randn(shape, generator=gen, dtype=torch.float32) * std
 
@@ -47,16 +48,34 @@ def init_tensor(name, shape, gen):
     if name.endswith(".bias"):
         return zeros
     if len(shape) >= 2 or name.endswith("state_null_token"):
-        return normal(STD)
+        if scheme == "hf" or len(shape) < 2 or any(k in name for k in TABLES):
+            return normal(STD if scheme == "hf" else TABLE_STD)
+        fan_in = 1
+        for d in shape[1:]:
+            fan_in *= d
+        std = fan_in ** -0.5
+        if any(name.endswith(k) for k in RESIDUAL_OUT):
+            std *= (2 * n_layers.get(name.split(".")[0] + "." + name.split(".")[1], 4)) ** -0.5
+        return normal(std)
     raise ValueError(f"no init rule for {name} {shape}")
 
 
-def init_weights(model, seed):
+# 'fan_in' scheme: matrices N(0, 1/fan_in), the residual-branch output projections further scaled by
+# 1/sqrt(2 * layers) (GPT-2); tables (embeddings, position tables) N(0, TABLE_STD^2).
+TABLES = ("embed_tokens", "pos_embed", "position_embedding")
+TABLE_STD = 0.05
+RESIDUAL_OUT = ("o_proj.weight", "down_proj.weight", "linear_attn.out_proj.weight", "attn.proj.weight",
+                "mlp.linear_fc2.weight", "attn.to_out.weight", "ff.fc2.weight")
+
+
+def init_weights(model, seed, scheme="fan_in"):
     gen = torch.Generator().manual_seed(int(seed))
     params = dict(model.named_parameters())
+    layers = {"model.language_model": model.tc.num_layers, "model.visual": model.vc.depth,
+              "action_expert.dit": model.dc.num_layers}
     with torch.no_grad():
         for n in sorted(params):
-            params[n].copy_(init_tensor(n, tuple(params[n].shape), gen))
+            params[n].copy_(init_tensor(n, tuple(params[n].shape), gen, scheme, layers))
 
 
 def no_decay(name, p):
