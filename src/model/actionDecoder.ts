@@ -259,6 +259,9 @@ export class ActionDecoder {
     });
     linear(a, this.w('action_decoder.fc2.weight'), { bias: this.w('action_decoder.fc2.bias'), out, tiled: true });
     for (const t of [se, X, mod, y, o, a]) t.release();
+    // One submit per evaluation: what it released is reusable by the next one only after a submit (otherwise a
+    // whole denoising loop's temporaries stay live: ~B × 15 MiB per evaluation on tiny at B = 100).
+    gpu.stream.flush();
   }
 
   destroy(): void {

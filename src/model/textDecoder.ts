@@ -192,6 +192,9 @@ export class TextDecoder {
       linear(xn, this.w(pre + 'mlp.up_proj.weight'), { out: upBuf!, tiled: true, label: `text.${i}.up_proj` });
       swiglu(gateBuf!, upBuf!, gateBuf!);
       linear(gateBuf!, this.w(pre + 'mlp.down_proj.weight'), { accumulate: true, out: h, tiled: true, label: `text.${i}.down_proj` });
+      // Submit per layer: the pool hands out what a layer released only after a submit, so without this every
+      // layer's temporaries of a large batch would be live at once (B = 100 on tiny: ~1 GiB instead of ~0.1).
+      gpu.stream.flush();
     }
     gateBuf?.release();
     upBuf?.release();
