@@ -40,7 +40,7 @@ sys.path.insert(0, REF)
 from make_checkpoint import fill_config  # noqa: E402
 
 LOG_FIELDS = ["step", "loss", "fm_loss", "text_loss", "lr", "sec_per_step", "grad_norm", "n_text"]
-VAL_FIELDS = ["step", "group", "n", "mse", "mse_t2a", "fm", "base"]
+VAL_FIELDS = ["step", "group", "n", "mse", "mse_t2a", "fm", "base", "blind"]
 RUN_KEYS = ["data", "config", "steps", "batch", "seed", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip",
             "draws", "t2a_frac", "text_frac", "text_rows", "text_weight", "ema", "balance", "tau_s", "tau_alpha",
             "gdn_chunk", "init", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads", "val", "val_n"]

@@ -4,8 +4,10 @@ chunk, in normalised units over the valid rows/channels, per (world, embodiment,
   mse      mean over samples of mean((sampled - label)^2 over row < h_e, col < k_e)
   mse_t2a  the same with the images removed from the prompt (T2A)
   fm       flow-matching loss at fixed noise/tau (seeded), the training objective on held-out data
-  base     mse of predicting the group's mean label chunk (a 'blind' policy; mse/base < 1 means the policy
-           uses the observation)
+  base     mse of predicting the group's mean label chunk (the best deterministic blind guess)
+  blind    2 * base: the expected mse of a sampler that ignores the observation but samples the group's chunk
+           distribution exactly (two independent draws differ by twice the variance). A flow policy's sampled
+           mse is to be compared with blind; below base it beats even the mean chunk.
 """
 import numpy as np
 import torch
@@ -72,15 +74,17 @@ def evaluate(model, shards, tt, pad_id, n_per_group=64, batch=32, steps=10, seed
         base = (((labels - mean_chunk) ** 2) * m).sum((1, 2)) / m.sum((1, 2))
         out[name] = {"n": len(picks), "mse": float(np.mean(res["mse"])),
                      "mse_t2a": float(np.mean(res["mse_t2a"])) if res["mse_t2a"] else float("nan"),
-                     "fm": float(np.sum(res["fm"]) / len(picks)), "base": float(np.mean(base))}
-    keys = ("mse", "mse_t2a", "fm", "base")
+                     "fm": float(np.sum(res["fm"]) / len(picks)), "base": float(np.mean(base)),
+                     "blind": 2.0 * float(np.mean(base))}
+    keys = ("mse", "mse_t2a", "fm", "base", "blind")
     out["all"] = {"n": sum(v["n"] for v in out.values())}
     out["all"].update({k: float(np.mean([v[k] for n, v in out.items() if n != "all"])) for k in keys})
     return out
 
 
 def format_eval(res):
-    lines = [f"{'group':32s} {'n':>5s} {'mse':>8s} {'mse_t2a':>8s} {'fm':>8s} {'base':>8s}"]
+    lines = [f"{'group':32s} {'n':>5s} {'mse':>8s} {'mse_t2a':>8s} {'fm':>8s} {'base':>8s} {'blind':>8s}"]
     for name, v in res.items():
-        lines.append(f"{name:32s} {v['n']:5d} {v['mse']:8.4f} {v['mse_t2a']:8.4f} {v['fm']:8.4f} {v['base']:8.4f}")
+        lines.append(f"{name:32s} {v['n']:5d} {v['mse']:8.4f} {v['mse_t2a']:8.4f} {v['fm']:8.4f} {v['base']:8.4f} "
+                     f"{v['blind']:8.4f}")
     return "\n".join(lines)
