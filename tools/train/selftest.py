@@ -126,6 +126,11 @@ def losses(run_dir):
         return [(r["step"], r["loss"], r["fm_loss"], r["text_loss"], r["grad_norm"]) for r in csv.DictReader(f)]
 
 
+def val_rows(run_dir, step):
+    with open(os.path.join(run_dir, "val.csv")) as f:
+        return [r for r in csv.DictReader(f) if r["step"] == step]
+
+
 def same_state(d1, d2):
     a = torch.load(os.path.join(d1, "state.pt"))
     b = torch.load(os.path.join(d2, "state.pt"))
@@ -141,7 +146,7 @@ def same_state(d1, d2):
 def test_determinism(data, tmp):
     print("determinism and resume (3 runs of 6 steps, batch 8):")
     common = ["--data", data, "--steps", "6", "--batch", "8", "--warmup", "2", "--ckpt-every", "100",
-              "--text-frac", "0.5", "--t2a-frac", "0.3", "--quiet"]
+              "--text-frac", "0.5", "--t2a-frac", "0.3", "--quiet", "--val", data, "--val-n", "4"]
     d1, d2, d3, d4 = (os.path.join(tmp, f"r{i}") for i in range(1, 5))
     run(common + ["--out", d1, "--seed", "7"])
     run(common + ["--out", d2, "--seed", "7", "--stop-after", "3"])
@@ -153,6 +158,8 @@ def test_determinism(data, tmp):
     ok(same_state(d1, d2), "weights, EMA, optimizer moments, model.safetensors: straight == resumed (bit-exact)")
     ok(same_state(d1, d3), "two fresh runs with the same seed are bit-identical")
     ok(losses(d1) != losses(d4), "another seed gives another run")
+    v1, v2 = (val_rows(d, "6") for d in (d1, d2))
+    ok(len(v1) == 4 and v1 == v2, f"val.csv at the last step: straight == resumed ({len(v1)} rows: 3 groups + all)")
     n_text = [r[3] for r in losses(d1)]
     ok(any(n_text) and not all(n_text), "some steps carry the VQA text loss, some do not")
     return d1

@@ -114,6 +114,7 @@ class Trainer:
         self.log = log
         torch.set_num_threads(a.threads)
         torch.set_flush_denormal(True)     # AdamW moments and GDN decays underflow: denormals are 100x slower
+        torch.manual_seed(a.seed)          # nothing draws from it (every draw uses a seeded generator); for safety
         with open(a.config) as f:
             cfg = json.load(f)
         self.cfg = fill_config(cfg, a.tokenizer)
