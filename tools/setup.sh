@@ -37,6 +37,18 @@ else
   node tools/probe-adapter.mjs
 fi
 
+# HAProxy: the scale-out recipe (tools/fleet/) and its test (test/server/fleet.test.ts, skipped without it).
+# Non-fatal: everything else works without it.
+if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+  if command -v apt-get >/dev/null; then
+    log "installing haproxy (tools/fleet, test/server/fleet.test.ts)"
+    { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends haproxy; } \
+      || log "could not install haproxy: the fleet test will be skipped"
+  else
+    log "apt-get not found: install haproxy by hand for tools/fleet (the fleet test is skipped without it)"
+  fi
+fi
+
 log "building (tsc)"
 npx tsc -p tsconfig.json
 log "ready"
