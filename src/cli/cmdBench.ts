@@ -67,11 +67,12 @@ export const BENCHES: Record<string, BenchEntry> = {
   e2e: { module: '../bench/e2e.js', summary: 'end-to-end act() latency per stage (src/bench/e2e.ts)', ...byName(['runE2eBench', 'runE2E', 'run', 'default']) },
   steps: { module: '../bench/steps.js', summary: 'latency and action error vs denoising steps / solver (src/bench/steps.ts)', ...byName(['runStepsBench', 'runSteps', 'run', 'default']) },
   batch: { module: '../bench/batch.js', summary: 'Policy.actBatch(B) vs B sequential act() calls (src/bench/batch.ts)', ...byName(['runBatchBench']) },
+  serve: { module: '../bench/serve.js', summary: 'qvla serve throughput and p50/p99 latency vs clients, batched vs unbatched (src/bench/serve.ts)', ...byName(['runServeBench']) },
 };
 
 export const BENCH_SPEC: CommandSpec = {
   name: 'bench',
-  usage: 'bench <kernels|e2e|steps|batch> [benchmark options]',
+  usage: 'bench <kernels|e2e|steps|batch|serve> [benchmark options]',
   summary: 'Benchmarks. `qvla bench <name> --help` shows the options of one benchmark.',
   description: `benchmarks:\n${Object.entries(BENCHES).map(([k, b]) => `  ${k.padEnd(10)}${b.summary}`).join('\n')}`,
   options: [HELP_OPT],

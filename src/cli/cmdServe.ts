@@ -25,7 +25,7 @@ export const SERVE_SPEC: CommandSpec = {
     { name: 'mapping', type: 'string', metavar: 'FILE.json', help: 'observation-key mapping per embodiment (see src/server/README.md)' },
     { name: 'max-steps', type: 'int', metavar: 'N', min: 1, max: 1000, help: 'largest `steps` a request may ask for', defaultText: '100' },
     { name: 'max-batch', type: 'int', metavar: 'N', min: 1, max: 1024, help: 'most requests run together in one batched GPU call (1 = unbatched)', defaultText: String(DEFAULT_MAX_BATCH) },
-    { name: 'max-wait-ms', type: 'number', metavar: 'MS', min: 0, max: 10000, help: 'how long a request may wait for others to join its batch while the GPU is free', defaultText: String(DEFAULT_MAX_WAIT_MS) },
+    { name: 'max-wait-ms', type: 'number', metavar: 'MS', min: 0, max: 10000, help: 'how long a batch that is not full may wait for more requests once the GPU is free', defaultText: String(DEFAULT_MAX_WAIT_MS) },
     { name: 'max-queue', type: 'int', metavar: 'N', min: 1, help: 'requests queued or running at most (beyond: retryable "server busy" error)', defaultText: String(DEFAULT_MAX_QUEUE) },
     F16_OPT,
     MAX_PIXELS_OPT,

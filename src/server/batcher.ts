@@ -1,9 +1,15 @@
 // Cross-robot batching for the policy server: requests from every connection wait in one FIFO; whenever the GPU
 // is free, the requests at the head of the queue (up to `maxBatch`) run as ONE `policy.actBatch` call.
 //
-// - A batch starts when the GPU is free and either `maxBatch` requests are waiting, or the oldest waiting request
-//   has waited `maxWaitMs`, or the batcher is flushing (draining). So requests that arrive while a batch runs are
-//   batched together, and a lone request waits at most `maxWaitMs` for company (0: never waits).
+// - A batch starts when the GPU is free and either `maxBatch` requests are waiting, or `maxWaitMs` have passed
+//   since the later of (the oldest waiting request's arrival, the end of the previous batch), or the batcher is
+//   flushing (draining). So requests that arrive while a batch runs are batched together, and a lone request
+//   waits at most `maxWaitMs` for company (0: never waits).
+//   Why from the end of the previous batch too: closed-loop clients (each sends its next request as soon as it
+//   has its reply) otherwise settle into two cohorts that alternate on the GPU — the requests that arrived during
+//   batch k run as batch k+1 while the clients of batch k are still sending theirs — so every batch carries about
+//   half the clients (mean batch C/2). Waiting a few ms after a batch lets its clients' next requests join the
+//   waiting ones, and the cohorts merge (mean batch ≈ C).
 // - Rows of a batch may differ in everything (embodiment, cameras, prompt length, solver, steps, seed):
 //   actBatch groups rows by (solver, steps, grid, shift) itself, and each row is bit-identical to act() alone —
 //   so a reply does not depend on what it was batched with. `maxBatch` 1 is the unbatched server (act()).
@@ -16,7 +22,7 @@ import { Policy, type ActRequest, type ActResult } from '../policy/policy.js';
 import { GpuError } from '../gpu/device.js';
 
 export const DEFAULT_MAX_BATCH = 16;
-export const DEFAULT_MAX_WAIT_MS = 2;
+export const DEFAULT_MAX_WAIT_MS = 5;
 
 export interface BatchInfo {
   /** 1, 2, … in start order */
@@ -72,6 +78,8 @@ export class Batcher {
   private timer: NodeJS.Timeout | null = null;
   private flushing = false;
   private batches = 0;
+  /** performance.now() when the last batch ended (−∞ before the first). */
+  private freeSince = -Infinity;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly policy: Policy, private readonly opts: BatcherOptions = {}) {
@@ -138,7 +146,7 @@ export class Batcher {
         if (j.kind !== 'request') break;
         n++;
       }
-      const wait = head.enqueuedAt + this.maxWaitMs - performance.now();
+      const wait = Math.max(head.enqueuedAt, this.freeSince) + this.maxWaitMs - performance.now();
       if (n < this.maxBatch && wait > 0) {
         if (!this.timer) {
           this.timer = setTimeout(() => {
@@ -157,6 +165,7 @@ export class Batcher {
     void this.runNext().finally(() => {
       this.busy = false;
       this.running = 0;
+      this.freeSince = performance.now();
       if (this.queue.length === 0) {
         const w = this.idleWaiters;
         this.idleWaiters = [];

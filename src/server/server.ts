@@ -71,7 +71,10 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Most requests in one actBatch() call (default 16; 1 = unbatched, one act() at a time). */
   maxBatch?: number;
-  /** How long the oldest waiting request may wait for others to join its batch while the GPU is free (default 2 ms; 0 = never). */
+  /**
+   * How long a batch may wait for more requests once the GPU is free: at most this long after the later of the oldest
+   * waiting request's arrival and the end of the previous batch (default 5 ms; 0 = never; src/server/batcher.ts).
+   */
   maxWaitMs?: number;
   /**
    * Run one warm-up actBatch (one request per embodiment, grey frames) right after listening, before any

@@ -109,7 +109,7 @@ export function parseExposition(text: string): Map<string, MetricFamily> {
       current = f;
       if (kw === 'HELP') {
         if (f.help !== null) throw new Error(`${where}: second HELP for ${name}`);
-        if (/\\(?![\\n])/.test(rest)) throw new Error(`${where}: invalid escape in HELP of ${name}`);
+        if (rest.replace(/\\[\\n]/g, '').includes('\\')) throw new Error(`${where}: invalid escape in HELP of ${name}`);
         f.help = rest.replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
       } else {
         const ff = f as MetricFamily & { typed?: boolean };
