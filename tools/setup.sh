@@ -49,6 +49,18 @@ if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
   fi
 fi
 
+# Chromium: the browser playground's test (test/web/browser.test.ts drives headless Chromium through puppeteer-core,
+# which downloads no browser; skipped without it). Non-fatal: everything else works without it.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null; then
+    log "installing chromium (test/web/browser.test.ts: the playground in a real browser)"
+    { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium; } \
+      || log "could not install chromium: the browser test will be skipped"
+  else
+    log "apt-get not found: install chromium by hand for test/web/browser.test.ts (skipped without it)"
+  fi
+fi
+
 log "building (tsc)"
 npx tsc -p tsconfig.json
 log "ready"

@@ -11,6 +11,7 @@ import { SERVE_SPEC, cmdServe } from './cmdServe.js';
 import { BENCH_SPEC, cmdBench } from './cmdBench.js';
 import { WORLDS_SPEC, cmdWorlds } from './cmdWorlds.js';
 import { EVAL_SPEC, cmdEval } from './cmdEval.js';
+import { WEB_SPEC, cmdWeb } from './cmdWeb.js';
 
 interface Command {
   spec: CommandSpec;
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   inspect: { spec: INSPECT_SPEC, run: cmdInspect },
   serve: { spec: SERVE_SPEC, run: cmdServe },
   eval: { spec: EVAL_SPEC, run: cmdEval },
+  web: { spec: WEB_SPEC, run: cmdWeb },
 };
 
 const ONE_LINERS: [string, string][] = [
@@ -35,6 +37,7 @@ const ONE_LINERS: [string, string][] = [
   ['bench', 'benchmarks: kernels | e2e | steps'],
   ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
   ['eval', 'closed-loop evaluation on the toy worlds: success rate [95 % CI], SR/OSR/SPL, ADE/FDE; --json, --plot, --rollouts'],
+  ['web', 'the browser playground: serve web/ + a checkpoint on localhost (episodes, chunk explorer, chat in a tab)'],
 ];
 
 export function mainHelp(): string {

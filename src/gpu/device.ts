@@ -4,7 +4,7 @@
 // validation error happened asynchronously, and Dawn needs the `create()` object kept alive for the whole
 // life of the device (if it is garbage-collected, later calls crash the process). `Gpu` pins it, records
 // loss and uncaptured errors, and turns them into thrown `GpuError`s at the next sync point.
-import { create, globals } from 'webgpu';
+import { platform } from '../platform/index.js';
 import { PipelineCache } from './pipelines.js';
 import { BufferPool } from './buffers.js';
 import { CommandStream } from './stream.js';
@@ -32,23 +32,13 @@ export interface GpuFeatures {
   timestamps: boolean;
 }
 
-// Module-level pins: one `create()` result per flag set, never released (Dawn crashes if it is collected).
-const pinnedInstances = new Map<string, GPU>();
-let globalsInstalled = false;
-
-function gpuInstance(flags: string[]): GPU {
-  if (!globalsInstalled) {
-    // dawn.node's classes (GPUBufferUsage, GPUShaderStage, ...) are not globals in Node.
-    for (const [k, v] of Object.entries(globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-    globalsInstalled = true;
+/** The WebGPU entry point of the platform: Dawn's `create()` (pinned per flag set) in Node, navigator.gpu in a browser. */
+async function gpuInstance(flags: string[]): Promise<GPU> {
+  try {
+    return await platform().gpu(flags);
+  } catch (e) {
+    throw new GpuError(e instanceof Error ? e.message : String(e), 'adapter');
   }
-  const key = flags.join('\n');
-  let inst = pinnedInstances.get(key);
-  if (!inst) {
-    inst = create(flags);
-    pinnedInstances.set(key, inst);
-  }
-  return inst;
 }
 
 export function describeAdapter(info: GPUAdapterInfo): string {
@@ -102,12 +92,14 @@ export class Gpu {
   }
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
-    const instance = gpuInstance(opts.dawnFlags ?? []);
+    const instance = await gpuInstance(opts.dawnFlags ?? []);
     const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) {
       throw new GpuError(
-        'No WebGPU adapter found. On a GPU-less Debian machine run `npm run setup` (installs Mesa 25 lavapipe from ' +
-          'bookworm-backports; Dawn refuses the stock Mesa 22).',
+        platform().name === 'browser'
+          ? 'No WebGPU adapter found: navigator.gpu.requestAdapter() returned null (WebGPU disabled or blocklisted in this browser).'
+          : 'No WebGPU adapter found. On a GPU-less Debian machine run `npm run setup` (installs Mesa 25 lavapipe from ' +
+            'bookworm-backports; Dawn refuses the stock Mesa 22).',
         'adapter',
       );
     }

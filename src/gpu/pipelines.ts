@@ -5,11 +5,9 @@
 // (shapes, strides, eps) goes through the per-dispatch uniform `Params` at @binding(0), so one pipeline serves
 // all shapes. Bind-group layouts are explicit: binding 0 is the uniform (dynamic offset into the stream's
 // arena), bindings 1..n are storage buffers, read-only or read-write as the spec says.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import type { Gpu } from './device.js';
 import { GpuError } from './device.js';
+import { platform } from '../platform/index.js';
 
 export type BindingAccess = 'read' | 'write';
 
@@ -41,26 +39,12 @@ export interface CompiledKernel {
   layout: GPUBindGroupLayout;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** kernels/ lives at the package root; this file is src/gpu/ (or dist/src/gpu/ when built). */
-export const KERNEL_DIR = (() => {
-  for (const up of ['../..', '../../..']) {
-    const p = path.resolve(here, up, 'kernels');
-    try {
-      readFileSync(path.join(p, 'README.md'));
-      return p;
-    } catch {
-      /* try the next */
-    }
-  }
-  return path.resolve(here, '../../kernels');
-})();
-
+// kernels/*.wgsl through the platform (src/platform): read from kernels/ in Node, inlined in the browser bundle.
 const sourceCache = new Map<string, string>();
 function kernelSource(file: string): string {
   let src = sourceCache.get(file);
   if (src === undefined) {
-    src = readFileSync(path.join(KERNEL_DIR, `${file}.wgsl`), 'utf8');
+    src = platform().kernelSource(file);
     sourceCache.set(file, src);
   }
   return src;

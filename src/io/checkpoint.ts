@@ -14,8 +14,7 @@
  * - `preprocessor_config.json` (optional): validated, defaults applied; its patch_size, temporal_patch_size
  *   and merge_size must agree with vision_config.
  */
-import { promises as fsp } from 'node:fs';
-import * as nodePath from 'node:path';
+import { platform } from '../platform/index.js';
 import { CheckpointError, describeValue } from './errors.js';
 import { openSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource } from './safetensors.js';
 import {
@@ -178,12 +177,8 @@ export class Checkpoint extends CheckpointWeights {
 }
 
 async function exists(p: string): Promise<'file' | 'other' | null> {
-  try {
-    const st = await fsp.stat(p);
-    return st.isFile() ? 'file' : 'other';
-  } catch {
-    return null;
-  }
+  const k = await platform().fs.kind(p);
+  return k === null ? null : k === 'file' ? 'file' : 'other';
 }
 
 /** Opens a checkpoint directory (see the module comment). */
@@ -192,14 +187,14 @@ export async function openCheckpoint(dir: string, opts: OpenCheckpointOptions = 
   if (d !== 'other') {
     throw new CheckpointError(d === null ? 'checkpoint directory does not exist' : 'is a file, expected a checkpoint directory', { file: dir });
   }
-  const configPath = nodePath.join(dir, CONFIG_FILE);
+  const configPath = platform().fs.join(dir, CONFIG_FILE);
   if ((await exists(configPath)) !== 'file') {
     throw new CheckpointError('is missing (every checkpoint directory needs a config.json)', { file: configPath });
   }
   const rawConfig = await readJsonFile(configPath);
   const config = parseQvlaConfig(rawConfig, configPath);
 
-  const tokPath = nodePath.join(dir, TOKENIZER_FILE);
+  const tokPath = platform().fs.join(dir, TOKENIZER_FILE);
   let tokenizerPath: string | null = tokPath;
   if ((await exists(tokPath)) !== 'file') {
     if (opts.requireTokenizer ?? true) {
@@ -208,7 +203,7 @@ export async function openCheckpoint(dir: string, opts: OpenCheckpointOptions = 
     tokenizerPath = null;
   }
 
-  const embPath = nodePath.join(dir, EMBODIMENTS_FILE);
+  const embPath = platform().fs.join(dir, EMBODIMENTS_FILE);
   let embodiments: unknown = null;
   if ((await exists(embPath)) === 'file') {
     embodiments = await readJsonFile(embPath);
@@ -219,7 +214,7 @@ export async function openCheckpoint(dir: string, opts: OpenCheckpointOptions = 
     throw new CheckpointError('is missing (the embodiment registry is required for act())', { file: embPath });
   }
 
-  const ppPath = nodePath.join(dir, PREPROCESSOR_FILE);
+  const ppPath = platform().fs.join(dir, PREPROCESSOR_FILE);
   let rawPreprocessor: unknown = null;
   let preprocessor: PreprocessorConfig;
   if ((await exists(ppPath)) === 'file') {
@@ -244,15 +239,15 @@ export async function openCheckpoint(dir: string, opts: OpenCheckpointOptions = 
 
 /** Opens only the weights of a directory (index + shards, or a single file). */
 export async function openWeights(dir: string): Promise<CheckpointWeights> {
-  const indexPath = nodePath.join(dir, INDEX_FILE);
+  const indexPath = platform().fs.join(dir, INDEX_FILE);
   if ((await exists(indexPath)) === 'file') return openSharded(dir, indexPath);
 
-  const single = nodePath.join(dir, SINGLE_WEIGHTS_FILE);
+  const single = platform().fs.join(dir, SINGLE_WEIGHTS_FILE);
   let file = single;
   if ((await exists(single)) !== 'file') {
     let names: string[];
     try {
-      names = await fsp.readdir(dir);
+      names = await platform().fs.list(dir);
     } catch (e) {
       throw new CheckpointError(`cannot list: ${e instanceof Error ? e.message : String(e)}`, { file: dir, cause: e });
     }
@@ -266,7 +261,7 @@ export async function openWeights(dir: string): Promise<CheckpointWeights> {
         { file: dir },
       );
     }
-    file = nodePath.join(dir, st[0]!);
+    file = platform().fs.join(dir, st[0]!);
   }
   const f = await openSafetensors(file);
   const tensors = new Map<string, CheckpointTensor>();
@@ -307,7 +302,7 @@ async function openSharded(dir: string, indexPath: string): Promise<CheckpointWe
   const files: SafetensorsFile[] = [];
   try {
     for (const shard of shardNames) {
-      const p = nodePath.join(dir, shard);
+      const p = platform().fs.join(dir, shard);
       if ((await exists(p)) !== 'file') {
         throw new CheckpointError(`shard ${JSON.stringify(shard)} listed in weight_map is missing (${p})`, {
           file: indexPath,

@@ -22,8 +22,7 @@
  * The file is never read whole: the header is read once, and tensor data is read on demand with positional
  * reads ({@link SafetensorsFile.readRange}), so large checkpoints stream in bounded memory.
  */
-import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { platform, type RandomAccessFile } from '../platform/index.js';
 import { DTYPE_SIZES, isDtype, SAFETENSORS_DTYPES, type Dtype } from './dtypes.js';
 import { CheckpointError, describeValue } from './errors.js';
 
@@ -369,10 +368,10 @@ export class SafetensorsFile implements TensorSource {
   /** Tensors in header order. */
   readonly tensors: Map<string, TensorInfo>;
   readonly metadata: Readonly<Record<string, string>> | null;
-  private handle: FileHandle | null;
+  private handle: RandomAccessFile | null;
 
   /** Use {@link openSafetensors}. */
-  constructor(path: string, handle: FileHandle, fileSize: number, header: SafetensorsHeader) {
+  constructor(path: string, handle: RandomAccessFile, fileSize: number, header: SafetensorsHeader) {
     this.path = path;
     this.handle = handle;
     this.fileSize = fileSize;
@@ -470,9 +469,9 @@ export class SafetensorsFile implements TensorSource {
 
 /** Opens and validates a safetensors file (reads only its header). */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  let handle: FileHandle;
+  let handle: RandomAccessFile;
   try {
-    handle = await fsp.open(path, 'r');
+    handle = await platform().fs.open(path);
   } catch (e) {
     throw new CheckpointError(`cannot open: ${e instanceof Error ? e.message : String(e)}`, { file: path, cause: e });
   }

@@ -218,7 +218,7 @@ export async function uploadTensors(
   for (const p of plans) {
     if (converter(p.info.dtype, p.out) !== null) convBytes = Math.max(convBytes, (chunk / DTYPE_SIZES[p.info.dtype]) * p.outElem);
   }
-  let conv: Uint8Array | null = null;
+  let conv: Uint8Array<ArrayBuffer> | null = null;
   let bytesDone = 0;
   let tensorsDone = 0;
   let sinceFlush = 0;
@@ -256,7 +256,7 @@ export async function uploadTensors(
           const n = Math.min(chunk, pp.srcLength - off);
           await src.readRange(name, pp.srcStart + off, n, staging);
           const dstOffset = (off / srcElem) * plan.outElem;
-          let data: Uint8Array;
+          let data: Uint8Array<ArrayBuffer>;
           let outLen: number;
           if (convert === null) {
             data = staging;

@@ -23,7 +23,7 @@
  *   A config without `action_expert` is a VLM-only checkpoint (actionExpert = null).
  * Unknown keys in the HF sections are ignored (HF configs carry many fields qvla does not need).
  */
-import { promises as fsp } from 'node:fs';
+import { platform } from '../platform/index.js';
 import { CheckpointError, describeValue } from '../io/errors.js';
 
 export type LayerType = 'linear_attention' | 'full_attention';
@@ -556,7 +556,7 @@ export async function loadQvlaConfig(path: string): Promise<QvlaConfig> {
 export async function readJsonFile(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await fsp.readFile(path, 'utf8');
+    text = await platform().fs.readText(path);
   } catch (e) {
     throw new CheckpointError(`cannot read: ${e instanceof Error ? e.message : String(e)}`, { file: path, cause: e });
   }

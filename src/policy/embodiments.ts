@@ -28,7 +28,7 @@
  * then relative → absolute (x += current raw state of the same name), then, with binarize_gripper, every
  * gripper channel becomes 1 when x ≥ 0.5 and 0 otherwise.
  */
-import { promises as fsp } from 'node:fs';
+import { platform } from '../platform/index.js';
 import { CheckpointError, describeValue } from '../io/errors.js';
 
 export type TaskType = 'manipulation' | 'navigation' | 'trajectory';
@@ -374,7 +374,7 @@ export function parseEmbodiments(raw: unknown, limits: EmbodimentLimits, file = 
 export async function loadEmbodiments(path: string, limits: EmbodimentLimits): Promise<EmbodimentRegistry> {
   let text: string;
   try {
-    text = await fsp.readFile(path, 'utf8');
+    text = await platform().fs.readText(path);
   } catch (e) {
     throw new CheckpointError(`cannot read: ${e instanceof Error ? e.message : String(e)}`, { file: path, cause: e });
   }

@@ -12,7 +12,7 @@
  * Speed: filter tables are computed once per (in, out) size pair and cached; one float64 intermediate per call;
  * normalisation through a 256-entry table per channel.
  */
-import { promises as fsp } from 'node:fs';
+import { platform } from '../platform/index.js';
 import { decode as decodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { defaultPreprocessorConfig, type PreprocessorConfig } from '../model/config.js';
@@ -157,7 +157,7 @@ export async function decodeImageFile(src: string | Uint8Array): Promise<Decoded
   if (typeof src === 'string') {
     where = src;
     try {
-      bytes = await fsp.readFile(src);
+      bytes = await platform().fs.readBytes(src);
     } catch (e) {
       throw new ImageError(`${src}: cannot read image (${e instanceof Error ? e.message : String(e)})`);
     }

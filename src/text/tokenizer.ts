@@ -8,8 +8,7 @@
  *   `add_special_tokens: false` so a different post-processor cannot add any);
  * - special ids are looked up by their token strings, never hard-coded.
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { platform } from '../platform/index.js';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CheckpointError, describeValue } from '../io/errors.js';
 
@@ -55,10 +54,10 @@ export class QvlaTokenizer {
 
   /** Reads `dir/tokenizer.json`. CheckpointError naming the file when it is missing or malformed. */
   static async load(dir: string): Promise<QvlaTokenizer> {
-    const file = join(dir, 'tokenizer.json');
+    const file = platform().fs.join(dir, 'tokenizer.json');
     let text: string;
     try {
-      text = await fsp.readFile(file, 'utf8');
+      text = await platform().fs.readText(file);
     } catch (e) {
       throw new CheckpointError(`cannot read tokenizer: ${e instanceof Error ? e.message : String(e)}`, { file, cause: e });
     }
