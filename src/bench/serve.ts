@@ -355,11 +355,13 @@ export function serveChart(r: ServeReport) {
   const both = (f: (c: ServeCell) => number) => [series('batched', f), series('unbatched', f)];
   return panelChart({
     title: 'qvla serve: batched vs unbatched',
-    subtitle: `${r.checkpoint} (${r.weightDtype}), widowx ${r.imageSize}x${r.imageSize}, ${r.steps} Euler steps, ${r.durationS} s per point; ${r.header.adapter.slice(0, 60)}`,
+    subtitle: `${r.checkpoint} (${r.weightDtype}), widowx ${r.imageSize}x${r.imageSize}, ${r.steps} Euler steps, ${r.durationS} s per point, ` +
+      `${r.header.software ? 'lavapipe (CPU)' : r.header.adapter.slice(0, 40)}, load avg ${r.header.loadAvg}, ${r.header.date.slice(0, 10)}`,
     panels: [
       { label: 'throughput (requests/s)', series: both((c) => c.throughput) },
       { label: 'p50 latency (ms)', series: both((c) => c.p50Ms) },
       { label: 'p99 latency (ms)', series: both((c) => c.p99Ms) },
+      { label: 'server process CPU per request (ms)', series: both((c) => c.serverCpuMsPerRequest) },
     ],
     xLabel: 'concurrent clients',
   });
@@ -524,6 +526,7 @@ export const SERVE_BENCH_SPEC: CommandSpec = {
     { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
     { name: 'plot', type: 'string', metavar: 'FILE', help: 'throughput / p50 / p99 vs clients chart (.svg or .png)' },
+    { name: 'from-json', type: 'string', metavar: 'FILE', help: 'instead: print (and with --plot, plot) a recorded --json report' },
     { name: 'profile-batch', type: 'int', metavar: 'B', min: 1, max: 1024, help: 'instead: profile B × act() vs actBatch(B) in this process (stage times, GPU time per kernel family)' },
     HELP_OPT,
   ],
@@ -564,6 +567,14 @@ export async function runServeBench(args: string[]): Promise<number> {
   }
   const plot = getString(p, 'plot');
   if (plot !== undefined && !/\.(svg|png)$/i.test(plot)) throw new UsageError('qvla bench serve: --plot must end in .svg or .png');
+  const from = getString(p, 'from-json');
+  if (from !== undefined) {
+    // re-print / re-plot a recorded run
+    const rec = JSON.parse(readFileSync(from, 'utf8')) as ServeReport;
+    process.stdout.write(`${formatServeReport(rec).join('\n')}\n`);
+    if (plot) await writePlot(plot, serveChart(rec));
+    return 0;
+  }
   const report = await runServeBenchmark({
     clients,
     durationS: getNumber(p, 'duration'),
