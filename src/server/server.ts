@@ -156,32 +156,6 @@ export interface ServerStats {
   memory: { rss_mb: number; heap_used_mb: number; external_mb: number };
 }
 
-/** A FIFO of async jobs: one runs at a time, in submission order. */
-export class SerialQueue {
-  private tail: Promise<void> = Promise.resolve();
-  private count = 0;
-
-  /** Jobs queued or running. */
-  get pending(): number {
-    return this.count;
-  }
-
-  run<T>(job: () => Promise<T>): Promise<T> {
-    this.count++;
-    const p = this.tail.then(job);
-    this.tail = p.then(
-      () => { this.count--; },
-      () => { this.count--; },
-    );
-    return p;
-  }
-
-  /** Resolves once everything queued so far has finished. */
-  idle(): Promise<void> {
-    return this.tail;
-  }
-}
-
 function tokenMatches(header: string | undefined, token: string): boolean {
   if (!header) return false;
   const m = /^\s*(Bearer|Api-Key)\s+(.+?)\s*$/i.exec(header);

@@ -6,7 +6,6 @@ import { packb, unpackb, WireError } from '../../src/server/msgpack.js';
 import { NdArray, parseDtype } from '../../src/server/ndarray.js';
 import { observationToRequest, parseMapping, RequestError, type DecodeContext } from '../../src/server/observation.js';
 import { parseEmbodiments } from '../../src/policy/embodiments.js';
-import { SerialQueue } from '../../src/server/server.js';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 
@@ -218,25 +217,5 @@ describe('observation → act() request', () => {
     expect(r1.act.images['cam_high']!.width).toBe(3);
     const r2 = observationToRequest({ 'observation/image': a, 'observation/state': f32(8), prompt: 'p', embodiment: 'widowx' }, ctx);
     expect(r2.act.images['image_0']!.height).toBe(3);
-  });
-});
-
-describe('SerialQueue', () => {
-  it('runs jobs one at a time in submission order', async () => {
-    const q = new SerialQueue();
-    const log: string[] = [];
-    const job = (name: string, ms: number) => () => new Promise<string>((res) => {
-      log.push(`start ${name}`);
-      setTimeout(() => {
-        log.push(`end ${name}`);
-        res(name);
-      }, ms);
-    });
-    const ps = [q.run(job('a', 30)), q.run(job('b', 5)), q.run(() => Promise.reject(new Error('c'))), q.run(job('d', 1))];
-    expect(q.pending).toBe(4);
-    const rs = await Promise.allSettled(ps);
-    expect(rs.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    expect(log).toEqual(['start a', 'end a', 'start b', 'end b', 'start d', 'end d']);
-    expect(q.pending).toBe(0);
   });
 });
