@@ -38,6 +38,8 @@ export interface WebServerOptions {
   host?: string;
   /** Package root holding web/ and dist/web/ (default: qvla's). */
   root?: string;
+  /** Serve /dist/web/ from this directory instead of <root>/dist/web (a bundle built elsewhere, e.g. by a test). */
+  bundleDir?: string;
   /** One line per request (default: silent). */
   log?: (line: string) => void;
 }
@@ -149,7 +151,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const root = o.root ?? packageRoot();
   const routes: [string, string, boolean][] = [
     ['/web/', nodePath.join(root, 'web'), false],
-    ['/dist/web/', nodePath.join(root, 'dist', 'web'), false],
+    ['/dist/web/', o.bundleDir ?? nodePath.join(root, 'dist', 'web'), false],
     ['/checkpoint/', nodePath.resolve(o.checkpoint), true],
   ];
   const server = http.createServer((req, res) => {

@@ -9,7 +9,7 @@
 // the same engine path) with the world embodiments and a small preprocessor_config.json.
 // Skipped, with a message, when no chromium is installed (tools/setup.sh installs it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, mkdirSync, copyFileSync, readdirSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, copyFileSync, readdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import type { Browser } from 'puppeteer-core';
 import { startWebServer, type WebServer } from '../../src/cli/cmdWeb.js';
 import { Policy } from '../../src/policy/policy.js';
 import { runEpisodes, embodimentMismatch, decisionSeed, type EpisodeResult } from '../../src/eval/episodes.js';
-import type { ActRequest } from '../../src/policy/policy.js';
+import type { ActRequest, StageTimings } from '../../src/policy/policy.js';
 import type { RawImage } from '../../src/preprocess/image.js';
 import { findWorldSpecs, worldEmbodiments, EVAL_SEED_BASE } from '../../src/worlds/registry.js';
 import { parseEmbodiments } from '../../src/policy/embodiments.js';
@@ -25,15 +25,16 @@ import { openCheckpoint } from '../../src/io/checkpoint.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** $QVLA_CHROMIUM when set (only that path), else Debian's chromium or another system Chrome. */
 function findChromium(): string | null {
   const env = process.env['QVLA_CHROMIUM'];
-  const candidates = [env, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((c): c is string => !!c);
-  return candidates.find((c) => existsSync(c)) ?? null;
+  const candidates = env !== undefined ? [env] : ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+  return candidates.find((c) => c.length > 0 && existsSync(c)) ?? null;
 }
 
 const CHROMIUM = findChromium();
 if (!CHROMIUM) {
-  console.warn('[test/web/browser.test.ts] SKIPPED: no chromium (looked for $QVLA_CHROMIUM, /usr/bin/chromium, chromium-browser, google-chrome). ' +
+  console.warn(`[test/web/browser.test.ts] SKIPPED: no chromium (looked for ${process.env['QVLA_CHROMIUM'] ?? '/usr/bin/chromium, chromium-browser, google-chrome'}). ` +
     'Install it with `apt-get install chromium` (tools/setup.sh does this) to test the playground in a real browser.');
 }
 
@@ -52,6 +53,13 @@ interface PageEpisode { world: string; embodiment: string; seed: number; success
 interface PageResult {
   status: string; adapter: string; weightDtype: string; errors: string[]; episodes: PageEpisode[];
   load: Record<string, number>; latency: { first_total_ms: number | null; warm_mean_total_ms: number | null; warm_mean_stages_ms: Record<string, number> | null };
+}
+
+/** Mean per stage (the page's names: denoise = all steps). */
+function meanStages(ts: StageTimings[]): Record<string, number> {
+  const keys = ['preprocessMs', 'visionMs', 'prefillMs', 'contextMs', 'denoise', 'readbackMs', 'postprocessMs', 'totalMs'] as const;
+  const v = (t: StageTimings, k: (typeof keys)[number]) => (k === 'denoise' ? t.stepMs.reduce((a, b) => a + b, 0) : t[k]);
+  return Object.fromEntries(keys.map((k) => [k, ts.reduce((a, t) => a + v(t, k), 0) / ts.length]));
 }
 
 /** FNV-1a 32 of frames, as the page computes it (web/src/main.ts frameHash). */
@@ -97,17 +105,23 @@ describe.skipIf(!CHROMIUM)('the playground in headless Chromium (WebGPU) matches
   let policy: Policy | null = null;
   let nodeLoadMs = 0;
   const rows: Record<string, unknown>[] = [];
+  /** temporary directories removed at the end (not the output directory) */
+  const scratch: string[] = [];
 
   beforeAll(async () => {
     out = process.env['QVLA_WEB_OUT'] ?? mkdtempSync(path.join(os.tmpdir(), 'qvla-web-'));
     mkdirSync(out, { recursive: true });
     console.log(`[test/web] output (screenshots, results.json): ${out}`);
-    const { buildWeb } = (await import('../../web/build.mjs')) as { buildWeb: () => Promise<unknown> };
-    await buildWeb();
-    const c = await checkpointForWorlds(mkdtempSync(path.join(os.tmpdir(), 'qvla-web-ckpt-')));
+    // the bundle goes to a directory of its own (a parallel test or a developer's dist/web/ is left alone)
+    const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'qvla-web-bundle-'));
+    scratch.push(bundleDir);
+    await (await import('../../web/build.mjs')).buildWeb({ outdir: bundleDir });
+    const ckptTmp = mkdtempSync(path.join(os.tmpdir(), 'qvla-web-ckpt-'));
+    scratch.push(ckptTmp);
+    const c = await checkpointForWorlds(ckptTmp);
     ckpt = c.dir;
     console.log(`[test/web] checkpoint ${ckpt}${c.standIn ? ' (stand-in: weights/tiny + world embodiments, random weights)' : ''}`);
-    server = await startWebServer({ checkpoint: ckpt, port: 0 });
+    server = await startWebServer({ checkpoint: ckpt, port: 0, bundleDir });
     const puppeteer = (await import('puppeteer-core')).default;
     browser = await puppeteer.launch({
       executablePath: CHROMIUM!,
@@ -123,6 +137,7 @@ describe.skipIf(!CHROMIUM)('the playground in headless Chromium (WebGPU) matches
     await browser?.close();
     await server?.close();
     policy?.destroy();
+    for (const d of scratch) rmSync(d, { recursive: true, force: true });
     if (rows.length) {
       writeFileSync(path.join(out, 'results.json'), JSON.stringify({ checkpoint: ckpt, node_adapter: policy?.gpu.description, rows }, null, 1));
       console.log(`[test/web] results: ${path.join(out, 'results.json')}`);
@@ -186,12 +201,14 @@ describe.skipIf(!CHROMIUM)('the playground in headless Chromium (WebGPU) matches
         const nodeActions: number[][] = [];
         const nodeFrames: string[] = [];
         const nodeCalls: number[] = [];
+        const nodeTimings: StageTimings[] = [];
         const timed = {
           embodiments: policy!.embodiments,
           act: (r: ActRequest) => policy!.act(r),
           actBatch: async (rs: ActRequest[]) => {
             const o = await policy!.actBatch(rs);
             nodeCalls.push(o[0]!.timings.totalMs);
+            nodeTimings.push(o[0]!.timings);
             return o;
           },
         };
@@ -252,12 +269,13 @@ describe.skipIf(!CHROMIUM)('the playground in headless Chromium (WebGPU) matches
           closed_loop_same_frames: sameFrames, closed_loop_comparable_decisions: comparable, closed_loop_max_abs_diff_comparable: maxAbs, closed_loop_max_abs_diff: closed.map((c) => c.abs), open_loop_max_abs_diff: open.map((c) => c.abs),
           browser: {
             adapter: res.adapter, page_to_ready_ms: res.load['ready_ms'], adapter_ms: res.load['adapter_ms'], policy_load_ms: res.load['policy_ms'],
-            http_bytes: res.load['http_bytes'], http_requests: res.load['http_requests'],
+            http_bytes: res.load['http_bytes'], http_requests: res.load['http_requests'], pipelines: res.load['pipelines'],
             first_act_ms: res.latency.first_total_ms, warm_act_ms: res.latency.warm_mean_total_ms, warm_stages_ms: res.latency.warm_mean_stages_ms,
           },
           node: {
-            adapter: policy!.gpu.description, policy_load_ms: nodeLoadMs, first_act_ms: nodeCalls[0] ?? null,
+            adapter: policy!.gpu.description, policy_load_ms: nodeLoadMs, first_act_ms: nodeCalls[0] ?? null, pipelines: policy!.gpu.pipelines.size,
             warm_act_ms: warmNode.length ? warmNode.reduce((a, c) => a + c, 0) / warmNode.length : null,
+            warm_stages_ms: nodeTimings.length > 1 ? meanStages(nodeTimings.slice(1)) : null,
           },
           screenshots: [mid, after],
         };

@@ -3,7 +3,8 @@
 // (src/platform/browser.ts: HTTP range reads, kernels from the generated module) run here in Node, with Dawn as
 // its navigator.gpu, loads a checkpoint by URL and acts bit-identically to the Node platform reading the directory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +18,11 @@ import { Policy } from '../../src/policy/policy.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TINY = path.join(ROOT, 'weights', 'tiny');
 
-type Build = { buildWeb: () => Promise<{ metafile: { outputs: Record<string, { bytes: number }> } }>; kernelSources: () => Record<string, string> };
-let build: Build;
+let build: typeof import('../../web/build.mjs');
 let server: WebServer;
 
 beforeAll(async () => {
-  build = (await import('../../web/build.mjs')) as Build;
+  build = await import('../../web/build.mjs');
   server = await startWebServer({ checkpoint: TINY, port: 0 });
 });
 
@@ -33,13 +33,15 @@ afterAll(async () => {
 
 describe('browser bundle', () => {
   it('builds with every kernel inlined and nothing Node-only', async () => {
-    const r = await build.buildWeb();
-    const js = readFileSync(path.join(ROOT, 'dist', 'web', 'playground.js'), 'utf8');
+    const outdir = mkdtempSync(path.join(os.tmpdir(), 'qvla-web-bundle-'));
+    const r = await build.buildWeb({ outdir });
+    const js = readFileSync(path.join(outdir, 'playground.js'), 'utf8');
     const kernels = build.kernelSources();
     expect(Object.keys(kernels)).toContain('linear');
     for (const name of Object.keys(kernels)) expect(js, name).toContain(JSON.stringify(name));
     expect(js).not.toMatch(/from\s*["']node:|require\(["']node:|from\s*["']webgpu["']/);
     expect(Object.keys(r.metafile.outputs).some((f) => f.endsWith('playground.js'))).toBe(true);
+    rmSync(outdir, { recursive: true, force: true });
   }, 120_000);
 });
 

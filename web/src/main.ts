@@ -319,6 +319,7 @@ function renderLatency(): void {
     `<tr><td>${label}</td><td>${first ? stageValue(first.timings, k).toFixed(1) : '–'}</td><td>${warm.length ? mean(k).toFixed(1) : '–'}</td></tr>`);
   $('latency-body').innerHTML = rows.join('');
   $('latency-note').textContent = `${calls.length} call(s); the first includes shader compilation; "warm" = mean of the others.`;
+  if (policy) result.load['pipelines'] = policy.gpu.pipelines.size;
   result.latency = {
     calls: calls.length,
     first_total_ms: first?.timings.totalMs ?? null,
