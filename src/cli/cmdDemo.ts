@@ -5,19 +5,18 @@
 // - with any other checkpoint (e.g. --checkpoint weights/tiny): act() on every embodiment with its sample
 //   frames (samples/<embodiment>_<camera>.png), tables + latency breakdowns.
 import * as nodePath from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { Policy } from '../policy/policy.js';
 import type { EmbodimentRegistry } from '../policy/embodiments.js';
 import { findWorldSpecs, EVAL_SEED_BASE } from '../worlds/registry.js';
 import { runEpisodes, embodimentMismatch, keyMetrics, summarise, RolloutRecorder } from '../eval/index.js';
 import { summarize } from '../bench/stats.js';
-import { packageRoot } from '../server/pkg.js';
 import { Gpu } from '../gpu/device.js';
 import { SOLVERS, type SolverName } from '../policy/samplers.js';
 import type { ActRequest } from '../policy/policy.js';
 import { UsageError, getFlag, getNumber, getString, DEVICE_INFO_OPT, HELP_OPT, type CommandSpec, type Parsed } from './args.js';
 import {
-  CHECKPOINT_OPT, F16_OPT, checkpointDir, defaultInstruction, deviceInfo, isTinyCheckpoint, loadPolicy,
+  CHECKPOINT_OPT, F16_OPT, WORLDS_CHECKPOINT_TEXT, defaultInstruction, worldsCheckpointDir, deviceInfo, isTinyCheckpoint, loadPolicy,
   plausibleState, policyOptions, readRegistry, sampleImages,
 } from './common.js';
 import { actHeadline, actionTable, fmtNum, latencyBreakdown } from './format.js';
@@ -28,7 +27,7 @@ export const DEMO_SPEC: CommandSpec = {
   usage: 'demo [options]',
   summary: 'Closed-loop episodes of the trained toy policy in every world (default checkpoint weights/toy), or act() on every embodiment of another checkpoint with its sample frames.',
   options: [
-    { ...CHECKPOINT_OPT, defaultText: 'weights/toy (trained on the worlds) when present, else weights/tiny' },
+    { ...CHECKPOINT_OPT, defaultText: WORLDS_CHECKPOINT_TEXT },
     { name: 'rollouts', type: 'string', metavar: 'DIR', help: 'worlds demo: write the rollouts (GIF + filmstrip) here; existing files are never overwritten', defaultText: 'a new qvla-demo/<time>/ directory' },
     { name: 'embodiment', short: 'e', type: 'string', metavar: 'NAME', help: 'only this embodiment', defaultText: 'all' },
     { name: 'steps', type: 'int', metavar: 'N', min: 1, max: 1000, help: 'denoising steps', defaultText: "the checkpoint's default_steps" },
@@ -42,13 +41,6 @@ export const DEMO_SPEC: CommandSpec = {
   ],
 };
 
-/** weights/toy (trained on the worlds) when it is there, else the random tiny checkpoint. */
-function demoCheckpoint(p: Parsed): string {
-  if (getString(p, 'checkpoint') !== undefined) return checkpointDir(p);
-  const toy = nodePath.join(packageRoot(), 'weights', 'toy');
-  return existsSync(nodePath.join(toy, 'config.json')) ? toy : checkpointDir(p);
-}
-
 const WORLD_DEMO = findWorldSpecs('all', undefined, 'A');
 
 function hasWorlds(registry: EmbodimentRegistry): boolean {
@@ -56,7 +48,7 @@ function hasWorlds(registry: EmbodimentRegistry): boolean {
 }
 
 export async function cmdDemo(p: Parsed): Promise<number> {
-  const dir = demoCheckpoint(p);
+  const dir = worldsCheckpointDir(p);
   const { registry } = await readRegistry(dir);
   if (hasWorlds(registry)) return worldsDemo(p, dir);
   const only = getString(p, 'embodiment');

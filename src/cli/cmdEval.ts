@@ -15,7 +15,7 @@ import { plotFormat, writePlot } from '../plot/index.js';
 import {
   UsageError, getFlag, getNumber, getString, HELP_OPT, type CommandSpec, type Parsed,
 } from './args.js';
-import { CHECKPOINT_OPT, F16_OPT, MAX_PIXELS_OPT, checkpointDir, loadPolicy, policyOptions, readRegistry } from './common.js';
+import { CHECKPOINT_OPT, F16_OPT, MAX_PIXELS_OPT, WORLDS_CHECKPOINT_TEXT, loadPolicy, policyOptions, readRegistry, worldsCheckpointDir } from './common.js';
 
 const LEVELS = ['A', 'B', 'bimodal', 'all'] as const;
 const DEFAULT_EPISODES = 50;
@@ -48,7 +48,7 @@ export const EVAL_SPEC: CommandSpec = {
     'src/worlds/registry.ts): planar, arm2, rover, tracker.',
   ].join('\n'),
   options: [
-    CHECKPOINT_OPT,
+    { ...CHECKPOINT_OPT, defaultText: WORLDS_CHECKPOINT_TEXT },
     { name: 'world', type: 'string', metavar: 'NAME', choices: [...WORLD_NAMES, 'all'], help: `world (${WORLD_NAMES.join(', ')}, all)`, defaultText: 'all' },
     { name: 'embodiment', type: 'string', metavar: 'NAME', help: 'embodiment (planar, arm2, rover, tracker)', defaultText: 'every embodiment of the world' },
     { name: 'level', type: 'string', choices: LEVELS, help: 'level A (no colour binding), B (distractors), the bimodal variant (planar) or all', defaultText: 'A' },
@@ -192,7 +192,7 @@ export async function cmdEval(p: Parsed): Promise<number> {
   let ckptDir: string | null = null;
   let defaults = { solver: 'euler' as SolverName, steps: 10 };
   if (!expert) {
-    ckptDir = checkpointDir(p);
+    ckptDir = worldsCheckpointDir(p);
     const { config, registry } = await readRegistry(ckptDir);
     const ae = config.actionExpert!;
     defaults = { solver: ae.defaultSolver as SolverName, steps: ae.defaultSteps };

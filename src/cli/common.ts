@@ -27,6 +27,20 @@ export function checkpointDir(p: Parsed, positional?: string): string {
   return dir;
 }
 
+/** The bundled checkpoint trained on the toy worlds (src/worlds), when the package has it. */
+export function trainedCheckpoint(): string | null {
+  const toy = nodePath.join(packageRoot(), 'weights', 'toy');
+  return existsSync(nodePath.join(toy, 'config.json')) ? toy : null;
+}
+
+/** For the commands about the worlds (demo, eval): --checkpoint, else weights/toy when present, else weights/tiny. */
+export function worldsCheckpointDir(p: Parsed): string {
+  if (getString(p, 'checkpoint') !== undefined) return checkpointDir(p);
+  return trainedCheckpoint() ?? checkpointDir(p);
+}
+
+export const WORLDS_CHECKPOINT_TEXT = 'weights/toy (trained on the worlds) when present, else weights/tiny';
+
 export function isTinyCheckpoint(dir: string): boolean {
   return nodePath.resolve(dir) === nodePath.resolve(defaultCheckpoint());
 }
