@@ -33,6 +33,9 @@ const puppeteer = (await import('puppeteer-core')).default;
 const FAMILIES = { tabletop: 'planar', nav: 'rover', ball: 'tracker' };
 const decisions = Number(a.decisions), steps = Number(a.steps);
 const mean = (xs) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
+const STAGES = ['preprocessMs', 'visionMs', 'prefillMs', 'contextMs', 'denoise', 'readbackMs', 'postprocessMs', 'totalMs'];
+/** mean per stage, as the page reports them (denoise = all steps) */
+const stages = (ts) => (ts.length ? Object.fromEntries(STAGES.map((k) => [k, mean(ts.map((t) => (k === 'denoise' ? t.stepMs.reduce((a, b) => a + b, 0) : t[k])))])) : null);
 const server = await startWebServer({ checkpoint: a.checkpoint, port: 0 });
 const browser = await puppeteer.launch({
   executablePath: a.chromium, headless: true,
@@ -55,14 +58,22 @@ try {
     const policy = await Policy.load(a.checkpoint, { weightDtype: 'f32' });
     const loadMs = performance.now() - t;
     const node = [];
-    const actor = { embodiments: policy.embodiments, act: (r) => policy.act(r), actBatch: async (rs) => { const o = await policy.actBatch(rs); node.push(o[0].timings.totalMs); return o; } };
+    const nodeT = [];
+    const actor = {
+      embodiments: policy.embodiments, act: (r) => policy.act(r),
+      actBatch: async (rs) => { const o = await policy.actBatch(rs); node.push(o[0].timings.totalMs); nodeT.push(o[0].timings); return o; },
+    };
     await runEpisodes(actor, findWorldSpecs(world, embodiment, 'A')[0], { episodes: 1, seed: EVAL_SEED_BASE, steps, maxDecisions: decisions });
     const nodeAdapter = policy.gpu.description;
     policy.destroy();
     rows.push({
       family: `${world}/${embodiment}`, decisions: per.length,
-      browser: { adapter: res.adapter, cold_ready_ms: res.load.ready_ms, policy_load_ms: res.load.policy_ms, first_act_ms: per[0], warm_act_ms: mean(per.slice(1)), http_bytes: res.load.http_bytes, http_requests: res.load.http_requests, pipelines: res.load.pipelines },
-      node: { adapter: nodeAdapter, policy_load_ms: loadMs, first_act_ms: node[0], warm_act_ms: mean(node.slice(1)) },
+      browser: {
+        adapter: res.adapter, cold_ready_ms: res.load.ready_ms, script_ms: res.load.script_ms, adapter_ms: res.load.adapter_ms, policy_load_ms: res.load.policy_ms,
+        first_act_ms: per[0], warm_act_ms: mean(per.slice(1)), warm_stages_ms: res.latency.warm_mean_stages_ms,
+        http_bytes: res.load.http_bytes, http_requests: res.load.http_requests, pipelines: res.load.pipelines,
+      },
+      node: { adapter: nodeAdapter, policy_load_ms: loadMs, first_act_ms: node[0], warm_act_ms: mean(node.slice(1)), warm_stages_ms: stages(nodeT.slice(1)) },
     });
     console.error(`${world}: done`);
   }

@@ -43,7 +43,8 @@ const FAMILIES = [
   { world: 'nav', embodiment: 'rover' },
   { world: 'ball', embodiment: 'tracker' },
 ] as const;
-const SEED = EVAL_SEED_BASE + 7;
+// with weights/toy, steps 2 and 3 decisions this seed succeeds on nav and ball and fails on tabletop (both outcomes compared)
+const SEED = EVAL_SEED_BASE + 1;
 const STEPS = 2;
 const MAX_DECISIONS = 3;
 /** |browser − node| ≤ ATOL + RTOL·|node| per action value (two f32 GPU implementations, a closed loop of ≤ 3 decisions). */
