@@ -13,7 +13,7 @@ import * as nodePath from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../server/pkg.js';
 import { getFlag, getNumber, getString, HELP_OPT, UsageError, type CommandSpec, type Parsed } from './args.js';
-import { checkpointDir } from './common.js';
+import { worldsCheckpointDir, WORLDS_CHECKPOINT_TEXT } from './common.js';
 
 export const WEB_SPEC: CommandSpec = {
   name: 'web',
@@ -25,7 +25,7 @@ export const WEB_SPEC: CommandSpec = {
   options: [
     { name: 'port', short: 'p', type: 'int', metavar: 'N', min: 0, max: 65535, help: 'TCP port (0 = any free port)', defaultText: '8080' },
     { name: 'host', type: 'string', metavar: 'H', help: 'address to listen on (0.0.0.0 exposes the checkpoint to the network)', defaultText: '127.0.0.1' },
-    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory served at /checkpoint', defaultText: 'weights/toy (trained on the worlds) when present, else weights/tiny' },
+    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory served at /checkpoint', defaultText: WORLDS_CHECKPOINT_TEXT },
     { name: 'build', type: 'flag', help: 'rebuild the browser bundle (dist/web/) before serving (default: only when it is missing)' },
     HELP_OPT,
   ],
@@ -213,14 +213,8 @@ export async function buildWebBundle(root = packageRoot()): Promise<void> {
   await mod.buildWeb();
 }
 
-function defaultWebCheckpoint(p: Parsed): string {
-  if (getString(p, 'checkpoint') !== undefined) return checkpointDir(p);
-  const toy = nodePath.join(packageRoot(), 'weights', 'toy');
-  return existsSync(nodePath.join(toy, 'config.json')) ? toy : checkpointDir(p);
-}
-
 export async function cmdWeb(p: Parsed): Promise<number> {
-  const dir = defaultWebCheckpoint(p);
+  const dir = worldsCheckpointDir(p);
   if (!existsSync(nodePath.join(dir, 'config.json'))) throw new UsageError(`--checkpoint ${dir}: no config.json (not a checkpoint directory)`);
   const root = packageRoot();
   const bundle = nodePath.join(root, 'dist', 'web', 'playground.js');
