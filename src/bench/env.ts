@@ -30,11 +30,18 @@ export interface BenchHeader {
 
 export function benchHeader(gpu: Gpu): BenchHeader {
   const f = gpu.features;
-  return {
+  return machineHeader({
     adapter: gpu.description,
     software: gpu.isSoftware,
     features: [f.f16 ? 'shader-f16' : '', f.subgroups ? 'subgroups' : '', f.timestamps ? 'timestamp-query' : ''].filter(Boolean),
     lpNumThreads: process.env.LP_NUM_THREADS ?? '(unset)',
+  });
+}
+
+/** The header of a run whose adapter is described by the caller (e.g. a server's metadata): the machine part added. */
+export function machineHeader(a: Pick<BenchHeader, 'adapter' | 'software' | 'features' | 'lpNumThreads'>): BenchHeader {
+  return {
+    ...a,
     node: process.version,
     date: new Date().toISOString(),
     cpu: os.cpus()[0]?.model ?? 'unknown',

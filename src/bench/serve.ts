@@ -17,7 +17,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -25,7 +24,7 @@ import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type
 import { packb, unpackb } from '../server/msgpack.js';
 import { NdArray } from '../server/ndarray.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS } from '../server/batcher.js';
-import { fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
+import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader } from './env.js';
 import { percentile } from './e2e.js';
 import { BATCH_INSTRUCTION, syntheticFrame } from './batch.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
@@ -300,19 +299,7 @@ export async function runServeBenchmark(opts: ServeBenchOptions = {}): Promise<S
       return { clients: C, throughput: b.throughput / u.throughput };
     });
     const adapter = String(((await metadataOf(batched!.port))['model'] as Record<string, unknown> | undefined)?.['device'] ?? 'unknown');
-    const header: BenchHeader = {
-      adapter,
-      software: /llvmpipe|lavapipe|swiftshader|software/i.test(adapter),
-      features: [],
-      lpNumThreads: lp,
-      node: process.version,
-      date: new Date().toISOString(),
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.availableParallelism(),
-      memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      loadAvg: Math.round(os.loadavg()[0] * 100) / 100,
-    };
+    const header = machineHeader({ adapter, software: /llvmpipe|lavapipe|swiftshader|software/i.test(adapter), features: [], lpNumThreads: lp });
     const report: ServeReport = {
       header, command: opts.command ?? '(programmatic runServeBenchmark)', checkpoint, weightDtype, steps, imageSize, durationS, maxBatch, maxWaitMs,
       cells, speedup, mismatches,
@@ -477,11 +464,7 @@ export async function profileActBatch(opts: { B?: number; steps?: number; imageS
     const strip = ({ fam: _f, ...rest }: typeof seq) => rest;
     const adapter = gpu.description;
     return {
-      header: {
-        adapter, software: gpu.isSoftware, features: [], lpNumThreads: lp, node: process.version, date: new Date().toISOString(),
-        cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`, loadAvg: Math.round(os.loadavg()[0] * 100) / 100,
-      },
+      header: machineHeader({ adapter, software: gpu.isSoftware, features: [], lpNumThreads: lp }),
       B, steps, imageSize, sequential: strip(seq), batch: strip(bat), kernels: families,
     };
   } finally {
