@@ -2,19 +2,7 @@
 // PyTorch Linear layout: W is [N, K] (out, in), so both operands are contiguous along K.
 // Each invocation owns a TM×TN block of Y and walks K four at a time; out-of-range rows are clamped on load
 // and discarded on store, so any M, N, K work (K need not be a multiple of 4).
-struct Params {
-  M: u32, N: u32, K: u32,
-  x_batch: u32, w_batch: u32, y_batch: u32,   // element strides between batches (w_batch 0 = shared W)
-  x_off: u32, w_off: u32, y_off: u32, b_off: u32,
-  ldx: u32, ldw: u32, ldy: u32,                // row strides of X, W, Y in elements (K, K, N when contiguous)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<WT>;
-@group(0) @binding(3) var<storage, read> Bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-
-
+// Interface (P.M, P.N, P.K, strides/offsets; X, W, Bias, Y) generated from LINEAR_IO in src/ops/linear.ts.
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

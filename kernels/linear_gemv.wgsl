@@ -1,22 +1,9 @@
 // Few-row linear (decode): Y[b, m, n] = act( Σ_k X[b, m, k] · W[n, k] + bias[n] ), m < MROWS.
 // Memory-bound on W, so every W element is read exactly once: a workgroup owns ROWS outputs n, its WG_X
 // invocations stride over K (adjacent invocations read adjacent elements), then a shared-memory tree reduces.
-struct Params {
-  M: u32, N: u32, K: u32,
-  x_batch: u32, w_batch: u32, y_batch: u32,
-  x_off: u32, w_off: u32, y_off: u32, b_off: u32,
-  ldx: u32, ldw: u32, ldy: u32,                // row strides of X, W, Y in elements (K, K, N when contiguous)
-  groups_x: u32,   // workgroups along x (the grid is folded into y when N/ROWS > 65535)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<WT>;
-@group(0) @binding(3) var<storage, read> Bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+// Interface (P.M, P.N, P.K, strides/offsets; X, W, Bias, Y) generated from LINEAR_IO in src/ops/linear.ts (+ groups_x: workgroups along x; the grid folds into y past 65535).
 
 var<workgroup> red: array<f32, WG_X * ROWS * MROWS>;
-
-
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

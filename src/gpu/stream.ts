@@ -9,8 +9,12 @@ import type { Gpu } from './device.js';
 import type { CompiledKernel } from './pipelines.js';
 import { Profiler } from './profiler.js';
 
-/** One uniform scalar: u32, i32 or f32. The WGSL `Params` struct lists them in the same order. */
+/** Legacy positional uniform scalar (kernels not yet declared by name): u32, i32 or f32, in `Params` order. */
 export type Param = { t: 'u' | 'i' | 'f'; v: number };
+/** Uniform values by the names the kernel's spec declares (`vec4f[N]` fields take a number[]). */
+export type ParamValues = Record<string, number | ArrayLike<number>>;
+/** Storage buffers by the names the kernel's spec declares. */
+export type BufferMap = Record<string, BufferRange>;
 export const u = (v: number): Param => ({ t: 'u', v });
 export const i = (v: number): Param => ({ t: 'i', v });
 export const f = (v: number): Param => ({ t: 'f', v });
@@ -62,20 +66,18 @@ export class CommandStream {
   }
 
   /**
-   * Encode one dispatch. `buffers` bind to @binding(1..n) in order; `params` fill the Params uniform.
-   * `label` names the dispatch in profiles (defaults to the kernel key).
+   * Encode one dispatch. `buffers` and `params` are given by the names the kernel's spec declares (every name
+   * exactly once: a missing or unknown name throws, naming it). `label` names the dispatch in profiles
+   * (defaults to the kernel key).
    */
   dispatch(
     kernel: CompiledKernel,
-    buffers: BufferRange[],
-    params: Param[],
+    buffers: BufferMap | BufferRange[],
+    params: ParamValues | Param[],
     workgroups: [number, number?, number?],
     label?: string,
   ): void {
-    if (buffers.length !== kernel.spec.bindings.length) {
-      throw new Error(`${kernel.key}: expected ${kernel.spec.bindings.length} buffers, got ${buffers.length}`);
-    }
-    if (params.length > MAX_PARAMS) throw new Error(`${kernel.key}: too many params (${params.length})`);
+    const slotBuffers = this.bindingsInOrder(kernel, buffers);
     const [x, y = 1, z = 1] = workgroups;
     const maxWg = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
@@ -83,15 +85,9 @@ export class CommandStream {
     }
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     if (this.slots === ARENA_SLOTS || (this.profiler.enabled && this.profiler.full)) this.flush();
-    const base = (this.slots * SLOT) / 4;
-    for (let k = 0; k < params.length; k++) {
-      const p = params[k];
-      if (p.t === 'f') this.mirrorF32[base + k] = p.v;
-      else if (p.t === 'i') this.mirrorI32[base + k] = p.v;
-      else this.mirrorU32[base + k] = p.v;
-    }
+    this.packParams(kernel, params, (this.slots * SLOT) / 4);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: 0, size: SLOT } }];
-    buffers.forEach((b, k) => {
+    slotBuffers.forEach((b, k) => {
       entries.push({ binding: k + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } });
     });
     const bindGroup = this.gpu.device.createBindGroup({ layout: kernel.layout, entries });
@@ -102,6 +98,66 @@ export class CommandStream {
     if (this.profiler.enabled) this.profiler.record(label ?? kernel.key);
     this.slots++;
     this.stats.dispatches++;
+  }
+
+  private bindingsInOrder(kernel: CompiledKernel, buffers: BufferMap | BufferRange[]): BufferRange[] {
+    const names = kernel.bindingNames;
+    if (!names) {
+      if (!Array.isArray(buffers) || buffers.length !== kernel.spec.bindings.length) {
+        throw new Error(`${kernel.key}: expected ${kernel.spec.bindings.length} positional buffers`);
+      }
+      return buffers;
+    }
+    if (Array.isArray(buffers)) throw new Error(`${kernel.key}: buffers must be given by name (${names.join(', ')})`);
+    const out = names.map((n) => {
+      const b = buffers[n];
+      if (!b) throw new Error(`${kernel.key}: missing buffer '${n}' (declared: ${names.join(', ')})`);
+      return b;
+    });
+    if (Object.keys(buffers).length !== names.length) {
+      const extra = Object.keys(buffers).filter((n) => !names.includes(n));
+      throw new Error(`${kernel.key}: unknown buffer${extra.length > 1 ? 's' : ''} '${extra.join("', '")}' (declared: ${names.join(', ')})`);
+    }
+    return out;
+  }
+
+  private packParams(kernel: CompiledKernel, params: ParamValues | Param[], base: number): void {
+    const fields = kernel.paramFields;
+    if (!fields) {
+      if (!Array.isArray(params)) throw new Error(`${kernel.key}: this kernel takes positional params`);
+      if (params.length > MAX_PARAMS) throw new Error(`${kernel.key}: too many params (${params.length})`);
+      for (let k = 0; k < params.length; k++) {
+        const p = params[k];
+        if (p.t === 'f') this.mirrorF32[base + k] = p.v;
+        else if (p.t === 'i') this.mirrorI32[base + k] = p.v;
+        else this.mirrorU32[base + k] = p.v;
+      }
+      return;
+    }
+    if (Array.isArray(params)) throw new Error(`${kernel.key}: params must be given by name (${fields.map((f) => f.name).join(', ')})`);
+    const values = params as ParamValues;
+    let count = 0;
+    for (const f of fields) {
+      const v = values[f.name];
+      if (v === undefined) throw new Error(`${kernel.key}: missing param '${f.name}' (declared: ${fields.map((x) => x.name).join(', ')})`);
+      count++;
+      if (f.type === 'v4') {
+        if (typeof v === 'number' || v.length > f.floats!) throw new Error(`${kernel.key}: param '${f.name}' takes at most ${f.floats} numbers`);
+        for (let k = 0; k < f.floats!; k++) this.mirrorF32[base + f.word + k] = k < v.length ? v[k] : 0;
+        continue;
+      }
+      if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`${kernel.key}: param '${f.name}' must be a number, got ${String(v)}`);
+      if (f.type === 'f') this.mirrorF32[base + f.word] = v;
+      else if (f.type === 'i') this.mirrorI32[base + f.word] = v;
+      else {
+        if (v < 0 || v > 0xffffffff || !Number.isInteger(v)) throw new Error(`${kernel.key}: param '${f.name}' = ${v} is not a u32`);
+        this.mirrorU32[base + f.word] = v;
+      }
+    }
+    if (Object.keys(values).length !== count) {
+      const extra = Object.keys(values).filter((n) => !fields.some((f) => f.name === n));
+      throw new Error(`${kernel.key}: unknown param${extra.length > 1 ? 's' : ''} '${extra.join("', '")}' (declared: ${fields.map((f) => f.name).join(', ')})`);
+    }
   }
 
   /** Copy between buffers in stream order (ends the open pass). */

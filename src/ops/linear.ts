@@ -14,12 +14,23 @@
 // order), so a row gets the same bits whatever other rows the call has; the GEMV kernel reduces in another
 // order. `tiled: true` pins the tiled kernel, so the result of a row never depends on how many rows the call
 // has (batched inference relies on it: see Policy.actBatch).
-import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { ACT, type Activation } from './activations.js';
 
 export const GEMV_MAX_ROWS = 4;
+
+// What both linear kernels may touch: X rows (f32), W (WT: f32 or f16), the bias and Y. Element strides/offsets
+// let every operand be a view; the batch strides walk grid z (w_batch 0: one shared W).
+const LINEAR_IO = {
+  params: {
+    M: 'u32', N: 'u32', K: 'u32',
+    x_batch: 'u32', w_batch: 'u32', y_batch: 'u32',
+    x_off: 'u32', w_off: 'u32', y_off: 'u32', b_off: 'u32',
+    ldx: 'u32', ldw: 'u32', ldy: 'u32',
+  },
+  bindings: { X: 'read f32', W: 'read WT', Bias: 'read f32', Y: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 export interface LinearOptions {
   bias?: Tensor;
@@ -86,23 +97,26 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   const gemv = M <= GEMV_MAX_ROWS && !opts.tiled;
   const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
   const xBatch = batched ? totalRows * K : rb ? rb.xStride * K : 0;
-  const params = [
-    u(M), u(N), u(K), u(xBatch), u(batched ? N * ldw : 0), u(yBatch),
-    u(xOff * K), u(wOff), u(yOff), u(0), u(K), u(ldw), u(ldy),
-  ];
-  const buffers = [x.binding(), w.binding(), opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, out.binding()];
+  const params = {
+    M, N, K, x_batch: xBatch, w_batch: batched ? N * ldw : 0, y_batch: yBatch,
+    x_off: xOff * K, w_off: wOff, y_off: yOff, b_off: 0, ldx: K, ldw, ldy,
+  };
+  const buffers = { X: x.binding(), W: w.binding(), Bias: opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, Y: out.binding() };
   const base = {
-    bindings: ['read', 'read', 'read', 'write'] as KernelSpec['bindings'],
+    ...LINEAR_IO,
     aliases: { WT: w.dtype === 'f16' ? 'f16' : 'f32' },
     includes: ['activations'],
   };
   if (gemv) {
     const ROWS = 4;
-    const spec: KernelSpec = { file: 'linear_gemv', ...base, consts: { ...flags, ROWS, MROWS: GEMV_MAX_ROWS }, workgroup: [64] };
+    const spec: KernelSpec = {
+      file: 'linear_gemv', ...base, params: { ...LINEAR_IO.params, groups_x: 'u32' },
+      consts: { ...flags, ROWS, MROWS: GEMV_MAX_ROWS }, workgroup: [64],
+    };
     const groups = Math.ceil(N / ROWS);
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
-    gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, [...params, u(gx)], [gx, gy, B], opts.label);
+    gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, groups_x: gx }, [gx, gy, B], opts.label);
   } else {
     // 4×4 outputs per invocation, 8×8 invocations: a 32×32 tile of Y per workgroup. Not tuned on lavapipe on purpose.
     const TM = 4, TN = 4, wg = [8, 8] as const;
