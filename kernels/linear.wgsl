@@ -2,8 +2,10 @@
 // The plain (reference) GEMM variant: no shared memory. PyTorch Linear layout: W is [N, K] (out, in), so both
 // operands are contiguous along K. Each invocation owns a TM×TN block of Y and walks K four at a time
 // (x4/w4 from lib/linear_load_*.wgsl); out-of-range rows are clamped on load and discarded on store, so any
-// M, N, K work. Reduction order per output: Σ over k-quads in ascending order of dot(x quad, w quad), then the
-// K % 4 tail in order; it depends on K only, never on M or on the other rows.
+// M, N, K work. Reduction order per output: one fma chain, k = 0, 1, …, K−1 in order (quad() from
+// lib/linear_quad_f32.wgsl; the same order as linear_tiled.wgsl; fma, not dot + add: a CPU adapter runs it at
+// FMA rate); it depends on K only, never on M or on the other rows. With f16 arithmetic (f16Math) quad() comes
+// from lib/linear_quad_f16.wgsl instead.
 // Interface (P.M, P.N, P.K, strides/offsets; X, W, Bias, Y) generated from LINEAR_IO in src/ops/linear.ts.
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -24,13 +26,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var i = 0u; i < TM; i++) { xv[i] = x4(xr[i] + k); }
     for (var j = 0u; j < TN; j++) {
       let wv = w4(wr[j] + k);
-      for (var i = 0u; i < TM; i++) { acc[i][j] += dot(xv[i], wv); }
+      for (var i = 0u; i < TM; i++) { acc[i][j] = quad(xv[i], wv, acc[i][j]); }
     }
   }
   for (; k < P.K; k++) {
     for (var j = 0u; j < TN; j++) {
       let wv = w1(wr[j] + k);
-      for (var i = 0u; i < TM; i++) { acc[i][j] += x1(xr[i] + k) * wv; }
+      for (var i = 0u; i < TM; i++) { acc[i][j] = fma(x1(xr[i] + k), wv, acc[i][j]); }
     }
   }
   for (var i = 0u; i < TM; i++) {

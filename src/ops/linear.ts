@@ -20,10 +20,11 @@
 // (1+H)-row block of a ragged DiT batch, in one dispatch.
 //
 // Bit-stability (`tiled: true`, relied on by Policy.actBatch): every GEMM variant computes each output from its
-// X row and W alone with a reduction order fixed by K (tiled: one fma chain k = 0…K−1; plain: k-quads in
-// order), so a row gets the same bits whatever other rows the call has — provided the same variant runs. GEMV
-// reduces in another order. So `tiled: true` never takes GEMV, and its variant comes from the M-independent
-// shape class `rows:…` (tuned once for all M), never from the M-bucketed `gemm:…` classes.
+// X row and W alone with one reduction order fixed by K (plain and tiled alike: a single fma chain,
+// k = 0…K−1 in order), so a row gets the same bits whatever other rows the call has. GEMV reduces in another
+// order (split over invocations, then a tree). So `tiled: true` never takes GEMV, and its variant comes from the
+// M-independent shape class `rows:…` (tuned once for all M) rather than the M-bucketed `gemm:…` classes: the
+// guarantee must not rest on different variants agreeing bit for bit.
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
@@ -84,6 +85,9 @@ export const LINEAR_SOFTWARE_DEFAULTS = {
   gemm: { kernel: 'plain', tm: 4, tn: 4, wg: [8, 8] } as LinearConfig,
   gemv: { kernel: 'gemv', wg: 64, rows: 4 } as LinearConfig,
 };
+
+/** The plain variant's shape for f16 arithmetic when the tuned / default config is another variant. */
+const F16_MATH_CONFIG: LinearConfig = { kernel: 'plain', tm: 4, tn: 4, wg: [8, 8] };
 
 /** What a linear call is, for picking a config: its class in the tuning table and whether GEMV applies. */
 export interface LinearShape {
@@ -201,6 +205,15 @@ export interface LinearOptions {
   tiled?: boolean;
   /** Run this variant / tile shape (tuning, benchmarks, tests); it must suit the call (GEMV vs GEMM). */
   config?: LinearConfig;
+  /**
+   * f16 arithmetic (adapters with shader-f16 only; an error elsewhere): X and W are rounded to f16 four
+   * elements at a time, each 4-term dot product is computed in f16 and accumulated in f32. Error: each input
+   * rounding is ≤ 2⁻¹¹ relative and each f16 product / partial sum adds another ≤ 2⁻¹¹, so an output is off by
+   * about 1e-3 · Σ_k |x_k·w_k| at worst (≈ 5e-4 absolute for unit-variance x and w ~ N(0, 1/K), random-walk
+   * growth with K); |x| or a 4-term partial sum above 65504 overflows to ±inf. Runs the plain GEMM variant (its
+   * tile shape when tuned, else 4×4 / 8×8), also for M ≤ 4; the row-stable contract holds (fixed order).
+   */
+  f16Math?: boolean;
   label?: string;
 }
 
@@ -250,8 +263,13 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   };
   const f16 = w.dtype === 'f16';
   const shape: LinearShape = { M, N, K, f16, rowStable: !!opts.tiled };
-  const gemv = !opts.tiled && M <= GEMV_MAX_ROWS;
-  const cfg = opts.config ?? chooseLinearConfig(gpu, shape);
+  if (opts.f16Math && !gpu.features.f16) throw new Error(`${what}: f16Math needs the shader-f16 feature, which this adapter (${gpu.description}) lacks`);
+  const gemv = !opts.tiled && !opts.f16Math && M <= GEMV_MAX_ROWS;
+  let cfg = opts.config ?? chooseLinearConfig(gpu, { ...shape, rowStable: shape.rowStable || !!opts.f16Math });
+  if (opts.f16Math && cfg.kernel !== 'plain') {
+    if (opts.config) throw new Error(`${what}: f16Math runs the plain variant only, got config ${JSON.stringify(cfg)}`);
+    cfg = F16_MATH_CONFIG;
+  }
   if (opts.config) {
     const problem = linearConfigProblem(gpu, cfg, gemv);
     if (problem) throw new Error(`${what}: config ${JSON.stringify(cfg)}: ${problem}`);
@@ -266,8 +284,9 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   const load = `linear_load_${vec4 ? 'vec4' : 'scalar'}${f16 ? '_f16' : ''}`;
   const base = {
     ...LINEAR_IO,
-    aliases: { XT: vec4 ? 'vec4f' : 'f32', WT: f16 ? (vec4 ? 'vec2u' : 'u32') : vec4 ? 'vec4f' : 'f32' },
-    includes: ['activations', ...(f16 ? ['linear_half'] : []), load, 'linear_epilogue'],
+    // HT (f16 arithmetic) also makes the prelude `enable f16;`.
+    aliases: { XT: vec4 ? 'vec4f' : 'f32', WT: f16 ? (vec4 ? 'vec2u' : 'u32') : vec4 ? 'vec4f' : 'f32', ...(opts.f16Math ? { HT: 'f16' } : {}) },
+    includes: ['activations', ...(f16 ? ['linear_half'] : []), load, 'linear_epilogue', opts.f16Math ? 'linear_quad_f16' : 'linear_quad_f32'],
   };
   if (cfg.kernel === 'gemv' || cfg.kernel === 'gemv_sg') {
     const sg = cfg.kernel === 'gemv_sg' ? fixedSubgroupSize(gpu) : 0;
