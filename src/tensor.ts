@@ -1,8 +1,9 @@
 // Tensor handle: a GPU buffer + byte offset + shape + dtype. Row-major, contiguous.
 //
 // Activations are f32; weights are f32 or f16 (bf16 checkpoints are converted on load). A tensor either owns
-// its buffer (it came from the pool; `release()` gives it back after the next submit) or is a view / a weight
-// that someone else owns (`release()` is then a no-op).
+// its buffer (it came from the pool; `release()` gives it back after the next submit, and `gpu.scope` releases
+// it for you: src/gpu/lifetimes.ts) or is a view / a weight that someone else owns (`release()` is then a no-op).
+// Binding a tensor (or a strided view of one) to a kernel goes through src/ops/views.ts.
 import type { Gpu } from './gpu/device.js';
 import type { BufferRange } from './gpu/stream.js';
 
@@ -33,7 +34,9 @@ export class Tensor {
   /** A fresh pooled tensor (contents undefined). */
   static empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', label?: string): Tensor {
     const bytes = Math.max(4, numel(shape) * DTYPE_BYTES[dtype]);
-    return new Tensor(gpu, gpu.buffers.acquire(bytes, label), shape, dtype, 0, true, label);
+    const t = new Tensor(gpu, gpu.buffers.acquire(bytes, label), shape, dtype, 0, true, label);
+    gpu.lifetimes.born(t);
+    return t;
   }
 
   /** A pooled tensor filled from host data. */
@@ -43,6 +46,11 @@ export class Tensor {
     const t = Tensor.empty(gpu, shape, dt, label);
     t.write(data);
     return t;
+  }
+
+  /** Released back to the pool (an owned tensor after `release()`); any further use is a bug. */
+  get isReleased(): boolean {
+    return this.released;
   }
 
   get size(): number {
@@ -115,6 +123,7 @@ export class Tensor {
     if (!this.owned || this.released) return;
     this.released = true;
     this.gpu.buffers.release(this.buffer);
+    this.gpu.lifetimes.released(this);
   }
 }
 

@@ -5,12 +5,18 @@
 // aligned-down start, element offsets in Params) and may alias the output:
 // - `out === a` (in place) is allowed; an input in the output's buffer is read through the output binding;
 // - an input that overlaps the output other than exactly (shifted) is rejected, since it would race.
-import { f, u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { BufferRange } from '../gpu/stream.js';
 import { Tensor, f32ToF16 } from '../tensor.js';
 import { ACT, type Activation } from './activations.js';
-import { checkSameIndexAlias, overlaps, shapeStr, span } from './bind.js';
+import { bind, bindShared, checkSameIndexAlias, overlaps, shapeStr } from './views.js';
+
+// Inputs A, B, M and output Y as raw 32-bit words (copy/fill move any 4-byte dtype unchanged); element offsets
+// into each binding, broadcast periods of B and M, the scale and the fill word.
+const ELEMENTWISE_IO = {
+  params: { n: 'u32', a_off: 'u32', b_off: 'u32', b_n: 'u32', m_off: 'u32', m_n: 'u32', y_off: 'u32', alpha: 'f32', bits: 'u32' },
+  bindings: { A: 'read u32', B: 'read u32', M: 'read u32', Y: 'write u32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 const OP = { add: 0, mul: 1, unary: 2, swiglu: 3, axpy: 4, scale: 5, copy: 6, fill: 7 } as const;
 type OpName = keyof typeof OP;
@@ -47,7 +53,7 @@ function launch(L: Launch): void {
   // Inputs in the output's buffer are read through Y; everything else gets its own read-only binding.
   const inputs = [L.a, L.b, L.m];
   const viaY = inputs.map((o) => !!o && o.t.buffer === y.buffer);
-  const ySpan = span(`${L.op}`, y, ...inputs.filter((o, k) => o && viaY[k]).map((o) => o!.t));
+  const ySpan = bindShared(L.op, y, ...inputs.filter((o, k) => o && viaY[k]).map((o) => o!.t));
   let yk = 1;
   const offs: number[] = [];
   const ranges: BufferRange[] = [];
@@ -59,14 +65,14 @@ function launch(L: Launch): void {
       offs.push(ySpan.offs[yk++] + (o.off ?? 0));
       ranges.push({ buffer: gpu.dummy });
     } else {
-      const s = span(L.op, o.t);
-      offs.push(s.offs[0] + (o.off ?? 0));
+      const s = bind(L.op, 'abm'[k], o.t);
+      offs.push(s.off + (o.off ?? 0));
       ranges.push(s.range);
     }
   });
   const spec: KernelSpec = {
     file: 'elementwise',
-    bindings: ['read', 'read', 'read', 'write'],
+    ...ELEMENTWISE_IO,
     consts: {
       OP: OP[L.op],
       ACT: ACT[L.act ?? 'none'],
@@ -79,16 +85,17 @@ function launch(L: Launch): void {
     workgroup: [WG],
   };
   const groups = Math.min(Math.ceil(L.n / WG), MAX_GROUPS);
-  const params = [
-    u(L.n),
-    u(offs[0]),
-    u(offs[1]), u(L.b?.period ?? L.n),
-    u(offs[2]), u(L.m?.period ?? L.n),
-    u(ySpan.offs[0] + (L.y.off ?? 0)),
-    f(L.alpha ?? 0),
-    u(L.bits ?? 0),
-  ];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), [...ranges, ySpan.range], params, [groups], L.label ?? L.op);
+  const params = {
+    n: L.n,
+    a_off: offs[0],
+    b_off: offs[1], b_n: L.b?.period ?? L.n,
+    m_off: offs[2], m_n: L.m?.period ?? L.n,
+    y_off: ySpan.offs[0] + (L.y.off ?? 0),
+    alpha: L.alpha ?? 0,
+    bits: L.bits ?? 0,
+  };
+  const [A, B, M] = ranges;
+  gpu.stream.dispatch(gpu.pipelines.get(spec), { A, B, M, Y: ySpan.range }, params, [groups], L.label ?? L.op);
 }
 
 function needF32(op: string, what: string, t: Tensor): void {
