@@ -205,8 +205,8 @@ export class Gpu {
   }
 
   /**
-   * Run fn and release the pooled tensors born inside it, except the ones it returns (directly, or inside a
-   * returned array / plain object) or passes to `keep`. Synchronous only. See src/gpu/lifetimes.ts.
+   * Run fn and release the pooled tensors born inside it, except the ones it returns (directly, or inside
+   * returned arrays / plain objects) or passes to `keep`. Synchronous only. See src/gpu/lifetimes.ts.
    */
   scope<R>(fn: () => R): R {
     return this.lifetimes.scope(fn);

@@ -5,7 +5,7 @@
 // of only seeing a counter move.
 //
 // `gpu.scope(fn)` (like tfjs `tidy`): pooled tensors born while fn runs are released when it returns, except
-// the ones it returns (a tensor, or tensors directly inside a returned array / plain object) and the ones passed
+// the ones it returns (a tensor, or tensors anywhere inside returned arrays / plain objects) and the ones passed
 // to `keep`. Returned tensors are handed to the enclosing scope, if any. If fn throws, everything it created is
 // released. fn must be synchronous: a scope cannot span an await (another caller's tensors would land in it).
 // Releasing is safe right after encoding: the pool reuses a buffer only after the next submit (src/gpu/buffers.ts).
@@ -99,11 +99,10 @@ function isTracked(x: unknown): x is Tracked {
   return typeof x === 'object' && x !== null && typeof (x as Tracked).release === 'function' && 'isReleased' in x && 'shape' in x;
 }
 
-/** Tensors in a scope's result: the value itself, or the direct elements / values of an array or plain object. */
-function collect(x: unknown, out: Set<Tracked>): void {
+/** Tensors in a scope's result: the value itself, or anywhere inside returned arrays / plain objects. */
+function collect(x: unknown, out: Set<Tracked>, depth = 0): void {
   if (isTracked(x)) out.add(x);
-  else if (Array.isArray(x)) for (const v of x) { if (isTracked(v)) out.add(v); }
-  else if (x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) {
-    for (const v of Object.values(x)) if (isTracked(v)) out.add(v);
-  }
+  else if (depth > 8 || !x || typeof x !== 'object') return;
+  else if (Array.isArray(x)) for (const v of x) collect(v, out, depth + 1);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collect(v, out, depth + 1);
 }

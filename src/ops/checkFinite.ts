@@ -49,10 +49,10 @@ export function countNonFinite(t: Tensor, opts: { out?: Tensor; outOffset?: numb
     return out;
   }
   const groups = Math.min(MAX_GROUPS, Math.ceil(n / SMALL));
-  const partials = Tensor.empty(gpu, [groups], 'u32', `${op}.partials`);
-  const ps = bind(op, 'partials', partials);
-  gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), { X: xs.range, Y: ps.range }, { n, x_off: xs.off, y_off: ps.off, groups }, [groups], op);
-  gpu.stream.dispatch(gpu.pipelines.get(spec(1, false)), { X: ps.range, Y: ys.range }, { n: groups, x_off: ps.off, y_off: yOff, groups: 1 }, [1], `${op}.sum`);
-  partials.release();
+  gpu.scope(() => {
+    const ps = bind(op, 'partials', Tensor.empty(gpu, [groups], 'u32', `${op}.partials`));
+    gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), { X: xs.range, Y: ps.range }, { n, x_off: xs.off, y_off: ps.off, groups }, [groups], op);
+    gpu.stream.dispatch(gpu.pipelines.get(spec(1, false)), { X: ps.range, Y: ys.range }, { n: groups, x_off: ps.off, y_off: yOff, groups: 1 }, [1], `${op}.sum`);
+  });
   return out;
 }

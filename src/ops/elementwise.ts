@@ -1,4 +1,5 @@
-// Elementwise ops (kernels/elementwise.wgsl): add, mul, unary activations, swiglu, axpy, scale, copy, fill.
+// Elementwise ops (kernels/elementwise.wgsl): add, mul, unary activations, swiglu, axpy, scale, copy, fill; and
+// copyRows, the offset-correct buffer-to-buffer row copy.
 //
 // One grid-stride kernel; the op and activation are compile-time constants (OP, ACT), shapes and offsets go in
 // Params. All tensors are f32 (copy/fill also take i32/u32). Views may be unaligned (bound from the
@@ -7,7 +8,7 @@
 // - an input that overlaps the output other than exactly (shifted) is rejected, since it would race.
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { BufferRange } from '../gpu/stream.js';
-import { Tensor, f32ToF16 } from '../tensor.js';
+import { DTYPE_BYTES, Tensor, f32ToF16 } from '../tensor.js';
 import { ACT, type Activation } from './activations.js';
 import { bind, bindShared, checkSameIndexAlias, overlaps, shapeStr } from './views.js';
 
@@ -211,6 +212,34 @@ export function copyInto(src: Tensor, dst: Tensor, opts: { srcOffset?: number; d
   if (src.buffer === dst.buffer && src.offset + so * 4 === dst.offset + d0 * 4) return; // copy onto itself
   if (overlaps(src, so, count, dst, d0, count)) throw new Error('copyInto: source and destination ranges overlap');
   launch({ op: 'copy', n: count, a: { t: src, off: so }, y: { t: dst, off: d0 } });
+}
+
+/**
+ * Rows [dstRow, dstRow + rows) of dst = rows [srcRow, srcRow + rows) of src (default: all of src's rows, from row
+ * 0), a buffer-to-buffer copy in stream order. A row is everything after dim 0; both views' byte offsets are
+ * honoured (a raw `gpu.stream.copy(t.buffer, 0, …)` of a view would copy the wrong bytes). Same dtype and row
+ * width; the byte ranges must be 4-byte aligned (always true for f32 / i32 / u32) and must not overlap.
+ */
+export function copyRows(src: Tensor, dst: Tensor, opts: { srcRow?: number; dstRow?: number; rows?: number } = {}): void {
+  const op = 'copyRows';
+  const width = (t: Tensor) => (t.shape.length ? t.size / t.shape[0] : 1);
+  if (src.dtype !== dst.dtype || width(src) !== width(dst)) throw new Error(`${op}: src ${shapeStr(src)} and dst ${shapeStr(dst)} differ in dtype or row width`);
+  const s0 = opts.srcRow ?? 0;
+  const d0 = opts.dstRow ?? 0;
+  const rows = opts.rows ?? (src.shape[0] ?? 1) - s0;
+  const total = (t: Tensor) => t.shape[0] ?? 1;
+  if (![s0, d0, rows].every((v) => Number.isInteger(v) && v >= 0) || s0 + rows > total(src) || d0 + rows > total(dst)) {
+    throw new Error(`${op}: ${rows} rows from row ${s0} of src ${shapeStr(src)} to row ${d0} of dst ${shapeStr(dst)} are out of range`);
+  }
+  const rowBytes = width(src) * DTYPE_BYTES[src.dtype];
+  const from = src.offset + s0 * rowBytes;
+  const to = dst.offset + d0 * rowBytes;
+  const bytes = rows * rowBytes;
+  if (bytes === 0) return;
+  if (from % 4 || to % 4 || bytes % 4) throw new Error(`${op}: byte range (${from} → ${to}, ${bytes} bytes) is not 4-byte aligned; use copyInto`);
+  for (const t of [src, dst]) if (t.isReleased) throw new Error(`${op}: ${t.label ?? 'tensor'} used after release`);
+  if (overlaps(src, s0 * width(src), rows * width(src), dst, d0 * width(dst), rows * width(dst))) throw new Error(`${op}: source and destination rows overlap`);
+  src.gpu.stream.copy(src.buffer, from, dst.buffer, to, bytes);
 }
 
 /** Every element of t = value (f32, i32, u32; f16 when the view is 4-byte aligned and has an even size). */
