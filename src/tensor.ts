@@ -61,7 +61,11 @@ export class Tensor {
     return this.size * DTYPE_BYTES[this.dtype];
   }
 
-  /** Storage binding for this tensor's bytes (rounded up to 4 bytes). */
+  /**
+   * Storage binding for this tensor's bytes (rounded up to 4 bytes); only for 256-byte-aligned tensors.
+   * @deprecated Bind through src/ops/views.ts (`bind`), which takes any view and returns its element offset;
+   * remaining callers: src/ops/linear.ts, src/ops/attention.ts.
+   */
   binding(): BufferRange {
     if (this.released) throw new Error(`tensor ${this.label ?? ''} used after release`);
     const align = this.gpu.limits.minStorageBufferOffsetAlignment;

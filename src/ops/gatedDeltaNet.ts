@@ -23,8 +23,6 @@ import { Tensor } from '../tensor.js';
 import { bind, bindHeads, checkDistinct, rwDummy, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
 
-export type { HeadView } from './views.js';
-
 type IO = Pick<KernelSpec, 'params' | 'bindings'>;
 // Views are (off, row[, head]) in elements: element (t, h, e) of q at q_off + t·q_row + h·q_head + e.
 const QK_PARAMS = { q_off: 'u32', q_row: 'u32', q_head: 'u32', k_off: 'u32', k_row: 'u32', k_head: 'u32' } as const;
