@@ -30,6 +30,7 @@ export interface LiveTensor {
 export class Lifetimes {
   private readonly liveSet = new Map<Tracked, number>();
   private births = 0;
+  private readonly cacheOwned = new WeakSet<Tracked>();
   private readonly scopes: Set<Tracked>[] = [];
 
   /** Called by Tensor.empty for each pooled tensor. */
@@ -48,6 +49,12 @@ export class Lifetimes {
   keep<T extends Tracked>(t: T): T {
     for (const s of this.scopes) s.delete(t);
     return t;
+  }
+
+  /** `keep`, for a tensor a cache owns (released when evicted): still live, but never reported as a leak. */
+  cached<T extends Tracked>(t: T): T {
+    this.cacheOwned.add(t);
+    return this.keep(t);
   }
 
   scope<R>(fn: () => R): R {
@@ -89,9 +96,11 @@ export class Lifetimes {
     return this.births;
   }
 
-  /** Tensors born after `mark` and still live, as `label [shape] dtype` lines (empty: nothing leaked). */
+  /** Tensors born after `mark` and still live, cache-owned ones aside, as `label [shape] dtype` lines (empty: nothing leaked). */
   leakedSince(mark: number): string[] {
-    return this.live().filter((t) => t.id > mark).map((t) => `${t.label} [${t.shape.join(', ')}] ${t.dtype}`);
+    return [...this.liveSet]
+      .filter(([t, id]) => id > mark && !this.cacheOwned.has(t))
+      .map(([t]) => `${t.label ?? '(unlabelled)'} [${t.shape.join(', ')}] ${t.dtype}`);
   }
 }
 

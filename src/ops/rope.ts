@@ -78,7 +78,7 @@ function ropeTable(gpu: Gpu, key: string, build: () => { inv: Float32Array; axes
     const data = new Float32Array(2 * half);
     data.set(inv);
     for (let j = 0; j < half; j++) data[half + j] = axes[j];
-    t = gpu.keep(Tensor.from(gpu, data, [2, half], 'f32', `rope table ${key}`)); // cached: outlives any scope
+    t = gpu.lifetimes.cached(Tensor.from(gpu, data, [2, half], 'f32', `rope table ${key}`)); // outlives any scope
     m.set(key, t);
   }
   return t;

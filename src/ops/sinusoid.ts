@@ -35,7 +35,7 @@ function omegaTable(gpu: Gpu, dim: number, shift: number, maxPeriod: number): Te
   const key = `${dim} ${shift} ${maxPeriod}`;
   let t = m.get(key);
   if (!t) {
-    t = gpu.keep(Tensor.from(gpu, sinusoidOmegaF32(dim, shift, maxPeriod), [dim / 2], 'f32', `sinusoid ω ${key}`)); // cached: outlives any scope
+    t = gpu.lifetimes.cached(Tensor.from(gpu, sinusoidOmegaF32(dim, shift, maxPeriod), [dim / 2], 'f32', `sinusoid ω ${key}`)); // outlives any scope
     m.set(key, t);
   }
   return t;
