@@ -30,6 +30,7 @@ import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { pow2Bucket, tunedConfig } from '../tune/table.js';
 import { ACT, type Activation } from './activations.js';
+import { bind, bindOptional, checkDistinct } from './views.js';
 
 export const GEMV_MAX_ROWS = 4;
 
@@ -257,9 +258,13 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
 
   const xBatch = batched ? totalRows * K : rb ? rb.xStride * K : 0;
   const wBatch = batched ? N * ldw : 0;
+  // Views bind from the aligned-down start of their bytes; the remainder is part of each element offset
+  // (src/ops/views.ts).
+  checkDistinct(what, [['x', x], ['w', w], ['bias', opts.bias]], [['out', out]]);
+  const xb = bind(what, 'x', x), wb = bind(what, 'w', w), bb = bindOptional(gpu, what, 'bias', opts.bias), yb = bind(what, 'out', out);
   const params = {
     M, N, K, x_batch: xBatch, w_batch: wBatch, y_batch: yBatch,
-    x_off: xOff * K, w_off: wOff, y_off: yOff, b_off: 0, ldx: K, ldw, ldy,
+    x_off: xb.off + xOff * K, w_off: wb.off + wOff, y_off: yb.off + yOff, b_off: bb.off, ldx: K, ldw, ldy,
   };
   const f16 = w.dtype === 'f16';
   const shape: LinearShape = { M, N, K, f16, rowStable: !!opts.tiled };
@@ -274,11 +279,11 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     const problem = linearConfigProblem(gpu, cfg, gemv);
     if (problem) throw new Error(`${what}: config ${JSON.stringify(cfg)}: ${problem}`);
   }
-  // Vectorised binding: every element offset and stride a multiple of 4 (and whole vec4s in each buffer).
-  const vec4 = K % 4 === 0 && ldw % 4 === 0 && wOff % 4 === 0 && xBatch % 4 === 0 && wBatch % 4 === 0 && (xOff * K) % 4 === 0 &&
-    x.size % 4 === 0 && w.size % 4 === 0;
+  // Vectorised binding: every element offset and stride a multiple of 4, and each binding whole vec4s.
+  const vec4 = K % 4 === 0 && ldw % 4 === 0 && xBatch % 4 === 0 && wBatch % 4 === 0 && params.x_off % 4 === 0 && params.w_off % 4 === 0 &&
+    (xb.range.size ?? 0) % 16 === 0 && (wb.range.size ?? 0) % (f16 ? 8 : 16) === 0;
   const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
-  const buffers = { X: x.binding(), W: w.binding(), Bias: opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, Y: out.binding() };
+  const buffers = { X: xb.range, W: wb.range, Bias: bb.range, Y: yb.range };
   // f16 weights bind as packed u32 words and are widened with integer ops (kernels/lib/linear_half.wgsl): no
   // shader-f16 needed, and several times faster than f16 loads on lavapipe.
   const load = `linear_load_${vec4 ? 'vec4' : 'scalar'}${f16 ? '_f16' : ''}`;

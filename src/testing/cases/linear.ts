@@ -216,7 +216,9 @@ function rowStableCase(f16: boolean, config?: LinearConfig): OpCase {
       return {
         encode() { encode().release(); },
         async run() {
-          const all = await encode().readF32();
+          const whole = encode();
+          const all = await whole.readF32();
+          whole.release();
           for (const [offset, count] of [[0, 1], [17, 1], [36, 1], [20, 2]]) {
             const part = linear(x, w, { bias, act: 'silu', tiled: true, config, xRows: { offset, count } });
             const got = await part.readF32();
@@ -237,3 +239,45 @@ function rowStableCase(f16: boolean, config?: LinearConfig): OpCase {
   };
 }
 linearCases.push(rowStableCase(false), rowStableCase(true), rowStableCase(false, GEMM_VARIANTS[1]), rowStableCase(true, GEMM_VARIANTS[3]));
+
+/**
+ * Tensor views that start anywhere (Tensor.rows at byte offsets that are not 256-aligned, src/ops/views.ts binds
+ * them aligned-down with an element remainder): x, w and out are row windows of larger tensors; K = 12 keeps the
+ * vec4 path where the remainder allows it (x rows +1 → 48-byte offset) and K = 13 forces scalar loads.
+ */
+function rowViewCase(f16: boolean, M: number, K: number, config?: LinearConfig): OpCase {
+  const [N, xr, wr, yr] = [7, 1, 3, 5];
+  return {
+    name: `linear ${f16 ? 'f16' : 'f32'} unaligned views M=${M} K=${K} (x.rows(${xr}), w.rows(${wr}), out.rows(${yr}))${config ? ` {${linearConfigName(config)}}` : ''}`,
+    op: 'linear',
+    tol: f16 ? TOL.f16 : TOL.f32,
+    setup(gpu, rng) {
+      const xs = rng.normals((M + xr + 2) * K);
+      let ws = rng.normals((N + wr + 1) * K, 0.3);
+      const wData = f16 ? f32ToF16Array(ws) : ws;
+      if (f16) ws = f16ToF32Array(wData as Uint16Array);
+      const y0 = rng.normals((M + yr + 1) * N);
+      const xp = Tensor.from(gpu, xs, [M + xr + 2, K]);
+      const wp = Tensor.from(gpu, wData, [N + wr + 1, K], f16 ? 'f16' : 'f32');
+      const yp = Tensor.from(gpu, y0, [M + yr + 1, N]);
+      const encode = () => { yp.write(y0); linear(xp.rows(xr, M), wp.rows(wr, N), { out: yp.rows(yr, M), config }); };
+      return {
+        encode,
+        async run() { encode(); return yp.read() as Promise<Float32Array>; },
+        reference() {
+          const y = Float64Array.from(y0);
+          for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+            let s = 0;
+            for (let k = 0; k < K; k++) s += xs[(xr + m) * K + k] * ws[(wr + n) * K + k];
+            y[(yr + m) * N + n] = s;
+          }
+          return y;
+        },
+        dispose() { xp.release(); wp.release(); yp.release(); },
+      };
+    },
+  };
+}
+linearCases.push(
+  rowViewCase(false, 9, 12), rowViewCase(true, 9, 13, GEMM_VARIANTS[2]), rowViewCase(true, 2, 12), rowViewCase(false, 3, 13, GEMV_VARIANTS[2]),
+);
