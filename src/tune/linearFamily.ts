@@ -5,7 +5,9 @@
 //   action-expert (DiT) weights: GEMM at M = 1 + hMax (state + chunk rows), and the row-stable `rows:` class (tiled: true, the
 //   batched-inference path) at the same M.
 // Candidates: the GEMM variants (plain, tiled) and tile shapes below, the GEMV variants (gemv, gemv_sg where the
-// adapter has fixed-size subgroups), each filtered by linearConfigProblem for this adapter.
+// adapter has fixed-size subgroups), each filtered by linearConfigProblem for this adapter. The lists include
+// both default sets of src/ops/linear.ts, so a tuned entry is never worse than the default it replaces (as
+// measured).
 import type { Gpu } from '../gpu/device.js';
 import { expectedTensors } from '../model/expectedTensors.js';
 import type { QvlaConfig } from '../model/config.js';
@@ -36,6 +38,7 @@ export const GEMV_CANDIDATES: LinearConfig[] = [
   { kernel: 'gemv_sg', groups: 1, rows: 8 },
   { kernel: 'gemv_sg', groups: 4, rows: 2 },
   { kernel: 'gemv_sg', groups: 8, rows: 1 },
+  { kernel: 'gemv_sg', groups: 8, rows: 2 },
 ];
 
 interface LinearTuneShape extends LinearShape { group: string }

@@ -4,8 +4,9 @@
 // of a checkpoint and writes the winners here; the engine installs the table for its Gpu at start
 // (src/tune/store.ts: loadTuning), and each op asks `tunedConfig(gpu, family, shapeClass)`. With no table, or no
 // entry for the adapter / family / class, or an entry this adapter cannot run, the op uses its documented
-// defaults (for linear: LINEAR_DEFAULTS in src/ops/linear.ts). Those defaults are chosen for GPUs by reasoning,
-// never from lavapipe timings: a software adapter gets tuned values only through a table (docs in bench/README.md).
+// defaults (for linear, src/ops/linear.ts: LINEAR_DEFAULTS, chosen for GPUs by reasoning, never from lavapipe
+// timings; on a software adapter LINEAR_SOFTWARE_DEFAULTS, the untuned pre-variant shapes). A software adapter
+// gets tuned values only through a table (bench/gpu/README.md).
 //
 // File format (JSON, version 1):
 //   { "version": 1,
