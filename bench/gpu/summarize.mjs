@@ -17,7 +17,7 @@ const summary = { dir, dryRun: dry, steps: [], tune: [], kernels: [], e2e: [], r
 const say = (l = '') => out.push(l);
 
 say(`${dry ? 'DRY RUN (reduced sizes) — ' : ''}bench/gpu/run.sh summary: ${dir}`);
-const dev = existsSync(path.join(dir, 'device.txt')) ? readFileSync(path.join(dir, 'device.txt'), 'utf8').split('\n').filter(Boolean).slice(0, 2).join(' | ') : '?';
+const dev = existsSync(path.join(dir, 'device.txt')) ? readFileSync(path.join(dir, 'device.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('Warning')).slice(0, 2).join(' | ') : '?';
 say(`adapter: ${dev}`);
 if (existsSync(path.join(dir, 'steps.tsv'))) {
   const steps = readFileSync(path.join(dir, 'steps.tsv'), 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
@@ -56,9 +56,9 @@ for (const f of ['e2e.json', 'e2e-small.json']) {
   say(`${f.replace('.json', '')} (${e.weightDtype} weights):`);
   for (const c of e.configs) {
     const p = c.fast?.total ?? c.staged?.stages?.total;
-    const row = { config: c.config, dir: c.dir, loadMs: c.loadMs, coldMs: c.cold?.total, p50: p?.p50, p90: p?.p90, calls: c.fast?.calls ?? c.staged?.calls };
+    const row = { config: c.config, dir: c.dir, loadMs: c.loadMs, coldMs: c.cold?.totalMs, p50: p?.p50, p90: p?.p90, calls: c.fast?.calls ?? c.staged?.calls };
     summary.e2e.push(row);
-    say(`  ${c.config} ${c.dir}: load ${f2(c.loadMs)} ms, cold act ${f2(c.cold?.total)} ms, act p50 ${f2(p?.p50)} ms p90 ${f2(p?.p90)} ms over ${row.calls} calls`);
+    say(`  ${c.config} ${c.dir}: load ${f2(c.loadMs)} ms, cold act ${f2(c.cold?.totalMs)} ms, act p50 ${f2(p?.p50)} ms p90 ${f2(p?.p90)} ms over ${row.calls} calls`);
   }
 }
 
