@@ -11,6 +11,7 @@ import { normCases, normPerfCases } from './norm.js';
 import { softmaxCases, softmaxPerfCases } from './softmax.js';
 import { gatherCases, gatherPerfCases } from './gather.js';
 import { checkFiniteCases, checkFinitePerfCases } from './checkFinite.js';
+import { linearQCases, linearQPerfCases } from '../../quant/cases.js';
 
-export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...softmaxCases, ...gatherCases, ...checkFiniteCases];
-export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...softmaxPerfCases, ...gatherPerfCases, ...checkFinitePerfCases];
+export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...softmaxCases, ...gatherCases, ...checkFiniteCases, ...linearQCases];
+export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...softmaxPerfCases, ...gatherPerfCases, ...checkFinitePerfCases, ...linearQPerfCases];
