@@ -178,3 +178,30 @@ describe('malformed quantised checkpoints: inspect and run name the tensor', () 
     });
   }
 });
+
+describe('Policy.load of a quantised checkpoint', () => {
+  it('acts like the f32 checkpoint (text-only nav request, same seed), with fewer weight bytes; weightDtype f16 applies to the rest', async () => {
+    const { Policy } = await import('../../src/policy/policy.js');
+    const gpu = await Gpu.create();
+    try {
+      const q8 = nodePath.join(tmp, 'tiny-q8');
+      if (!existsSync(q8)) await quantizeCheckpoint(TINY, q8, { bits: 8, skip: ['visual'] });
+      const req = { instruction: 'go to the door', embodiment: 'nav', steps: 3, seed: 7 };
+      const f = await Policy.load(TINY, { gpu });
+      const ref = await f.act(req);
+      const fBytes = f.weights.bytes;
+      f.destroy();
+      for (const weightDtype of ['f32', 'f16'] as const) {
+        const q = await Policy.load(q8, { gpu, weightDtype });
+        const got = await q.act(req);
+        expect(q.weights.bytes).toBeLessThan(fBytes * (weightDtype === 'f32' ? 0.75 : 0.5));
+        q.destroy();
+        let se = 0, ss = 0;
+        for (let k = 0; k < ref.raw.length; k++) { se += (got.raw[k]! - ref.raw[k]!) ** 2; ss += ref.raw[k]! ** 2; }
+        expect(Math.sqrt(se / ss), `int8 (${weightDtype}) chunk vs f32`).toBeLessThan(0.05);
+      }
+    } finally {
+      gpu.destroy();
+    }
+  });
+});
