@@ -47,7 +47,7 @@ export async function cmdQuantize(p: Parsed): Promise<number> {
     report = await quantizeCheckpoint(inDir, outDir, {
       bits, group: getNumber(p, 'group'), zeroPoint: getFlag(p, 'zero-point'), skip: getList(p, 'skip'),
       quantizeLmHead: getFlag(p, 'quantize-lm-head'), minElements: getNumber(p, 'min-elements'),
-      onProgress: (done, total, name) => progress.onProgress({ bytes: done, totalBytes: total, tensors: 0, totalTensors: 0, name }),
+      onProgress: (done, total, name, tensors, totalTensors) => progress.onProgress({ bytes: done, totalBytes: total, tensors, totalTensors, name }),
     });
   } catch (e) {
     progress.fail();

@@ -43,7 +43,8 @@ export interface QuantizeOptions {
   minElements?: number;
   /** Source bytes per row block (default 16 MiB). */
   blockBytes?: number;
-  onProgress?: (done: number, total: number, name: string) => void;
+  /** Source bytes done / total, the tensor at hand, tensors finished / total. */
+  onProgress?: (done: number, total: number, name: string, tensorsDone: number, tensors: number) => void;
 }
 
 export interface TensorReport {
@@ -173,7 +174,7 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
             const buf = await ckpt.readRange(info.name, off, n);
             await h.write(buf, 0, n, offsets[0]! + off);
             done += n;
-            opts.onProgress?.(done, total, info.name);
+            opts.onProgress?.(done, total, info.name, reports.length, plans.length);
           }
           reports.push({ name: info.name, shape: [...info.shape], action: plan.why, quantized: false, bytesIn: info.byteLength, bytesOut: info.byteLength });
           continue;
@@ -203,7 +204,7 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
           await h.write(new Uint8Array(sc.buffer, 0, rows * G * 2), 0, rows * G * 2, offsets[1]! + r0 * G * 2);
           if (qz) await h.write(qz, 0, rows * G, offsets[2]! + r0 * G);
           done += rows * K * srcElem;
-          opts.onProgress?.(done, total, info.name);
+          opts.onProgress?.(done, total, info.name, reports.length, plans.length);
         }
         const bytesOut = (N * K * bits) / 8 + N * G * 2 + (qz ? N * G : 0);
         reports.push({
@@ -211,6 +212,7 @@ export async function quantizeCheckpoint(inDir: string, outDir: string, opts: Qu
           relRms: stats.relRms, maxAbs: stats.maxAbs, sqnrDb: stats.sqnrDb,
         });
       }
+      opts.onProgress?.(done, total, '', plans.length, plans.length);
       await h.sync();
     } finally {
       await h.close();
