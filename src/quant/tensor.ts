@@ -1,7 +1,7 @@
 // A quantised Linear weight on the GPU (docs/quantization.md): a Tensor whose shape is the logical [N, K], so
 // model code passes it to linear() like any weight; linear() hands it to linearQuantized (src/quant/linear.ts),
-// which binds the packed words, scales and zero points itself. Every other use (another op binding it, a view,
-// a raw read) throws naming the weight instead of reading packed bytes as floats.
+// which binds the packed words, scales and zero points itself. Views, raw reads and Tensor.binding() throw
+// naming the weight instead of reading packed bytes as floats.
 import type { Gpu } from '../gpu/device.js';
 import { Tensor, f16ToF32 } from '../tensor.js';
 
