@@ -44,6 +44,7 @@ export function linearQuantized(x: Tensor, w: QuantizedTensor, out: Tensor, opts
   if (p.K % group !== 0 || p.w_off % (w.bits === 4 ? w.group : epw) !== 0 || p.K % epw !== 0) {
     throw new Error(`${what}: the K window [${p.w_off}, ${p.w_off + p.K}) must start and end on a ${w.bits === 4 ? `group of ${w.group}` : '4-element word'}`);
   }
+  if (p.M === 0 || p.N === 0) return out; // nothing to compute (and no zero-row GEMV variant)
   const consts = { ...geo.flags, BITS: w.bits, HAS_ZERO: w.zeroPoint };
   const params = {
     M: p.M, N: p.N, K: p.K, x_batch: p.x_batch, y_batch: p.y_batch, x_off: p.x_off, w_off: p.w_off, y_off: p.y_off,
