@@ -13,6 +13,7 @@ import { WORLDS_SPEC, cmdWorlds } from './cmdWorlds.js';
 import { EVAL_SPEC, cmdEval } from './cmdEval.js';
 import { WEB_SPEC, cmdWeb } from './cmdWeb.js';
 import { TUNE_SPEC, cmdTune } from './cmdTune.js';
+import { QUANTIZE_SPEC, cmdQuantize } from './cmdQuantize.js';
 
 interface Command {
   spec: CommandSpec;
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { spec: EVAL_SPEC, run: cmdEval },
   web: { spec: WEB_SPEC, run: cmdWeb },
   tune: { spec: TUNE_SPEC, run: cmdTune },
+  quantize: { spec: QUANTIZE_SPEC, run: cmdQuantize },
 };
 
 const ONE_LINERS: [string, string][] = [
@@ -40,6 +42,7 @@ const ONE_LINERS: [string, string][] = [
   ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
   ['eval', 'closed-loop evaluation on the toy worlds: success rate [95 % CI], SR/OSR/SPL, ADE/FDE; --json, --plot, --rollouts'],
   ['tune', 'time kernel variants at a checkpoint\'s shapes on this adapter; write the tuning table the engine reads'],
+  ['quantize', 'weight-only int8 / int4 copy of a checkpoint (docs/quantization.md)'],
   ['web', 'the browser playground: serve web/ + a checkpoint on localhost (episodes, chunk explorer, chat in a tab)'],
 ];
 

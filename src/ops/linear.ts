@@ -31,6 +31,7 @@ import { Tensor } from '../tensor.js';
 import { pow2Bucket, tunedConfig } from '../tune/table.js';
 import { ACT, type Activation } from './activations.js';
 import { bind, bindOptional, checkDistinct } from './views.js';
+import { isQuantized, linearQuantized } from '../quant/index.js'; // int8/int4 weights: docs/quantization.md
 
 export const GEMV_MAX_ROWS = 4;
 
@@ -260,12 +261,18 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   const wBatch = batched ? N * ldw : 0;
   // Views bind from the aligned-down start of their bytes; the remainder is part of each element offset
   // (src/ops/views.ts).
-  checkDistinct(what, [['x', x], ['w', w], ['bias', opts.bias]], [['out', out]]);
-  const xb = bind(what, 'x', x), wb = bind(what, 'w', w), bb = bindOptional(gpu, what, 'bias', opts.bias), yb = bind(what, 'out', out);
   const params = {
     M, N, K, x_batch: xBatch, w_batch: wBatch, y_batch: yBatch,
-    x_off: xb.off + xOff * K, w_off: wb.off + wOff, y_off: yb.off + yOff, b_off: bb.off, ldx: K, ldw, ldy,
+    x_off: xOff * K, w_off: wOff, y_off: yOff, b_off: 0, ldx: K, ldw, ldy,
   };
+  const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
+  if (isQuantized(w)) return linearQuantized(x, w, out, opts, { params, gemv: M <= GEMV_MAX_ROWS && !opts.tiled, flags, B }); // same checks and geometry, quantised kernels
+  checkDistinct(what, [['x', x], ['w', w], ['bias', opts.bias]], [['out', out]]);
+  const xb = bind(what, 'x', x), wb = bind(what, 'w', w), bb = bindOptional(gpu, what, 'bias', opts.bias), yb = bind(what, 'out', out);
+  params.x_off += xb.off;
+  params.w_off += wb.off;
+  params.y_off += yb.off;
+  params.b_off = bb.off;
   const f16 = w.dtype === 'f16';
   const shape: LinearShape = { M, N, K, f16, rowStable: !!opts.tiled };
   if (opts.f16Math && !gpu.features.f16) throw new Error(`${what}: f16Math needs the shader-f16 feature, which this adapter (${gpu.description}) lacks`);
@@ -282,7 +289,6 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   // Vectorised binding: every element offset and stride a multiple of 4, and each binding whole vec4s.
   const vec4 = K % 4 === 0 && ldw % 4 === 0 && xBatch % 4 === 0 && wBatch % 4 === 0 && params.x_off % 4 === 0 && params.w_off % 4 === 0 &&
     (xb.range.size ?? 0) % 16 === 0 && (wb.range.size ?? 0) % (f16 ? 8 : 16) === 0;
-  const flags = { HAS_BIAS: !!opts.bias, ACCUM: !!opts.accumulate, ACT: ACT[opts.act ?? 'none'] };
   const buffers = { X: xb.range, W: wb.range, Bias: bb.range, Y: yb.range };
   // f16 weights bind as packed u32 words and are widened with integer ops (kernels/lib/linear_half.wgsl): no
   // shader-f16 needed, and several times faster than f16 loads on lavapipe.
