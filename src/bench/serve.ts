@@ -25,7 +25,7 @@ import { packb, unpackb } from '../server/msgpack.js';
 import { NdArray } from '../server/ndarray.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS } from '../server/batcher.js';
 import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader } from './env.js';
-import { percentile } from './e2e.js';
+import { percentile } from './stats.js';
 import { BATCH_INSTRUCTION, syntheticFrame } from './batch.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
 import { panelChart, writePlot, type Series } from '../plot/index.js';

@@ -1,9 +1,11 @@
 // A small declarative argument parser: `--name value`, `--name=value`, boolean flags, repeatable options,
 // positionals, `--` to end options, `-h/--help`. Every problem is a UsageError (exit code 2).
+import { QvlaError } from '../util/errors.js';
 
-export class UsageError extends Error {
+
+export class UsageError extends QvlaError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'usage' });
     this.name = 'UsageError';
   }
 }
