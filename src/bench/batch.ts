@@ -14,9 +14,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Policy, type ActRequest } from '../policy/policy.js';
 import { TINY_DIR } from '../testing/fixtures.js';
-import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
+import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, parseIntList, type CommandSpec } from '../cli/args.js';
 import { Gpu } from '../gpu/device.js';
-import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
+import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader, writeJsonReport } from './env.js';
 import { median } from './stats.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
 
@@ -182,10 +182,7 @@ export async function runBatchBenchmark(opts: BatchBenchOptions = {}): Promise<B
     const report: BatchReport = {
       header, command: opts.command ?? '(programmatic runBatchBenchmark)', checkpoint: dir, weightDtype, steps, imageSize, promptTokens, rows,
     };
-    if (opts.json) {
-      await fsp.mkdir(path.dirname(path.resolve(opts.json)), { recursive: true });
-      await fsp.writeFile(opts.json, JSON.stringify(report, null, 2) + '\n');
-    }
+    if (opts.json) await writeJsonReport(opts.json, report);
     return report;
   } finally {
     policy?.destroy();
@@ -244,11 +241,7 @@ export async function runBatchBench(args: string[]): Promise<number> {
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench batch: unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const list = getString(p, 'batch');
-  let batches: number[] | undefined;
-  if (list !== undefined) {
-    batches = list.split(',').map((s) => Number(s.trim()));
-    if (batches.length === 0 || batches.some((b) => !Number.isInteger(b) || b < 1)) throw new UsageError(`qvla bench batch: --batch must be positive integers, got ${JSON.stringify(list)}`);
-  }
+  const batches = list !== undefined ? parseIntList(list, 'qvla bench batch: --batch') : undefined;
   const report = await runBatchBenchmark({
     batches,
     reps: getNumber(p, 'reps'),

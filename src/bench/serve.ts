@@ -20,11 +20,11 @@ import * as http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
+import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, parseIntList, type CommandSpec } from '../cli/args.js';
 import { packb, unpackb } from '../server/msgpack.js';
 import { NdArray } from '../server/ndarray.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS } from '../server/batcher.js';
-import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader } from './env.js';
+import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader, writeJsonReport } from './env.js';
 import { percentile } from './stats.js';
 import { BATCH_INSTRUCTION, syntheticFrame } from './batch.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
@@ -304,10 +304,7 @@ export async function runServeBenchmark(opts: ServeBenchOptions = {}): Promise<S
       header, command: opts.command ?? '(programmatic runServeBenchmark)', checkpoint, weightDtype, steps, imageSize, durationS, maxBatch, maxWaitMs,
       cells, speedup, mismatches,
     };
-    if (opts.json) {
-      await fsp.mkdir(path.dirname(path.resolve(opts.json)), { recursive: true });
-      await fsp.writeFile(opts.json, JSON.stringify(report, null, 2) + '\n');
-    }
+    if (opts.json) await writeJsonReport(opts.json, report);
     if (opts.plot) {
       await fsp.mkdir(path.dirname(path.resolve(opts.plot)), { recursive: true });
       await writePlot(opts.plot, serveChart(report));
@@ -529,11 +526,7 @@ export async function runServeBench(args: string[]): Promise<number> {
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench serve: unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const list = getString(p, 'clients');
-  let clients: number[] | undefined;
-  if (list !== undefined) {
-    clients = list.split(',').map((s) => Number(s.trim()));
-    if (clients.length === 0 || clients.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new UsageError(`qvla bench serve: --clients must be integers in [1, 256], got ${JSON.stringify(list)}`);
-  }
+  const clients = list !== undefined ? parseIntList(list, 'qvla bench serve: --clients', 1, 256) : undefined;
   const profileB = getNumber(p, 'profile-batch');
   if (profileB !== undefined) {
     const prof = await profileActBatch({
@@ -542,10 +535,7 @@ export async function runServeBench(args: string[]): Promise<number> {
     });
     process.stdout.write(`${formatBatchProfile(prof).join('\n')}\n`);
     const json = getString(p, 'json');
-    if (json) {
-      await fsp.mkdir(path.dirname(path.resolve(json)), { recursive: true });
-      await fsp.writeFile(json, JSON.stringify(prof, null, 2) + '\n');
-    }
+    if (json) await writeJsonReport(json, prof);
     return 0;
   }
   const plot = getString(p, 'plot');

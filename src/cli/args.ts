@@ -247,3 +247,12 @@ export function parseNumberList(raw: string, what: string): number[] {
     return v;
   });
 }
+
+/** Parses "n1,n2,…" into integers in [min, max] (e.g. `--batch 1,8,32`, `--clients 1,2,4`). */
+export function parseIntList(raw: string, what: string, min = 1, max = Number.MAX_SAFE_INTEGER): number[] {
+  const v = parseNumberList(raw, what);
+  v.forEach((x, i) => {
+    if (!Number.isInteger(x) || x < min || x > max) throw new UsageError(`${what}: value ${i} (${x}) must be an integer in [${min}, ${max}]`);
+  });
+  return v;
+}
