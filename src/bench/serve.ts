@@ -293,9 +293,10 @@ export async function runServeBenchmark(opts: ServeBenchOptions = {}): Promise<S
       }
       mismatches += bits.batched!.filter((b, k) => b !== bits.unbatched![k]).length;
     }
-    const speedup = clientsList.map((C) => {
-      const b = cells.find((c) => c.clients === C && c.mode === 'batched')!;
-      const u = cells.find((c) => c.clients === C && c.mode === 'unbatched')!;
+    const speedup = clientsList.map((C, i) => {
+      const pair = cells.slice(2 * i, 2 * i + 2);
+      const b = pair.find((c) => c.mode === 'batched')!;
+      const u = pair.find((c) => c.mode === 'unbatched')!;
       return { clients: C, throughput: b.throughput / u.throughput };
     });
     const adapter = String(((await metadataOf(batched!.port))['model'] as Record<string, unknown> | undefined)?.['device'] ?? 'unknown');
@@ -359,9 +360,11 @@ export function formatServeReport(r: ServeReport): string[] {
       `${r.steps} Euler steps; closed-loop clients, ${r.durationS} s window per point; batched server --max-batch ${r.maxBatch} --max-wait-ms ${r.maxWaitMs}`,
     '',
   ];
-  const rows = r.speedup.map(({ clients, throughput }) => {
-    const b = r.cells.find((c) => c.clients === clients && c.mode === 'batched')!;
-    const u = r.cells.find((c) => c.clients === clients && c.mode === 'unbatched')!;
+  // One row per point of --clients (a client count may repeat: its points alternate which mode goes first).
+  const rows = r.speedup.map(({ clients, throughput }, i) => {
+    const pair = r.cells.slice(2 * i, 2 * i + 2);
+    const b = pair.find((c) => c.mode === 'batched')!;
+    const u = pair.find((c) => c.mode === 'unbatched')!;
     return [
       String(clients), fmt(u.throughput), fmt(b.throughput), `${fmt(throughput)}×`, fmt(u.p50Ms), fmt(b.p50Ms), fmt(u.p99Ms), fmt(b.p99Ms),
       fmt(b.meanBatch), fmt(u.serverCpuMsPerRequest), fmt(b.serverCpuMsPerRequest), `${u.completed}/${b.completed}`,
@@ -371,6 +374,14 @@ export function formatServeReport(r: ServeReport): string[] {
     'clients', 'unbatched req/s', 'batched req/s', 'speedup', 'p50 ms unb.', 'p50 ms bat.', 'p99 ms unb.', 'p99 ms bat.', 'mean batch',
     'srv CPU ms/req unb.', 'srv CPU ms/req bat.', 'n unb./bat.',
   ], rows));
+  for (const C of [...new Set(r.speedup.map((x) => x.clients))]) {
+    const pooled = (mode: ServeCell['mode']) => {
+      const cs = r.cells.filter((c) => c.clients === C && c.mode === mode);
+      return { n: cs.length, rate: cs.reduce((a, c) => a + c.completed, 0) / cs.reduce((a, c) => a + c.windowS, 0) };
+    };
+    const b = pooled('batched'), u = pooled('unbatched');
+    if (b.n > 1) out.push(`${C} clients, ${b.n} points pooled: unbatched ${fmt(u.rate)} req/s, batched ${fmt(b.rate)} req/s, speedup ${fmt(b.rate / u.rate)}×`);
+  }
   out.push(`bit mismatches between the two servers (warm-up replies, same seed): ${r.mismatches}`);
   return out;
 }
