@@ -26,7 +26,7 @@ import { NdArray } from '../server/ndarray.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS } from '../server/batcher.js';
 import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader, writeJsonReport } from './env.js';
 import { percentile } from './stats.js';
-import { BATCH_INSTRUCTION, syntheticFrame } from './batch.js';
+import { BATCH_INSTRUCTION, WORKLOAD_OPTS, syntheticFrame, workloadOptions } from './batch.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
 import { panelChart, writePlot, type Series } from '../plot/index.js';
 import { Gpu } from '../gpu/device.js';
@@ -511,11 +511,7 @@ export const SERVE_BENCH_SPEC: CommandSpec = {
     { name: 'duration', type: 'number', metavar: 'S', min: 1, help: 'measured window per point, seconds', defaultText: '20' },
     { name: 'max-batch', type: 'int', min: 2, max: 1024, help: "the batched server's --max-batch", defaultText: String(DEFAULT_MAX_BATCH) },
     { name: 'max-wait-ms', type: 'number', min: 0, max: 10000, help: "the batched server's --max-wait-ms", defaultText: String(DEFAULT_MAX_WAIT_MS) },
-    { name: 'steps', type: 'int', min: 1, max: 1000, help: 'Euler steps per request', defaultText: '10' },
-    { name: 'image-size', type: 'int', min: 32, max: 2048, help: 'camera frame side in pixels', defaultText: '128' },
-    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory', defaultText: 'weights/tiny' },
-    { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
-    { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    ...WORKLOAD_OPTS,
     { name: 'plot', type: 'string', metavar: 'FILE', help: 'throughput / p50 / p99 vs clients chart (.svg or .png)' },
     { name: 'from-json', type: 'string', metavar: 'FILE', help: 'instead: print (and with --plot, plot) a recorded --json report' },
     { name: 'profile-batch', type: 'int', metavar: 'B', min: 1, max: 1024, help: 'instead: profile B × act() vs actBatch(B) in this process (stage times, GPU time per kernel family)' },
@@ -540,10 +536,8 @@ export async function runServeBench(args: string[]): Promise<number> {
   const clients = list !== undefined ? parseIntList(list, 'qvla bench serve: --clients', 1, 256) : undefined;
   const profileB = getNumber(p, 'profile-batch');
   if (profileB !== undefined) {
-    const prof = await profileActBatch({
-      B: profileB, steps: getNumber(p, 'steps'), imageSize: getNumber(p, 'image-size'), checkpoint: getString(p, 'checkpoint'),
-      weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
-    });
+    const { json: _json, ...workload } = workloadOptions(p);
+    const prof = await profileActBatch({ B: profileB, ...workload });
     process.stdout.write(`${formatBatchProfile(prof).join('\n')}\n`);
     const json = getString(p, 'json');
     if (json) await writeJsonReport(json, prof);
@@ -564,11 +558,7 @@ export async function runServeBench(args: string[]): Promise<number> {
     durationS: getNumber(p, 'duration'),
     maxBatch: getNumber(p, 'max-batch'),
     maxWaitMs: getNumber(p, 'max-wait-ms'),
-    steps: getNumber(p, 'steps'),
-    imageSize: getNumber(p, 'image-size'),
-    checkpoint: getString(p, 'checkpoint'),
-    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
-    json: getString(p, 'json'),
+    ...workloadOptions(p),
     plot,
     command: ['qvla bench serve', ...args].join(' '),
   });
