@@ -223,7 +223,11 @@ export const WORKLOAD_OPTS: OptSpec[] = [
 /** The values of {@link WORKLOAD_OPTS} (undefined: the benchmark's default). */
 export function workloadOptions(p: Parsed): { steps?: number; imageSize?: number; checkpoint?: string; weightDtype?: 'f32' | 'f16'; json?: string } {
   return {
-    ...workloadOptions(p),
+    steps: getNumber(p, 'steps'),
+    imageSize: getNumber(p, 'image-size'),
+    checkpoint: getString(p, 'checkpoint'),
+    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
+    json: getString(p, 'json'),
   };
 }
 
