@@ -6,7 +6,9 @@ import { QvlaError } from '../../src/util/errors.js';
 import { CheckpointError } from '../../src/io/errors.js';
 import { RequestError } from '../../src/server/observation.js';
 import { WireError } from '../../src/server/msgpack.js';
-import { UsageError, parseIntList } from '../../src/cli/args.js';
+import { UsageError, parseArgs, parseIntList } from '../../src/cli/args.js';
+import { BATCH_SPEC, workloadOptions } from '../../src/bench/batch.js';
+import { SERVE_BENCH_SPEC } from '../../src/bench/serve.js';
 import { GeneratorDirError } from '../../src/bench/makeCheckpoint.js';
 import { PromptError } from '../../src/text/prompt.js';
 import { ImageError } from '../../src/preprocess/image.js';
@@ -104,5 +106,12 @@ describe('percentile', () => {
     expect(parseIntList('1, 8,32', '--batch')).toEqual([1, 8, 32]);
     expect(() => parseIntList('1,0', '--clients', 1, 256)).toThrow('--clients: value 1 (0) must be an integer in [1, 256]');
     expect(() => parseIntList('2.5', '--batch')).toThrow(UsageError);
+  });
+
+  it('bench batch and serve read the same workload options', () => {
+    for (const spec of [BATCH_SPEC, SERVE_BENCH_SPEC]) {
+      const o = workloadOptions(parseArgs(spec, ['--steps', '3', '--image-size', '64', '--weight-dtype', 'f16', '--json', 'r.json']));
+      expect(o).toEqual({ steps: 3, imageSize: 64, checkpoint: undefined, weightDtype: 'f16', json: 'r.json' });
+    }
   });
 });
