@@ -10,7 +10,7 @@
 //   client gone before its turn                  → outcome 'dropped' (never sent)
 import { QvlaError } from '../util/errors.js';
 import { PolicyError } from '../policy/policy.js';
-import { GpuError } from '../gpu/device.js';
+import { GpuError } from '../gpu/errors.js';
 
 /** What a failed request is counted as (a subset of server.ts OUTCOMES). */
 export type ErrorOutcome = 'invalid' | 'busy' | 'draining' | 'device_lost' | 'dropped';
@@ -31,7 +31,7 @@ export function serverError(code: 'busy' | 'draining' | 'dropped', message: stri
 
 /** The reply for error `e`, or null when `e` is an internal error (the connection is closed with 1011). */
 export function errorReply(e: unknown): ErrorReply | null {
-  // GpuError and PolicyError are not QvlaErrors yet (src/gpu, src/policy); they are mapped here by class.
+  // A lost device is the one retryable GpuError; other GPU errors are internal (connection closed with 1011).
   if (e instanceof GpuError) {
     return e.kind === 'lost' ? { message: `GPU device lost: ${e.message}`, field: null, outcome: 'device_lost', retryable: true } : null;
   }
