@@ -333,14 +333,22 @@ function headsPerWorkgroup(G: number, cap: number): number {
   return hpw;
 }
 
-/** `rows` variant shape for a GQA group of G heads: HPW heads × BQ queries per workgroup, BK keys per step. */
-export function rowsTiles(G: number, t: RowsTiles = attentionConfig.rowsTiles): { BQ: number; NQL: number; HPW: number; BK: number; WG: number } {
+/**
+ * `rows` variant shape for a GQA group of G heads whose longest run of queries (a segment, or Lq) is `run`:
+ * HPW heads × BQ queries per workgroup of WG lanes, NQL rows per lane, BK keys per step. The lanes shrink (not
+ * below 8, lavapipe's SIMD width) while half of them still cover the run, so short segments (the DiT's 51-token
+ * rows) do not pay for padding lanes. A row's arithmetic does not depend on WG or BQ (same key steps, same order),
+ * so this keeps a segment's bits independent of the batch around it.
+ */
+export function rowsTiles(G: number, run = Infinity, t: RowsTiles = attentionConfig.rowsTiles): { BQ: number; NQL: number; HPW: number; BK: number; WG: number } {
   const pow2 = Number.isInteger(t.lanes) && t.lanes >= 1 && (t.lanes & (t.lanes - 1)) === 0;
   if (!pow2 || t.lanes > 256 || (t.keys !== 4 && t.keys !== 8) || !Number.isInteger(t.rowsPerLane) || t.rowsPerLane < 1 || t.rowsPerLane > 8) {
     throw new Error(`attention: rowsTiles ${JSON.stringify(t)} needs lanes a power of two ≤ 256, keys 4 or 8, rowsPerLane an integer in [1, 8]`);
   }
   const HPW = headsPerWorkgroup(G, Math.max(1, t.lanes / 8));
-  return { BQ: (t.lanes / HPW) * t.rowsPerLane, NQL: t.rowsPerLane, HPW, BK: t.keys, WG: t.lanes };
+  let WG = t.lanes;
+  while (WG > 8 && WG / 2 >= HPW && (WG / 2 / HPW) * t.rowsPerLane >= run) WG /= 2;
+  return { BQ: (WG / HPW) * t.rowsPerLane, NQL: t.rowsPerLane, HPW, BK: t.keys, WG };
 }
 
 function prefillVariant(gpu: Gpu): PrefillVariant {
@@ -355,7 +363,13 @@ export function attention(a: AttentionArgs): Tensor {
   const variant = prefillVariant(gpu0);
   const G = a.numKvHeads > 0 ? a.numHeads / a.numKvHeads : 1;
   const maxShared = gpu0.limits.maxComputeWorkgroupStorageSize;
-  const BQof = (hd: number) => (variant === 'rows' ? rowsTiles(G).BQ : prefillTiles(hd, maxShared).BQ);
+  // Longest run of queries a tile can cover (sizes the 'rows' workgroup; the segments are checked in prepare()).
+  let run = a.Lq;
+  if (a.segments) {
+    run = 1;
+    for (let s = 1; s < a.segments.length; s++) run = Math.max(run, a.segments[s] - a.segments[s - 1]);
+  }
+  const BQof = (hd: number) => (variant === 'rows' ? rowsTiles(G, run).BQ : prefillTiles(hd, maxShared).BQ);
   const p = prepare('attention', a, BQof);
   const { gpu } = p;
   const dummy = { buffer: gpu.dummy };
@@ -379,7 +393,7 @@ export function attention(a: AttentionArgs): Tensor {
   const BQ = BQof(p.hd);
   const tiles = p.seg ? p.seg.tiles : Math.ceil(p.Lq / BQ);
   if (variant === 'rows') {
-    const { HPW, BK, NQL, WG: lanes } = rowsTiles(p.G);
+    const { HPW, BK, NQL, WG: lanes } = rowsTiles(p.G, run);
     const spec: KernelSpec = {
       file: 'attention_rows', ...ATTENTION_IO,
       consts: { HD: p.hd, BQ, NQL, HPW, BK, ROLLED: rolled(gpu) },
