@@ -18,16 +18,11 @@ import type { Gpu } from '../gpu/device.js';
 import type { BufferRange } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
+import { bind, bindHeads, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
 
-/**
- * A strided view of per-head vectors: element (token t, head h, dim e) is at
- * `offset + t*rowStride + h*headStride + e`, in f32 elements counted from the tensor's first element
- * (`tensor.offset` bytes into `tensor.buffer`). `headStride` defaults to the head dim; the Qwen3.5 q_proj output,
- * where q and gate interleave per head ([q₀ | g₀ | q₁ | g₁ | …]), is q = {rowStride: H·2d, headStride: 2d} and
- * gate = {offset: d, rowStride: H·2d, headStride: 2d}.
- */
-export interface HeadView { tensor: Tensor; rowStride: number; offset?: number; headStride?: number }
+/** The strided per-head view of q, k, v, gate (src/ops/views.ts). */
+export type { HeadView };
 
 export interface AttentionArgs {
   q: HeadView; k: HeadView; v: HeadView;
@@ -82,44 +77,7 @@ export const attentionConfig: { rolled: 'auto' | boolean; prefill: 'auto' | Pref
 };
 const rolled = (gpu: Gpu) => (attentionConfig.rolled === 'auto' ? gpu.isSoftware : attentionConfig.rolled);
 
-interface Bound { range: BufferRange; off: number }
-
-/** Bind the bytes a view touches from the aligned-down start (any view offset works); `off` = element offset in the binding. */
-function bindElems(what: string, name: string, t: Tensor, elemOff: number, extent: number): Bound {
-  const gpu = t.gpu;
-  if (t.offset % 4 !== 0) throw new Error(`${what}: ${name} tensor byte offset ${t.offset} is not a multiple of 4`);
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const start = t.offset + elemOff * 4;
-  const base = Math.floor(start / align) * align;
-  const size = Math.min(Math.max(4, Math.ceil((start + extent * 4 - base) / 4) * 4), t.buffer.size - base);
-  if (size > gpu.limits.maxStorageBufferBindingSize) {
-    throw new Error(`${what}: ${name} binding of ${size} bytes exceeds maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`);
-  }
-  return { range: { buffer: t.buffer, offset: base, size }, off: (start - base) / 4 };
-}
-
-function isNat(x: number): boolean {
-  return Number.isInteger(x) && x >= 0;
-}
-
-/** Validate a HeadView covering `rows` tokens × `heads` heads × `hd` dims and bind it. */
-function bindView(what: string, name: string, view: HeadView, rows: number, heads: number, hd: number): Bound & { rs: number; hs: number } {
-  const t = view.tensor;
-  const off = view.offset ?? 0;
-  const hs = view.headStride ?? hd;
-  if (t.dtype !== 'f32') throw new Error(`${what}: ${name} must be f32, got ${t.dtype}`);
-  if (!isNat(off) || !isNat(view.rowStride) || !isNat(hs)) {
-    throw new Error(`${what}: ${name} offset/rowStride/headStride must be non-negative integers (got ${off}/${view.rowStride}/${hs})`);
-  }
-  const extent = rows === 0 ? 0 : (rows - 1) * view.rowStride + (heads - 1) * hs + hd;
-  if (off + extent > t.size) {
-    throw new Error(
-      `${what}: ${name} view (offset ${off}, rowStride ${view.rowStride}, headStride ${hs}) of ${rows} rows × ${heads} heads × ${hd} ` +
-        `needs ${off + extent} elements, tensor [${t.shape}] has ${t.size}`,
-    );
-  }
-  return { ...bindElems(what, name, t, off, extent), rs: view.rowStride, hs };
-}
+const isNat = (x: number) => Number.isInteger(x) && x >= 0;
 
 /**
  * The segment table of attention.wgsl (cached, see ./segments.ts): [cu_seqlens (n+1) | key range (lo, hi) per
@@ -154,10 +112,10 @@ interface Prepared {
   gpu: Gpu;
   what: string;
   H: number; Hkv: number; G: number; hd: number; Lq: number; Lk: number;
-  q: Bound & { rs: number; hs: number };
-  k: Bound & { rs: number; hs: number };
-  v: Bound & { rs: number; hs: number };
-  gate?: Bound & { rs: number; hs: number };
+  q: BoundHeads;
+  k: BoundHeads;
+  v: BoundHeads;
+  gate?: BoundHeads;
   mask?: Bound & { kind: number };
   seg?: { range: BufferRange; n: number; tiles: number; krBase: number; tileBase: number };
   causal: boolean; causalOffset: number;
@@ -175,16 +133,16 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
   if (H < 1 || Hkv < 1 || H % Hkv !== 0) throw new Error(`${what}: numKvHeads ${Hkv} must divide numHeads ${H}`);
   if (hd < 4 || hd > MAX_HEAD_DIM || hd % 4 !== 0) throw new Error(`${what}: headDim ${hd} must be a multiple of 4 in [4, ${MAX_HEAD_DIM}]`);
   if (!Number.isFinite(a.scale)) throw new Error(`${what}: scale ${a.scale} is not finite`);
-  const q = bindView(what, 'q', a.q, Lq, H, hd);
-  const k = bindView(what, 'k', a.k, Lk, Hkv, hd);
-  const v = bindView(what, 'v', a.v, Lk, Hkv, hd);
-  const gate = a.gate ? bindView(what, 'gate', a.gate, Lq, H, hd) : undefined;
+  const q = bindHeads(what, 'q', a.q, Lq, H, hd);
+  const k = bindHeads(what, 'k', a.k, Lk, Hkv, hd);
+  const v = bindHeads(what, 'v', a.v, Lk, Hkv, hd);
+  const gate = a.gate ? bindHeads(what, 'gate', a.gate, Lq, H, hd) : undefined;
   let mask: Prepared['mask'];
   if (a.keyMask) {
     const m = a.keyMask;
     if (m.dtype === 'f16') throw new Error(`${what}: keyMask must be u32, i32 or f32, got f16`);
     if (m.size < Lk) throw new Error(`${what}: keyMask [${m.shape}] has fewer than Lk=${Lk} values`);
-    mask = { ...bindElems(what, 'keyMask', m, 0, Lk), kind: m.dtype === 'f32' ? 2 : 1 };
+    mask = { ...bind(what, 'keyMask', m, 0, Lk), kind: m.dtype === 'f32' ? 2 : 1 };
   }
   let seg: Prepared['seg'];
   if (a.keyRanges && !a.segments) throw new Error(`${what}: keyRanges need segments`);
@@ -213,7 +171,7 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
   for (const [n, t] of inputs) {
     if (t && t.buffer === out.buffer) throw new Error(`${what}: out shares a GPUBuffer with ${n} (an output may not alias an input)`);
   }
-  const outB = bindElems(what, 'out', out, 0, Lq * H * hd);
+  const outB = bind(what, 'out', out, 0, Lq * H * hd);
   return { gpu, what, H, Hkv, G: H / Hkv, hd, Lq, Lk, q, k, v, gate, mask, seg, causal: !!a.causal, causalOffset, out, outB };
 }
 
@@ -379,10 +337,10 @@ export function attention(a: AttentionArgs): Tensor {
   };
   const params = {
     Lq: p.Lq, Lk: p.Lk, H: p.H, G: p.G,
-    q_off: p.q.off, q_rs: p.q.rs, q_hs: p.q.hs,
-    k_off: p.k.off, k_rs: p.k.rs, k_hs: p.k.hs,
-    v_off: p.v.off, v_rs: p.v.rs, v_hs: p.v.hs,
-    g_off: p.gate?.off ?? 0, g_rs: p.gate?.rs ?? 0, g_hs: p.gate?.hs ?? 0,
+    q_off: p.q.off, q_rs: p.q.row, q_hs: p.q.head,
+    k_off: p.k.off, k_rs: p.k.row, k_hs: p.k.head,
+    v_off: p.v.off, v_rs: p.v.row, v_hs: p.v.head,
+    g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0,
     o_off: p.outB.off, m_off: p.mask?.off ?? 0,
     scale: a.scale,
     causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
@@ -452,9 +410,9 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   };
   const params = {
     Lq: p.Lq, Lk: p.Lk, H: p.H, G: p.G,
-    q_off: p.q.off, q_rs: p.q.rs, q_hs: p.q.hs,
-    k_off: p.k.off, k_rs: p.k.rs, k_hs: p.k.hs,
-    v_off: p.v.off, v_rs: p.v.rs, v_hs: p.v.hs,
+    q_off: p.q.off, q_rs: p.q.row, q_hs: p.q.head,
+    k_off: p.k.off, k_rs: p.k.row, k_hs: p.k.head,
+    v_off: p.v.off, v_rs: p.v.row, v_hs: p.v.head,
     m_off: p.mask?.off ?? 0,
     scale: a.scale,
     causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
@@ -467,7 +425,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   const red: KernelSpec = { file: 'attention_decode_reduce', ...DECODE_REDUCE_IO, workgroup: [WG] };
   const rparams = {
     Lq: p.Lq, H: p.H, HD4: p.hd / 4, nsplit,
-    g_off: p.gate?.off ?? 0, g_rs: p.gate?.rs ?? 0, g_hs: p.gate?.hs ?? 0, has_gate: p.gate ? 1 : 0,
+    g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0, has_gate: p.gate ? 1 : 0,
     o_off: p.outB.off,
   };
   const rbuf = { Part: part.binding(), Meta: meta.binding(), Gt: p.gate?.range ?? dummy, Out: p.outB.range };
@@ -505,18 +463,18 @@ export class KVCache {
     for (const [n, t] of [['k', k.tensor], ['v', v.tensor]] as const) {
       if (t.buffer === this.k.buffer || t.buffer === this.v.buffer) throw new Error(`${what}: ${n} source lives in the cache's own buffer`);
     }
-    const kb = bindView(what, 'k', k, count, Hkv, hd);
-    const vb = bindView(what, 'v', v, count, Hkv, hd);
+    const kb = bindHeads(what, 'k', k, count, Hkv, hd);
+    const vb = bindHeads(what, 'v', v, count, Hkv, hd);
     const W = Hkv * hd;
-    const kc = bindElems(what, 'cache k', this.k, this.length * W, count * W);
-    const vc = bindElems(what, 'cache v', this.v, this.length * W, count * W);
+    const kc = bind(what, 'cache k', this.k, this.length * W, count * W);
+    const vc = bind(what, 'cache v', this.v, this.length * W, count * W);
     const groups = Math.ceil((count * W) / WG);
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
     const spec: KernelSpec = { file: 'attention_kv_append', ...KV_APPEND_IO, workgroup: [WG] };
     const params = {
       rows: count, Hkv, HD: hd,
-      k_off: kb.off, k_rs: kb.rs, k_hs: kb.hs, v_off: vb.off, v_rs: vb.rs, v_hs: vb.hs,
+      k_off: kb.off, k_rs: kb.row, k_hs: kb.head, v_off: vb.off, v_rs: vb.row, v_hs: vb.head,
       kc_off: kc.off, vc_off: vc.off, groups_x: gx,
     };
     gpu.stream.dispatch(gpu.pipelines.get(spec), { Ks: kb.range, Vs: vb.range, Kc: kc.range, Vc: vc.range }, params, [gx, gy], 'kvcache.append');
