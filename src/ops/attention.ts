@@ -161,7 +161,7 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
       }
     }
     const tab = segTable(gpu, s, kr, BQ(hd));
-    seg = { range: tab.t.binding(), n, tiles: tab.tiles, krBase: n + 1, tileBase: 3 * n + 1 };
+    seg = { range: bind(what, 'segment table', tab.t).range, n, tiles: tab.tiles, krBase: n + 1, tileBase: 3 * n + 1 };
   }
   const causalOffset = a.causalOffset ?? Lk - Lq;
   if (!Number.isInteger(causalOffset)) throw new Error(`${what}: causalOffset ${causalOffset} must be an integer`);
@@ -420,7 +420,10 @@ export function attentionDecode(a: AttentionArgs): Tensor {
     chunk, nsplit,
     n_hd4: p.hd / 4, n_nq: NQ, n_kt: WG, n_dpt4: DPT4,
   };
-  const buffers = { Q: p.q.range, K: p.k.range, V: p.v.range, Mk: p.mask?.range ?? dummy, Seg: p.seg?.range ?? dummy, Part: part.binding(), Meta: meta.binding() };
+  // Fresh pooled tensors: element offset 0 in their bindings.
+  const partB = bind(p.what, 'partials', part).range;
+  const metaB = bind(p.what, 'partial stats', meta).range;
+  const buffers = { Q: p.q.range, K: p.k.range, V: p.v.range, Mk: p.mask?.range ?? dummy, Seg: p.seg?.range ?? dummy, Part: partB, Meta: metaB };
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [nsplit, p.Hkv, groups], a.label && `${a.label}.partial`);
   const red: KernelSpec = { file: 'attention_decode_reduce', ...DECODE_REDUCE_IO, workgroup: [WG] };
   const rparams = {
@@ -428,7 +431,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
     g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0, has_gate: p.gate ? 1 : 0,
     o_off: p.outB.off,
   };
-  const rbuf = { Part: part.binding(), Meta: meta.binding(), Gt: p.gate?.range ?? dummy, Out: p.outB.range };
+  const rbuf = { Part: partB, Meta: metaB, Gt: p.gate?.range ?? dummy, Out: p.outB.range };
   gpu.stream.dispatch(gpu.pipelines.get(red), rbuf, rparams, [p.Lq, p.H], a.label && `${a.label}.reduce`);
   part.release(); // back to the pool after the next submit
   meta.release();
