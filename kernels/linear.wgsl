@@ -1,7 +1,11 @@
 // Y[b, m, n] = act( Σ_k X[b, m, k] · W[b, n, k] + bias[n] )   (or Y += that, when ACCUM)
-// PyTorch Linear layout: W is [N, K] (out, in), so both operands are contiguous along K.
-// Each invocation owns a TM×TN block of Y and walks K four at a time; out-of-range rows are clamped on load
-// and discarded on store, so any M, N, K work (K need not be a multiple of 4).
+// The plain (reference) GEMM variant: no shared memory. PyTorch Linear layout: W is [N, K] (out, in), so both
+// operands are contiguous along K. Each invocation owns a TM×TN block of Y and walks K four at a time
+// (x4/w4 from lib/linear_load_*.wgsl); out-of-range rows are clamped on load and discarded on store, so any
+// M, N, K work. Reduction order per output: one fma chain, k = 0, 1, …, K−1 in order (quad() from
+// lib/linear_quad_f32.wgsl; the same order as linear_tiled.wgsl; fma, not dot + add: a CPU adapter runs it at
+// FMA rate); it depends on K only, never on M or on the other rows. With f16 arithmetic (f16Math) quad() comes
+// from lib/linear_quad_f16.wgsl instead.
 // Interface (P.M, P.N, P.K, strides/offsets; X, W, Bias, Y) generated from LINEAR_IO in src/ops/linear.ts.
 
 @compute @workgroup_size(WG_X, WG_Y, WG_Z)
@@ -19,33 +23,23 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var k = 0u;
   for (; k < K4; k += 4u) {
     var xv = array<vec4f, TM>(); // explicit init: Dawn/lavapipe zeroes an uninitialised loop-body var only once
-    for (var i = 0u; i < TM; i++) {
-      let r = xr[i] + k;
-      xv[i] = vec4f(X[r], X[r + 1u], X[r + 2u], X[r + 3u]);
-    }
+    for (var i = 0u; i < TM; i++) { xv[i] = x4(xr[i] + k); }
     for (var j = 0u; j < TN; j++) {
-      let r = wr[j] + k;
-      let wv = vec4f(f32(W[r]), f32(W[r + 1u]), f32(W[r + 2u]), f32(W[r + 3u]));
-      for (var i = 0u; i < TM; i++) { acc[i][j] += dot(xv[i], wv); }
+      let wv = w4(wr[j] + k);
+      for (var i = 0u; i < TM; i++) { acc[i][j] = quad(xv[i], wv, acc[i][j]); }
     }
   }
   for (; k < P.K; k++) {
     for (var j = 0u; j < TN; j++) {
-      let wv = f32(W[wr[j] + k]);
-      for (var i = 0u; i < TM; i++) { acc[i][j] += X[xr[i] + k] * wv; }
+      let wv = w1(wr[j] + k);
+      for (var i = 0u; i < TM; i++) { acc[i][j] = fma(x1(xr[i] + k), wv, acc[i][j]); }
     }
   }
   for (var i = 0u; i < TM; i++) {
-    let m = m0 + i;
-    if (m >= P.M) { break; }
+    if (m0 + i >= P.M) { break; }
     for (var j = 0u; j < TN; j++) {
-      let n = n0 + j;
-      if (n >= P.N) { break; }
-      var v = acc[i][j];
-      if (HAS_BIAS) { v += Bias[P.b_off + n]; }
-      v = apply_act(ACT, v);
-      let o = P.y_off + b * P.y_batch + m * P.ldy + n;
-      if (ACCUM) { Y[o] += v; } else { Y[o] = v; }
+      if (n0 + j >= P.N) { break; }
+      linear_store(b, m0 + i, n0 + j, acc[i][j]);
     }
   }
 }

@@ -5,7 +5,7 @@
 //   npm run build                                            # our engine → dist/
 //   npm install --prefix bench/rivals --ignore-scripts       # the rivals (dev-only, never installed by CI)
 //   node bench/rivals/sidebyside.mjs [--reps N] [--only linear|attention] [--skip tfjs,ortweb,ortnode]
-//                                    [--ort-node-webgpu] [--case REGEX] [--json FILE]
+//                                    [--ort-node-webgpu] [--case REGEX] [--json FILE] [--tune-file FILE] [--no-peaks]
 //
 // Plain ESM JavaScript so it needs no build of its own: it imports the compiled engine from ../../dist/src/.
 // Every engine runs the same inputs (generated once with our seeded Rng) and gets one warm-up run; then the
@@ -21,6 +21,8 @@
 // their own GPUDevice from the same Dawn instance and adapter. ORT-web passes views of its SharedArrayBuffer
 // wasm heap to queue.writeBuffer, which dawn.node rejects: a shim copies those. ORT-node's optional WebGPU EP
 // (--ort-node-webgpu) brings its own Dawn. LP_NUM_THREADS is pinned to the core count unless set.
+// Our kernels run with the tuning table the engine would read (src/tune/load.ts: --tune-file, else
+// $QVLA_TUNE_FILE, else ~/.cache/qvla/tune.json; none: the documented defaults); the header says which.
 import { createRequire } from 'node:module';
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -36,9 +38,11 @@ if (!existsSync(fileURLToPath(new URL('bench/index.js', dist)))) {
 const bench = await import(new URL('bench/index.js', dist).href);
 bench.pinLpNumThreads(); // before the first Gpu.create()
 const { Gpu } = await import(new URL('gpu/device.js', dist).href);
-const { linear } = await import(new URL('ops/linear.js', dist).href);
+const { linear, chooseLinearConfig, linearConfigName } = await import(new URL('ops/linear.js', dist).href);
+const { measureFma, measureRead } = await import(new URL('bench/roofline.js', dist).href);
 const { Tensor, f32ToF16Array, f16ToF32Array } = await import(new URL('tensor.js', dist).href);
 const { Rng } = await import(new URL('util/rng.js', dist).href);
+const { loadTuning } = await import(new URL('tune/load.js', dist).href);
 let attention = null;
 let attentionMissing = '';
 try {
@@ -49,7 +53,7 @@ try {
 
 // ---------------------------------------------------------------- options
 const args = process.argv.slice(2);
-const opt = { reps: 5, only: null, skip: new Set(), ortNodeWebgpu: false, json: null, caseRe: null };
+const opt = { reps: 5, only: null, skip: new Set(), ortNodeWebgpu: false, json: null, caseRe: null, tuneFile: null, peaks: true };
 for (let k = 0; k < args.length; k++) {
   const a = args[k];
   if (a === '--reps') opt.reps = Math.max(1, Number(args[++k]));
@@ -58,8 +62,10 @@ for (let k = 0; k < args.length; k++) {
   else if (a === '--ort-node-webgpu') opt.ortNodeWebgpu = true;
   else if (a === '--json') opt.json = args[++k];
   else if (a === '--case') opt.caseRe = new RegExp(args[++k], 'i');
+  else if (a === '--tune-file') opt.tuneFile = args[++k];
+  else if (a === '--no-peaks') opt.peaks = false;
   else if (a === '--help' || a === '-h') {
-    console.log('usage: node bench/rivals/sidebyside.mjs [--reps N] [--only linear|attention] [--skip tfjs,ortweb,ortnode] [--ort-node-webgpu] [--case REGEX] [--json FILE]');
+    console.log('usage: node bench/rivals/sidebyside.mjs [--reps N] [--only linear|attention] [--skip tfjs,ortweb,ortnode] [--ort-node-webgpu] [--case REGEX] [--json FILE] [--tune-file FILE] [--no-peaks]');
     process.exit(0);
   } else {
     console.error(`unknown option ${a}`);
@@ -72,6 +78,20 @@ const { fmt, summarize, formatTable, formatHeader, benchHeader } = bench;
 const gpu = await Gpu.create();
 const header = benchHeader(gpu);
 for (const l of formatHeader(header)) console.log(l);
+const tuning = await loadTuning(gpu, { file: opt.tuneFile });
+header.tuning = tuning.source ? `${tuning.source} (${tuning.entries} entries for this adapter)` : `defaults (${tuning.reason})`;
+console.log(`tuning: ${header.tuning}`);
+
+// The adapter's own peaks (src/bench/roofline.ts), measured in this run before and after the cases (the CPU of a
+// software adapter is shared, so the load can drift): "% FMA peak" / "% read BW" use their mean.
+const peakRuns = [];
+async function measurePeaksNow(when) {
+  if (!opt.peaks) return;
+  const fma = await measureFma(gpu, { reps: 5 });
+  const read = await measureRead(gpu, { reps: 5 });
+  peakRuns.push({ when, gflops: fma.value, gbps: read.value });
+  console.log(`peaks (${when}): FMA ${fmt(fma.value)} GFLOPS, read ${fmt(read.value)} GB/s`);
+}
 console.log(`reps: ${opt.reps} after 1 warm-up; ${attentionMissing || 'attention: src/ops/attention.ts'}`);
 
 // Pinned: our Gpu holds the create() object for the life of the process (Dawn crashes if it is collected).
@@ -353,8 +373,10 @@ async function runLinear(c) {
     return [i, s];
   }));
 
+  const chosen = linearConfigName(chooseLinearConfig(gpu, { M, N, K, f16: !!f16 }));
   const engines = [{
     engine: 'ours',
+    note: chosen,
     prepare: async () => {
       const tx = Tensor.from(gpu, x, [M, K]);
       const tw = Tensor.from(gpu, wData, [N, K], f16 ? 'f16' : 'f32');
@@ -496,10 +518,24 @@ const cases = [
   // One decode step against that 600-token cache (our engine routes Lq ≤ 4 to split-K flash-decoding).
   { kind: 'attention', name: 'attention decode Lq=1 Lk=600 H=16 Hkv=4 d=256', Lq: 1, Lk: 600, H: 16, Hkv: 4, d: 256, causal: true },
 ].filter((c) => (!opt.only || c.kind === opt.only) && (!opt.caseRe || opt.caseRe.test(c.name)));
+await measurePeaksNow('before');
 for (const c of cases) {
   c.flops = c.kind === 'linear' ? 2 * c.M * c.N * c.K : 4 * c.H * c.Lq * c.Lk * c.d;
+  c.bytes = c.kind === 'linear' ? c.N * c.K * (c.f16 ? 2 : 4) + 4 * (c.M * c.K + c.M * c.N) : undefined;
   if (c.kind === 'linear') await runLinear(c);
   else await runAttention(c);
+}
+await measurePeaksNow('after');
+const peaks = peakRuns.length ? { gflops: peakRuns.reduce((s, p) => s + p.gflops, 0) / peakRuns.length, gbps: peakRuns.reduce((s, p) => s + p.gbps, 0) / peakRuns.length, runs: peakRuns } : null;
+for (const r of results) {
+  const c = cases.find((x) => x.name === r.case);
+  if (!r.wall || !c) continue;
+  r.gflops = c.flops / (r.wall.median * 1e6);
+  if (c.bytes) r.gbps = c.bytes / (r.wall.median * 1e6);
+  if (peaks) {
+    r.pctFmaPeak = (100 * r.gflops) / peaks.gflops;
+    if (r.gbps !== undefined) r.pctReadPeak = (100 * r.gbps) / peaks.gbps;
+  }
 }
 
 // ---------------------------------------------------------------- table
@@ -517,6 +553,8 @@ for (const c of cases) {
       r.wall ? `${fmt(r.wall.min)}–${fmt(r.wall.max)}` : '-',
       r.kernel ? fmt(r.kernel.median) : '-',
       r.wall ? fmt(c.flops / (r.wall.median * 1e6)) : '-',
+      r.pctFmaPeak !== undefined ? fmt(r.pctFmaPeak) : '-',
+      r.pctReadPeak !== undefined ? fmt(r.pctReadPeak) : '-',
       r.engine === 'ours' ? (r.wall ? '1' : '-') : ratio !== undefined ? fmt(ratio) : '-',
       r.engine === 'ours' ? (r.kernel ? '1' : '-') : kratio !== undefined ? fmt(kratio) : '-',
       r.errRef !== undefined ? r.errRef.toExponential(1) : '-',
@@ -526,14 +564,15 @@ for (const c of cases) {
   }
 }
 console.log('');
-for (const l of formatTable(['case', 'engine', 'wall ms', 'min–max', 'kernel ms', 'GFLOPS', '×ours wall', '×ours kernel', 'err ref', 'err ours', 'note'], rows)) console.log(l);
+for (const l of formatTable(['case', 'engine', 'wall ms', 'min–max', 'kernel ms', 'GFLOPS', '% FMA peak', '% read BW', '×ours wall', '×ours kernel', 'err ref', 'err ours', 'note'], rows)) console.log(l);
 console.log(`medians of ${opt.reps} runs after 1 warm-up. wall: issue → result on host; kernel: GPU timestamps. ×ours = rival / ours (> 1: ours faster).`);
 console.log('err: max |Δ| / max |ref| over sampled entries (ref = f64 JS reference; ours = our output).');
+if (peaks) console.log(`% FMA peak / % read BW: of the mean peaks measured in this run (FMA ${fmt(peaks.gflops)} GFLOPS, read ${fmt(peaks.gbps)} GB/s); read BW counts W + X + Y bytes once.`);
 const bad = results.filter((r) => r.errRef !== undefined && !(r.errRef < (r.case.includes('f16') ? 2e-2 : 1e-3)));
 for (const r of bad) console.log(`CHECK FAILED: ${r.engine} on ${r.case}: err vs ref ${r.errRef}`);
 if (opt.json) {
   mkdirSync(path.dirname(path.resolve(opt.json)), { recursive: true });
-  writeFileSync(opt.json, JSON.stringify({ header, reps: opt.reps, notes, results }, null, 2) + '\n');
+  writeFileSync(opt.json, JSON.stringify({ header, reps: opt.reps, notes, peaks, results }, null, 2) + '\n');
   console.log(`wrote ${opt.json}`);
 }
 process.exit(bad.length ? 1 : 0);

@@ -19,6 +19,7 @@ import { Rng } from '../util/rng.js';
 import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
 import { formatPeaks, measurePeaks, type PeakReport, type RooflineOptions } from './roofline.js';
 import { summarize, wallClock, type Summary, type WallClock } from './stats.js';
+import { loadTuning } from '../tune/load.js';
 
 export interface OpBenchOptions {
   /** Device to use. Default: a new `Gpu` (after pinning LP_NUM_THREADS), destroyed at the end. */
@@ -45,6 +46,8 @@ export interface OpBenchOptions {
   json?: string;
   /** Where the header, progress and table lines go (default console.log; null: silent). */
   log?: ((line: string) => void) | null;
+  /** Tuning table (src/tune/load.ts): a path, or default: $QVLA_TUNE_FILE / the cache dir; none there: defaults. */
+  tuneFile?: string;
 }
 
 export interface OpBenchRow {
@@ -193,6 +196,8 @@ export async function runOpBench(opts: OpBenchOptions = {}): Promise<OpBenchRepo
   try {
     const header = benchHeader(gpu);
     for (const l of formatHeader(header)) log(l);
+    const tuning = await loadTuning(gpu, { file: opts.tuneFile });
+    log(`tuning: ${tuning.source ? `${tuning.source} (${tuning.entries} entries for this adapter)` : `defaults (${tuning.reason})`}`);
     const cases = selectCases(opts);
     if (cases.length === 0) log(`no perf case matches op=${String(opts.op ?? '*')} name=${String(opts.name ?? '*')}`);
     let peaks: DevicePeaks | PeakReport | null = null;
@@ -233,7 +238,8 @@ export const OP_BENCH_USAGE = `options:
   --peaks G,B      use these peaks (GFLOPS,GB/s) instead of measuring them
   --no-peaks       do not measure peaks (no % of peak)
   --check          also compare each case's output with its f64 reference
-  --json FILE      write the report as JSON`;
+  --json FILE      write the report as JSON
+  --tune-file FILE tuning table to use (default: $QVLA_TUNE_FILE or ~/.cache/qvla/tune.json; none: defaults)`;
 
 /** Parse `qvla bench kernels` / bench/kernels.ts flags (see OP_BENCH_USAGE). Throws on unknown flags. */
 export function parseOpBenchArgs(argv: string[]): OpBenchOptions {
@@ -257,6 +263,7 @@ export function parseOpBenchArgs(argv: string[]): OpBenchOptions {
       o.peaks = { gflops: g, gbps: b };
     } else if (a === '--check') o.check = true;
     else if (a === '--json') o.json = val();
+    else if (a === '--tune-file') o.tuneFile = val();
     else throw new Error(`unknown option ${a}\n${OP_BENCH_USAGE}`);
   }
   return o;

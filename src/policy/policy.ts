@@ -58,6 +58,7 @@ import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/i
 import { Rng } from '../util/rng.js';
 import { countNonFinite } from '../ops/checkFinite.js';
 import { releaseSegmentTables } from '../ops/segments.js';
+import { ensureTuning } from '../tune/load.js'; // gemm hook: the kernel tuning table, read once per Gpu at start
 
 const INSTRUCTION_FORBIDDEN = [
   SPECIAL_TOKENS.imStart, SPECIAL_TOKENS.imEnd, SPECIAL_TOKENS.endOfText, SPECIAL_TOKENS.visionStart,
@@ -257,6 +258,7 @@ export class Policy {
   /** Uploads the weights to `gpu` and builds the device-bound state (on failure, frees what it made). */
   private static async deviceState(gpu: Gpu, ckpt: Checkpoint, opts: PolicyOptions): Promise<DeviceState> {
     const cfg = ckpt.config;
+    await ensureTuning(gpu); // gemm hook (src/tune/load.ts)
     const weights = await loadWeights(gpu, ckpt, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
     try {
       const vlm = new QwenVLM(gpu, cfg, weights);

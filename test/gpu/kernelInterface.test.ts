@@ -43,7 +43,7 @@ describe('kernel interface generated from the spec', () => {
       file: 'linear',
       params: { M: 'u32', N: 'u32', K: 'u32', x_batch: 'u32', w_batch: 'u32', y_batch: 'u32', x_off: 'u32', w_off: 'u32', y_off: 'u32', b_off: 'u32', ldx: 'u32', ldw: 'u32', ldy: 'u32' },
       bindings: { X: 'read f32', W: 'read WT', Bias: 'read f32', Y: 'write f32' },
-      aliases: { WT: 'f32' }, includes: ['activations'], consts: { HAS_BIAS: false, ACCUM: false, ACT: 0, TM: 4, TN: 4 }, workgroup: [8, 8],
+      aliases: { WT: 'f32' }, includes: ['activations', 'linear_load_scalar', 'linear_epilogue', 'linear_quad_f32'], consts: { HAS_BIAS: false, ACCUM: false, ACT: 0, TM: 4, TN: 4 }, workgroup: [8, 8],
     });
     const b = { buffer: gpu.dummy };
     const bufs = { X: b, W: b, Bias: b, Y: { buffer: gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE }) } };
