@@ -53,7 +53,7 @@ import {
   parseEmbodiments, normalizeState, actionMask, unnormalizeActions,
   type EmbodimentRegistry, type Embodiment, type UnnormalizedActions,
 } from './embodiments.js';
-import { integrate, SOLVERS, GRIDS, evaluations, type SolverName, type GridName } from './samplers.js';
+import { integrate, evaluationTimes, SOLVERS, GRIDS, evaluations, type SolverName, type GridName } from './samplers.js';
 import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
 import { countNonFinite } from '../ops/checkFinite.js';
@@ -621,6 +621,7 @@ export class Policy {
       g.rows.push(i);
     });
     const owned: Tensor[] = [];
+    const scratch: { release(): void }[] = [];
     const groupGpu = groups.map((g) => {
       const Bg = g.rows.length;
       const withState = g.rows.filter((i) => rows[i].normState);
@@ -649,7 +650,11 @@ export class Policy {
         Y: Tensor.from(gpu, noise, [Bg * H, K], 'f32', 'chunk'),
       };
       owned.push(t.base, t.rowMask, t.mask, t.Y);
-      return { ...t, dit: { B: Bg, base, rowMask: t.rowMask, keyRanges: ctx.keyRanges(g.rows) } as DiTRows };
+      const f = g.first;
+      const cond = d.decoder.timeConditioning(evaluationTimes({ steps: f.steps, solver: f.solver, grid: f.grid, shift: f.shift }));
+      const ws = d.decoder.workspace(Bg);
+      scratch.push(cond, ws);
+      return { ...t, cond, ws, dit: { B: Bg, base, rowMask: t.rowMask, keyRanges: ctx.keyRanges(g.rows) } as DiTRows };
     });
     const tCtx = await stage();
 
@@ -665,7 +670,7 @@ export class Policy {
         for (const i of traj) g.trajectory.set(i, []);
         const f = g.first;
         await integrate(
-          (y, tau, out) => d.decoder.velocityRows(y, tau, ctx, G.dit, out),
+          (y, tau, out) => d.decoder.velocityRows(y, tau, ctx, G.dit, out, { cond: G.cond, ws: G.ws }),
           G.Y, G.mask,
           {
             steps: f.steps, solver: f.solver, grid: f.grid, shift: f.shift,
@@ -775,6 +780,7 @@ export class Policy {
       return results;
     } finally {
       for (const t of owned) t.release();
+      for (const t of scratch) t.release();
       ctx.release();
       readback?.release();
       if (completed && !gpu.isLost) {
