@@ -27,7 +27,7 @@ import { layerNorm } from '../ops/norm.js';
 import { gatherRows } from '../ops/gather.js';
 import { attention } from '../ops/attention.js';
 import { sinusoidalEmbedding } from '../ops/sinusoid.js';
-import { normLinear } from './normLinear.js';
+import { normLinear } from './prologueLinear.js';
 
 const P = 'action_expert.';
 
@@ -132,7 +132,7 @@ export class DiTWorkspace {
   constructor(
     readonly B: number,
     readonly t: {
-      X: Tensor; q: Tensor; qkv: Tensor; attn: Tensor; f: Tensor; o: Tensor; a: Tensor; aEmb: Tensor; hs: Tensor;
+      X: Tensor; hN: Tensor; q: Tensor; qkv: Tensor; attn: Tensor; f: Tensor; o: Tensor; a: Tensor; aEmb: Tensor; hs: Tensor;
     },
   ) {}
 
@@ -156,6 +156,11 @@ export class ActionDecoder {
   private readonly modProj: Proj;
   /** Buffers made at load (the concatenated weights), destroyed with the decoder. */
   private readonly fusedBuffers: GPUBuffer[] = [];
+  /**
+   * Dispatches of the last `velocityRows` call: in all, and inside the blocks (cross and self; what
+   * `qvla bench e2e` divides by num_layers for dispatches per layer-step). Counters only, no sync.
+   */
+  readonly lastEvaluation = { dispatches: 0, blockDispatches: 0 };
 
   constructor(
     readonly gpu: Gpu,
@@ -330,6 +335,7 @@ export class ActionDecoder {
     const e = (shape: number[], label: string) => Tensor.empty(gpu, shape, 'f32', label);
     return new DiTWorkspace(B, {
       X: e([n, D], 'dit.x'),
+      hN: e([n, D], 'dit.x_norm'),
       q: e([n, D], 'dit.q'),
       qkv: e([n, 3 * D], 'dit.qkv'),
       attn: e([n, D], 'dit.attn'),
@@ -376,6 +382,7 @@ export class ActionDecoder {
     const cond = ownCond ? this.timeConditioning([tau]) : opts.cond!;
     const ws = opts.ws ?? this.workspace(B);
     const { X } = ws.t;
+    const d0 = gpu.stream.stats.dispatches;
     const r = cond.row(tau);
     const segments = Int32Array.from({ length: B + 1 }, (_, k) => k * T);
 
@@ -391,11 +398,12 @@ export class ActionDecoder {
     });
 
     const scale = 1 / Math.sqrt(cfg.headDim);
+    const b0 = gpu.stream.stats.dispatches;
     const heads = { numHeads: cfg.numHeads, numKvHeads: cfg.numHeads, headDim: cfg.headDim, scale };
     for (let i = 0; i < cfg.numLayers; i++) {
       const b = `dit.blocks.${i}.`;
       // norm1 (adaLN, this τ's modulation) folded into Q (cross) or the fused Q/K/V (self)
-      const norm1 = { eps: cfg.normEps, mod: { tensor: cond.mod(r, i), order: 'scale-shift' as const } };
+      const norm1 = { eps: cfg.normEps, mod: { tensor: cond.mod(r, i), order: 'scale-shift' as const }, scratch: ws.t.hN };
       if (this.isCross(i)) {
         normLinear(X, this.w(b + 'attn.to_q.weight'), { ...norm1, bias: this.w(b + 'attn.to_q.bias'), out: ws.t.q, label: `dit.${i}.q` });
         const kv = ctx.kv.get(i)!;
@@ -414,19 +422,21 @@ export class ActionDecoder {
       }
       // out-projection + residual in the linear's epilogue; norm2 folded into fc1; fc2 + residual.
       linear(ws.t.attn, this.w(b + 'attn.to_out.weight'), { bias: this.w(b + 'attn.to_out.bias'), accumulate: true, out: X, tiled: true, label: `dit.${i}.out` });
-      normLinear(X, this.w(b + 'ff.fc1.weight'), { eps: cfg.normEps, bias: this.w(b + 'ff.fc1.bias'), act: 'gelu_tanh', out: ws.t.f, label: `dit.${i}.fc1` });
+      normLinear(X, this.w(b + 'ff.fc1.weight'), { eps: cfg.normEps, scratch: ws.t.hN, bias: this.w(b + 'ff.fc1.bias'), act: 'gelu_tanh', out: ws.t.f, label: `dit.${i}.fc1` });
       linear(ws.t.f, this.w(b + 'ff.fc2.weight'), { bias: this.w(b + 'ff.fc2.bias'), accumulate: true, out: X, tiled: true, label: `dit.${i}.fc2` });
     }
 
+    this.lastEvaluation.blockDispatches = gpu.stream.stats.dispatches - b0;
     // Output norm (shift-scale modulation) folded into proj_out_2.
     normLinear(X, this.w('dit.proj_out_2.weight'), {
-      eps: cfg.outNormEps, mod: { tensor: cond.mod(r, cfg.numLayers), order: 'shift-scale' }, bias: this.w('dit.proj_out_2.bias'), out: ws.t.o, label: 'dit.proj_out',
+      eps: cfg.outNormEps, mod: { tensor: cond.mod(r, cfg.numLayers), order: 'shift-scale' }, scratch: ws.t.hN, bias: this.w('dit.proj_out_2.bias'), out: ws.t.o, label: 'dit.proj_out',
     });
     // The action MLP only on the H action rows of every block (row 0 is the state token).
     linear(ws.t.o, this.w('action_decoder.fc1.weight'), {
       bias: this.w('action_decoder.fc1.bias'), act: 'relu', xRows: { offset: 1, count: H }, rows: { count: B, xStride: T }, tiled: true, out: ws.t.a,
     });
     linear(ws.t.a, this.w('action_decoder.fc2.weight'), { bias: this.w('action_decoder.fc2.bias'), out, tiled: true });
+    this.lastEvaluation.dispatches = gpu.stream.stats.dispatches - d0;
     if (ownCond) cond.release();
     if (!opts.ws) {
       ws.release();

@@ -1,16 +1,18 @@
-// normLinear (kernels/norm_linear.wgsl: LayerNorm, optional adaLN modulation, folded into a linear) against a
+// normLinear / swigluLinear (kernels/prologue_linear.wgsl: LayerNorm + optional adaLN modulation, or SwiGLU,
+// folded into a linear) against a
 // plain float64 reference on odd shapes (K not a multiple of 4, M and N not multiples of the 4×4 tile, a large
 // row offset so the statistics matter), every epilogue option, f16 weights, unaligned views; and a row's bits
 // do not depend on the other rows of the call.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/gpu/device.js';
 import { Tensor } from '../../src/tensor.js';
-import { normLinear } from '../../src/model/normLinear.js';
+import { normLinear, swigluLinear, prologueConfig } from '../../src/model/prologueLinear.js';
 import { Rng } from '../../src/util/rng.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await Gpu.create(); });
-afterAll(() => gpu?.destroy());
+// the kernel itself, whatever the adapter (software adapters run the unfolded path by default: prologueConfig)
+beforeAll(async () => { gpu = await Gpu.create(); prologueConfig.fold = true; });
+afterAll(() => { prologueConfig.fold = 'auto'; gpu?.destroy(); });
 
 type Act = 'none' | 'gelu_tanh' | 'silu';
 function reference(x: Float32Array, w: Float32Array, M: number, N: number, K: number, o: {
@@ -123,6 +125,34 @@ describe('normLinear', () => {
     for (const t of [X, X1, W, all, one]) t.release();
   });
 
+  it('swigluLinear matches silu(gate)·up then the linear (f64), odd K, accumulate', async () => {
+    for (const [M, N, K] of [[5, 9, 11], [40, 33, 64]]) {
+      const rng = new Rng(M + N + K);
+      const x = Float32Array.from(rng.normals(M * 2 * K), (v) => 2 * v);
+      const w = Float32Array.from(rng.normals(N * K), (v) => v * 0.3);
+      const acc = Float32Array.from(rng.normals(M * N));
+      const want = new Float64Array(M * N);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          let t = 0;
+          for (let k = 0; k < K; k++) {
+            const g = x[m * 2 * K + k];
+            t += (g / (1 + Math.exp(-g))) * x[m * 2 * K + K + k] * w[n * K + k];
+          }
+          want[m * N + n] = acc[m * N + n] + t;
+        }
+      }
+      const X = Tensor.from(gpu, x, [M, 2 * K]);
+      const W = Tensor.from(gpu, w, [N, K]);
+      const Y = Tensor.from(gpu, acc, [M, N]);
+      swigluLinear(X, W, { accumulate: true, out: Y });
+      expect(maxErr(await Y.readF32(), want), `M=${M} N=${N} K=${K}`).toBeLessThan(2e-5);
+      for (const t of [X, W, Y]) t.release();
+    }
+    const X = Tensor.empty(gpu, [3, 8]);
+    expect(() => swigluLinear(X, Tensor.empty(gpu, [4, 8]))).toThrow(/swigluLinear: .*2·K wide/);
+  });
+
   it('refuses bad shapes naming the operand', () => {
     const X = Tensor.empty(gpu, [3, 8]);
     const W = Tensor.empty(gpu, [4, 6]);
@@ -158,3 +188,41 @@ function fromHalf(h: number): number {
   if (e === 0) return s * m * 2 ** -24;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
+
+describe('the DiT with and without folded norms', () => {
+  it('one network evaluation on the tiny fixture agrees within f32 rounding (folded on GPUs, unfolded on lavapipe)', async () => {
+    const { Fixture, errors } = await import('../../src/testing/fixtures.js');
+    const { openCheckpoint } = await import('../../src/io/checkpoint.js');
+    const { loadWeights } = await import('../../src/model/load.js');
+    const { ActionDecoder } = await import('../../src/model/actionDecoder.js');
+    const fx = await Fixture.load('case_b_two_images');
+    const ckpt = await openCheckpoint(fx.checkpointDir);
+    const weights = await loadWeights(gpu, ckpt, { vision: false });
+    const ae = ckpt.config.actionExpert!;
+    const dec = new ActionDecoder(gpu, ae, weights);
+    try {
+      const vlm = fx.get('dit.vlm_hidden');
+      const C = Tensor.from(gpu, vlm.data as Float32Array, vlm.shape);
+      const ctx = dec.prepareContext(C);
+      const rows = Tensor.from(gpu, new Float32Array(1 + ae.hMax).fill(1), [1 + ae.hMax]);
+      const y = Tensor.from(gpu, fx.f32('dit.vel.y'), [ae.hMax, ae.kMax]);
+      const out = Tensor.empty(gpu, [ae.hMax, ae.kMax]);
+      const run = async (fold: boolean) => {
+        prologueConfig.fold = fold;
+        dec.velocity(y, 0.6, ctx, dec.stateToken(null), rows, out);
+        return out.readF32();
+      };
+      const folded = await run(true);
+      const unfolded = await run(false);
+      expect(errors(folded, unfolded).rel).toBeLessThan(1e-5);
+      expect(Array.from(folded).some((v) => v !== 0)).toBe(true);
+      for (const t of [C, rows, y, out]) t.release();
+      ctx.release();
+    } finally {
+      prologueConfig.fold = true;
+      dec.destroy();
+      weights.destroy();
+      await ckpt.close();
+    }
+  });
+});
