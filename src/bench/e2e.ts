@@ -26,6 +26,7 @@ import { existsSync, statSync } from 'node:fs';
 import { Gpu } from '../gpu/device.js';
 import { Policy, type ActRequest, type StageTimings } from '../policy/policy.js';
 import { WORK_STAGES, type StageWork, type WorkStage } from '../policy/sampling.js';
+import { prologueConfig, foldPrologue } from '../model/prologueLinear.js';
 import { SOLVERS, evaluations, type SolverName } from '../policy/samplers.js';
 import { TINY_DIR } from '../testing/fixtures.js';
 import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
@@ -65,6 +66,8 @@ export interface E2eOptions {
   /** Which modes to measure (default both). */
   modes?: ('staged' | 'fast')[];
   json?: string;
+  /** Fold the DiT's norms and the text MLP's SwiGLU into the next linear (src/model/prologueLinear.ts): default auto. */
+  fold?: 'auto' | 'on' | 'off';
   log?: (line: string) => void;
   /** Recorded in the report (the CLI passes its command line). */
   command?: string;
@@ -145,6 +148,8 @@ export interface E2eConfigReport {
   /** dispatches inside the DiT blocks (cross and self) of one evaluation / num_layers */
   dispatches_per_layer_step: number;
   num_layers: number;
+  /** whether norms / SwiGLU were folded into the next linear in this run (prologueConfig) */
+  folded: boolean;
   note?: string;
 }
 
@@ -325,6 +330,7 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
       dispatches_per_evaluation: evaluation.dispatches,
       dispatches_per_layer_step: evaluation.blockDispatches / numLayers,
       num_layers: numLayers,
+      folded: foldPrologue(gpu),
       ...(note ? { note } : {}),
     };
     return report;
@@ -360,7 +366,8 @@ export function formatE2eReport(r: E2eReport): string[] {
     out.push(...formatTable(['stage', 'p50', 'p90', 'p99', 'mean', 'cold'], rows));
     out.push(
       `work per act() (fast mode): ${c.dispatches_per_act} dispatches, ${c.submits_per_act} submits; ${fmt(c.dispatches_per_step)} dispatches per ` +
-        `denoising step, ${c.dispatches_per_evaluation} per network evaluation, ${fmt(c.dispatches_per_layer_step)} per DiT layer-step (${c.num_layers} layers)`,
+        `denoising step, ${c.dispatches_per_evaluation} per network evaluation, ${fmt(c.dispatches_per_layer_step)} per DiT layer-step (${c.num_layers} layers; ` +
+        `norms ${c.folded ? 'folded into the next linear' : 'not folded: --fold on folds them'})`,
     );
     out.push(
       ...formatTable(
@@ -392,7 +399,13 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
   const header = benchHeader(headerGpu);
   headerGpu.destroy();
   const reports: E2eConfigReport[] = [];
-  for (const c of configs) reports.push(await benchConfig(c, opts, log));
+  const foldBefore = prologueConfig.fold;
+  prologueConfig.fold = opts.fold === 'on' ? true : opts.fold === 'off' ? false : 'auto';
+  try {
+    for (const c of configs) reports.push(await benchConfig(c, opts, log));
+  } finally {
+    prologueConfig.fold = foldBefore;
+  }
   const report: E2eReport = {
     header,
     weightDtype: opts.weightDtype ?? 'f32',
@@ -432,6 +445,7 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'embodiment', type: 'string', help: 'embodiment (sample images from weights/tiny/samples)', defaultText: 'widowx' },
     { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    { name: 'fold', type: 'string', choices: ['auto', 'on', 'off'], help: 'fold DiT norms / text SwiGLU into the next linear (auto: on GPUs, not on software adapters)', defaultText: 'auto' },
     HELP_OPT,
   ],
   examples: [
@@ -475,6 +489,7 @@ export async function runE2eBench(args: string[]): Promise<number> {
     embodiment: getString(p, 'embodiment'),
     modes: mode === undefined ? undefined : mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
     json: getString(p, 'json'),
+    fold: getString(p, 'fold') as E2eOptions['fold'],
     command: ['qvla bench e2e', ...args].join(' '),
   });
   process.stdout.write(`\n${formatE2eReport(report).join('\n')}\n`);

@@ -65,6 +65,7 @@ import { releaseSegmentTables } from '../ops/segments.js';
 
 export { PolicyError };
 export type { ActRequest, ImageInput, ObservationRequest, SampleRequest, StageWorkMap };
+export { ObservationEncoder };
 
 export interface StageTimings {
   preprocessMs: number;
