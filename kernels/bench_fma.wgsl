@@ -5,13 +5,7 @@
 // The iteration count, multiplier and addend come from the uniform, so nothing folds at compile time, and
 // a = a·m + c with |m| < 1 converges to c / (1 − m): no overflow, no denormals. The chains are summed and
 // stored so none of them is dead code (the host also checks the stored values are finite).
-struct Params {
-  iters: u32,
-  mul: f32,
-  add: f32,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read_write> Out: array<vec4f>;
+// Interface generated from the spec in src/bench/roofline.ts (P.iters, P.mul, P.add; Out).
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

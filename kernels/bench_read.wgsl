@@ -5,13 +5,7 @@
 // group of a CPU implementation (lavapipe) walks its block forwards in small steps (prefetch-friendly), which a
 // grid-wide stride would not give it. The host sizes Src as groups · B with B a multiple of 4·WG_X (no tail)
 // and fills it with 1.0, so every output lane must equal B / WG_X: that check proves the pass really ran.
-struct Params {
-  block: u32,    // vec4 elements per workgroup
-  groups_x: u32, // workgroups along x (the grid is folded into y beyond that)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Src: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> Out: array<vec4f>;
+// Interface generated from the spec in src/bench/roofline.ts (P.block: vec4s per workgroup, P.groups_x; Src, Out).
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -11,15 +11,8 @@
 // MODE 1 (sum): X holds n u32 partial counts (the MODE 0 output); one workgroup adds them up into Y[y_off].
 // A count saturates at 0xffffffff (it cannot: n < 2^32), and is written as a plain u32 word, so Y may be a
 // u32 slot inside any 4-byte buffer (the policy puts it right after the chunk it read back).
-struct Params {
-  n: u32,       // elements (MODE 0) or partial counts (MODE 1)
-  x_off: u32,   // element offset of X's first element in the binding (f16: in halves)
-  y_off: u32,   // word offset of the first output in Y
-  groups: u32,  // workgroups of this dispatch (MODE 0 slices)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<u32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<u32>;
+// Interface generated from CHECK_FINITE_IO in src/ops/checkFinite.ts: n elements (MODE 0) or partial counts
+// (MODE 1); x_off in X's elements (f16: halves); y_off the word of the first output; groups the MODE 0 slices.
 
 var<workgroup> partial: array<u32, WG_X>;
 

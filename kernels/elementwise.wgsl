@@ -12,20 +12,8 @@
 // binding one buffer read-only and read-write in the same dispatch. Its element offset is then into Y.
 // Not vectorised: views have arbitrary element offsets and broadcast periods, and these ops are memory-bound
 // with coalesced scalar accesses already.
-struct Params {
-  n: u32,
-  a_off: u32,
-  b_off: u32, b_n: u32,   // b_n: broadcast period of b (= n when b has the same size)
-  m_off: u32, m_n: u32,
-  y_off: u32,
-  alpha: f32,
-  bits: u32,              // fill word
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<u32>;
-@group(0) @binding(2) var<storage, read> B: array<u32>;
-@group(0) @binding(3) var<storage, read> M: array<u32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<u32>;
+// Interface generated from ELEMENTWISE_IO in src/ops/elementwise.ts: A, B, M, Y are u32 words; b_n / m_n are
+// broadcast periods (= n when same-size); bits is the fill word.
 
 // index into a broadcast operand of period `period` (no division in the common same-size case)
 fn bidx(i: u32, period: u32) -> u32 {

@@ -2,17 +2,7 @@
 // in [row_offset, row_offset + V); other rows of Y are left untouched. Big tables are split along rows into
 // parts that each fit one storage binding; one dispatch per part then fills every row.
 // One workgroup per id (folded into y past the per-dimension limit); its invocations stride over the D values.
-struct Params {
-  L: u32, D: u32, V: u32,
-  row_offset: i32,
-  ids_off: u32, t_off: u32, y_off: u32,
-  out_row_offset: u32,
-  groups_x: u32,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> T: array<WT>;
-@group(0) @binding(2) var<storage, read> Ids: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+// Interface generated from GATHER_IO in src/ops/gather.ts.
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

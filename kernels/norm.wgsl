@@ -11,21 +11,8 @@
 //                                                              and shift read from Z at sc_off / sh_off)
 // Z row r starts at z_off + r·z_stride (z_stride 0: one vector for every row).
 // X_IS_Y / Z_IS_Y: that input lives in the output's buffer and is read through Y (in-place norms).
-struct Params {
-  rows: u32, dim: u32,
-  x_off: u32,
-  z_off: u32, z_stride: u32, sc_off: u32, sh_off: u32,
-  w_off: u32, b_off: u32,
-  y_off: u32,
-  eps: f32,
-  groups_x: u32,   // workgroups along x (rows/WG_Y is folded into y beyond the per-dimension limit)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> Z: array<f32>;
-@group(0) @binding(3) var<storage, read> W: array<WT>;
-@group(0) @binding(4) var<storage, read> Bv: array<BT>;
-@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+// Interface generated from NORM_IO in src/ops/norm.ts (groups_x: workgroups along x; rows/WG_Y is folded into y
+// beyond the per-dimension limit).
 
 fn ld_x(i: u32) -> f32 {
   if (X_IS_Y) { return Y[i]; }

@@ -4,20 +4,8 @@
 // x likewise (exactly, in integers); y0 = ⌊y⌋, y1 = min(y0+1, S−1), dy = y − y0; the weights (1−dy)(1−dx),
 // (1−dy)dx, dy(1−dx), dy·dx stay f32 (the recent HF code; the release-era code rounded them to the table dtype).
 // One workgroup per row (folded over x, y); its invocations stride over the channels.
-struct Params {
-  rows: u32,      // t·gh·gw rows of this image
-  C: u32,
-  gh: u32,
-  gw: u32,
-  side: u32,      // S
-  merge: u32,
-  x_off: u32,     // element offset of this image's first row
-  t_off: u32,     // element offset of the table
-  groups_x: u32,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> T: array<TT>;
-@group(0) @binding(2) var<storage, read_write> X: array<f32>;
+// Interface generated from POS_EMBED_IO in src/ops/posEmbed.ts: rows = t·gh·gw of this run, side = S, x_off /
+// t_off element offsets of the run's first row and of the table.
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -6,22 +6,8 @@
 // src/ops/rope.ts (exact f32 inv_freq as PyTorch computes it; the axis encodes the interleaved / chunked M-RoPE
 // section layout or the vision row/col split), so text and vision share this kernel.
 // One invocation per (t, h, j); the flat index is folded over (x, y) workgroups.
-struct Params {
-  total: u32,        // L · num_heads · half
-  half: u32,         // rotary_dim / 2
-  num_heads: u32,
-  row_stride: u32,   // elements between tokens
-  head_stride: u32,  // elements between heads
-  x_off: u32,        // element offset of (t=0, h=0, e=0)
-  pos_cols: u32,     // columns of the positions tensor (stride between its axis rows)
-  pos_off: u32,      // element offset of positions[0, first column]
-  groups_x: u32,
-  zero: u32,         // always 0 (see round_barrier)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Pos: array<i32>;
-@group(0) @binding(2) var<storage, read> Tab: array<f32>;   // [inv_0..inv_{half-1}, axis_0..axis_{half-1}]
-@group(0) @binding(3) var<storage, read_write> X: array<f32>;
+// Interface generated from ROPE_IO in src/ops/rope.ts: total = L·heads·half invocations; strides and offsets in
+// elements; Tab = [inv_0..inv_{half-1}, axis_0..axis_{half-1}]; `zero` is always 0 (see round_barrier).
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {

@@ -3,20 +3,8 @@
 //   out[row] = [sin a, cos a]   or, with flip, [cos a, sin a]
 // ω comes precomputed in f32 from the CPU (src/ops/sinusoid.ts): WGSL exp is far too loose (ulps ∝ |x|) for
 // angles up to ~10^3. The values (at most 48 per dispatch) travel in the uniform, so no per-call upload.
-struct Params {
-  rows: u32,
-  dim: u32,       // output row stride
-  half: u32,
-  flip: u32,      // 1: [cos, sin]
-  out_off: u32,
-  zero: u32,      // always 0 (see round_barrier)
-  _p0: u32,
-  _p1: u32,
-  vals: array<vec4f, 12>,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Omega: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Out: array<f32>;
+// Interface generated from SINUSOID_IO in src/ops/sinusoid.ts: dim is the output row stride, flip 1 = [cos, sin],
+// vals the (≤ 48) values of this dispatch, `zero` always 0 (see round_barrier).
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

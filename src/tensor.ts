@@ -1,8 +1,9 @@
 // Tensor handle: a GPU buffer + byte offset + shape + dtype. Row-major, contiguous.
 //
 // Activations are f32; weights are f32 or f16 (bf16 checkpoints are converted on load). A tensor either owns
-// its buffer (it came from the pool; `release()` gives it back after the next submit) or is a view / a weight
-// that someone else owns (`release()` is then a no-op).
+// its buffer (it came from the pool; `release()` gives it back after the next submit, and `gpu.scope` releases
+// it for you: src/gpu/lifetimes.ts) or is a view / a weight that someone else owns (`release()` is then a no-op).
+// Binding a tensor (or a strided view of one) to a kernel goes through src/ops/views.ts.
 import type { Gpu } from './gpu/device.js';
 import type { BufferRange } from './gpu/stream.js';
 
@@ -33,7 +34,9 @@ export class Tensor {
   /** A fresh pooled tensor (contents undefined). */
   static empty(gpu: Gpu, shape: readonly number[], dtype: DType = 'f32', label?: string): Tensor {
     const bytes = Math.max(4, numel(shape) * DTYPE_BYTES[dtype]);
-    return new Tensor(gpu, gpu.buffers.acquire(bytes, label), shape, dtype, 0, true, label);
+    const t = new Tensor(gpu, gpu.buffers.acquire(bytes, label), shape, dtype, 0, true, label);
+    gpu.lifetimes.born(t);
+    return t;
   }
 
   /** A pooled tensor filled from host data. */
@@ -45,6 +48,11 @@ export class Tensor {
     return t;
   }
 
+  /** Released back to the pool (an owned tensor after `release()`); any further use is a bug. */
+  get isReleased(): boolean {
+    return this.released;
+  }
+
   get size(): number {
     return numel(this.shape);
   }
@@ -53,7 +61,11 @@ export class Tensor {
     return this.size * DTYPE_BYTES[this.dtype];
   }
 
-  /** Storage binding for this tensor's bytes (rounded up to 4 bytes). */
+  /**
+   * Storage binding for this tensor's bytes (rounded up to 4 bytes); only for 256-byte-aligned tensors.
+   * @deprecated Bind through src/ops/views.ts (`bind`), which takes any view and returns its element offset;
+   * remaining callers: src/ops/linear.ts, src/ops/attention.ts.
+   */
   binding(): BufferRange {
     if (this.released) throw new Error(`tensor ${this.label ?? ''} used after release`);
     const align = this.gpu.limits.minStorageBufferOffsetAlignment;
@@ -115,6 +127,7 @@ export class Tensor {
     if (!this.owned || this.released) return;
     this.released = true;
     this.gpu.buffers.release(this.buffer);
+    this.gpu.lifetimes.released(this);
   }
 }
 

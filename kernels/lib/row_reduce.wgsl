@@ -1,4 +1,4 @@
-// Row reductions for the "WG_Y rows × WG_X invocations per row" layout of norm.wgsl and norm_add.wgsl.
+// Row reductions for the "WG_Y rows × WG_X invocations per row" layout of norm.wgsl.
 // The including kernel declares WG_X and WG_Y (both powers of two); the scratch array is declared here.
 var<workgroup> row_red: array<f32, WG_X * WG_Y>;
 

@@ -11,7 +11,6 @@
 import { readFileSync } from 'node:fs';
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
-import { f, u } from '../gpu/stream.js';
 import type { DevicePeaks } from '../testing/opHarness.js';
 import { fmt } from './env.js';
 import { summarize, type Summary } from './stats.js';
@@ -148,12 +147,12 @@ function launch(gpu: Gpu, invocations: number, wg: number): { wg: number; groups
 export async function measureFma(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
   const sw = gpu.isSoftware;
   const L = launch(gpu, opts.fmaInvocations ?? (sw ? 8192 : 2 ** 20), sw ? 64 : 256);
-  const spec: KernelSpec = { file: 'bench_fma', bindings: ['write'], workgroup: [L.wg] };
+  const spec: KernelSpec = { file: 'bench_fma', params: { iters: 'u32', mul: 'f32', add: 'f32' }, bindings: { Out: 'write vec4f' }, workgroup: [L.wg] };
   const kernel = gpu.pipelines.get(spec);
   const out = gpu.device.createBuffer({ size: L.invocations * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: 'bench_fma.out' });
   try {
     const encode = (iters: number) => () =>
-      gpu.stream.dispatch(kernel, [{ buffer: out }], [u(iters), f(0.999), f(0.001)], [L.groups], 'bench_fma');
+      gpu.stream.dispatch(kernel, { Out: { buffer: out } }, { iters, mul: 0.999, add: 0.001 }, [L.groups], 'bench_fma');
     let iters = opts.fmaIters ?? 0;
     if (!iters) {
       const pilotIters = 1024;
@@ -208,7 +207,9 @@ function filledChunks(gpu: Gpu, total: number, quantum: number, label: string): 
 export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
   const sw = gpu.isSoftware;
   const L = launch(gpu, opts.readInvocations ?? (sw ? 4096 : 2 ** 18), opts.readWorkgroup ?? (sw ? 8 : 256));
-  const spec: KernelSpec = { file: 'bench_read', bindings: ['read', 'write'], workgroup: [L.wg] };
+  const spec: KernelSpec = {
+    file: 'bench_read', params: { block: 'u32', groups_x: 'u32' }, bindings: { Src: 'read vec4f', Out: 'write vec4f' }, workgroup: [L.wg],
+  };
   const kernel = gpu.pipelines.get(spec);
   gpu.stream.flush();
   const src = filledChunks(gpu, opts.readBytes ?? defaultReadBytes(gpu), 16 * 4 * L.invocations, 'bench_read.src');
@@ -216,7 +217,7 @@ export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise
   try {
     const block = src.chunkBytes / 16 / L.groups;
     const encode = () => src.buffers.forEach((b, c) =>
-      gpu.stream.dispatch(kernel, [{ buffer: b }, { buffer: out }], [u(block), u(L.groups)], [L.groups], `bench_read[${c}]`));
+      gpu.stream.dispatch(kernel, { Src: { buffer: b }, Out: { buffer: out } }, { block, groups_x: L.groups }, [L.groups], `bench_read[${c}]`));
     const t = await repeat(opts.reps ?? 5, opts.warmup ?? 1, () => profiledRun(gpu, encode));
     const v = new Float32Array(await gpu.stream.read(out, 0, L.invocations * 16));
     const expect = block / L.wg;

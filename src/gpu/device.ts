@@ -8,6 +8,7 @@ import { platform } from '../platform/index.js';
 import { PipelineCache } from './pipelines.js';
 import { BufferPool } from './buffers.js';
 import { CommandStream } from './stream.js';
+import { Lifetimes, type Tracked } from './lifetimes.js';
 
 export class GpuError extends Error {
   constructor(message: string, readonly kind: 'lost' | 'validation' | 'out-of-memory' | 'internal' | 'adapter') {
@@ -50,6 +51,8 @@ export class Gpu {
   readonly pipelines: PipelineCache;
   readonly buffers: BufferPool;
   readonly stream: CommandStream;
+  /** Registry of live pooled tensors and the open scopes (src/gpu/lifetimes.ts). */
+  readonly lifetimes = new Lifetimes();
   /** A small storage buffer bound where a kernel's optional input (bias, ...) is absent. */
   readonly dummy: GPUBuffer;
   private lostInfo: GPUDeviceLostInfo | null = null;
@@ -199,6 +202,19 @@ export class Gpu {
       const kind = errs[0].constructor.name === 'GPUOutOfMemoryError' ? 'out-of-memory' : 'validation';
       throw new GpuError(`WebGPU error: ${errs.map((e) => e.message).join('\n---\n')}`, kind);
     }
+  }
+
+  /**
+   * Run fn and release the pooled tensors born inside it, except the ones it returns (directly, or inside
+   * returned arrays / plain objects) or passes to `keep`. Synchronous only. See src/gpu/lifetimes.ts.
+   */
+  scope<R>(fn: () => R): R {
+    return this.lifetimes.scope(fn);
+  }
+
+  /** Let a tensor born inside a scope outlive it (its owner releases it). */
+  keep<T extends Tracked>(t: T): T {
+    return this.lifetimes.keep(t);
   }
 
   /** Waits for all submitted work; throws if the device was lost or an error was recorded. */

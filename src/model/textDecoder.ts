@@ -20,7 +20,7 @@ import { swigluLinear, foldPrologue } from './prologueLinear.js';
 import { gatherRows } from '../ops/gather.js';
 import { attention, KVCache } from '../ops/attention.js';
 import { ropeText } from '../ops/rope.js';
-import { causalConv1dSilu, gdnGates, gatedDeltaRule } from '../ops/gatedDeltaNet.js';
+import { causalConv1dSilu, gatedDeltaNetGates, gatedDeltaRule } from '../ops/gatedDeltaNet.js';
 
 const P = 'model.language_model.';
 /** prefillRows submits after every layer above this many tokens (see there). */
@@ -296,7 +296,7 @@ export class TextDecoder {
     const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, this.w(pre + 'conv1d.weight'), cache ? cache.conv[i]! : null, {
       L, channels: convDim, kernel: cfg.linearConvKernelDim, segments: rows?.segments,
     });
-    const { g, beta } = gdnGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, this.w(pre + 'A_log'), this.w(pre + 'dt_bias'), {
+    const { g, beta } = gatedDeltaNetGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, this.w(pre + 'A_log'), this.w(pre + 'dt_bias'), {
       L, numValueHeads: Hv,
     });
     const o = gatedDeltaRule({

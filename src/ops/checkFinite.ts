@@ -10,10 +10,9 @@
 // split into ≤ MAX_GROUPS contiguous slices (one workgroup each) whose partial counts a second dispatch of the
 // same kernel (MODE 1) adds up. The partials come from the pool (released right after), so steady-state calls
 // allocate nothing but the output.
-import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { DTYPE_BYTES, Tensor } from '../tensor.js';
-import { shapeStr, span } from './bind.js';
+import { bind, shapeStr } from './views.js';
 
 const WG = 256;
 /** Up to this many elements: one workgroup, one dispatch. */
@@ -21,7 +20,12 @@ const SMALL = WG * 16;
 const MAX_GROUPS = 1024;
 
 function spec(mode: 0 | 1, f16: boolean): KernelSpec {
-  return { file: 'check_finite', bindings: ['read', 'write'], consts: { MODE: mode, F16: f16 }, workgroup: [WG] };
+  return {
+    file: 'check_finite',
+    // X as u32 words whatever the dtype (f16: two halves a word), counts as u32 words.
+    params: { n: 'u32', x_off: 'u32', y_off: 'u32', groups: 'u32' },
+    bindings: { X: 'read u32', Y: 'write u32' },
+    consts: { MODE: mode, F16: f16 }, workgroup: [WG] };
 }
 
 export function countNonFinite(t: Tensor, opts: { out?: Tensor; outOffset?: number } = {}): Tensor {
@@ -36,19 +40,19 @@ export function countNonFinite(t: Tensor, opts: { out?: Tensor; outOffset?: numb
   }
   if (out.buffer === t.buffer) throw new Error(`${op}: out shares a buffer with the input ${shapeStr(t)}`);
   const n = t.size;
-  const xs = span(op, t);
-  const ys = span(op, out);
-  const yOff = ys.offs[0] + outOffset;
+  const xs = bind(op, 'input', t);
+  const ys = bind(op, 'out', out);
+  const yOff = ys.off + outOffset;
   const f16 = t.dtype === 'f16';
   if (n <= SMALL) {
-    gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), [xs.range, ys.range], [u(n), u(xs.offs[0]), u(yOff), u(1)], [1], op);
+    gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), { X: xs.range, Y: ys.range }, { n, x_off: xs.off, y_off: yOff, groups: 1 }, [1], op);
     return out;
   }
   const groups = Math.min(MAX_GROUPS, Math.ceil(n / SMALL));
-  const partials = Tensor.empty(gpu, [groups], 'u32', `${op}.partials`);
-  const ps = span(op, partials);
-  gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), [xs.range, ps.range], [u(n), u(xs.offs[0]), u(ps.offs[0]), u(groups)], [groups], op);
-  gpu.stream.dispatch(gpu.pipelines.get(spec(1, false)), [ps.range, ys.range], [u(groups), u(ps.offs[0]), u(yOff), u(1)], [1], `${op}.sum`);
-  partials.release();
+  gpu.scope(() => {
+    const ps = bind(op, 'partials', Tensor.empty(gpu, [groups], 'u32', `${op}.partials`));
+    gpu.stream.dispatch(gpu.pipelines.get(spec(0, f16)), { X: xs.range, Y: ps.range }, { n, x_off: xs.off, y_off: ps.off, groups }, [groups], op);
+    gpu.stream.dispatch(gpu.pipelines.get(spec(1, false)), { X: ps.range, Y: ys.range }, { n: groups, x_off: ps.off, y_off: yOff, groups: 1 }, [1], `${op}.sum`);
+  });
   return out;
 }

@@ -1,16 +1,23 @@
-// Elementwise ops (kernels/elementwise.wgsl): add, mul, unary activations, swiglu, axpy, scale, copy, fill.
+// Elementwise ops (kernels/elementwise.wgsl): add, mul, unary activations, swiglu, axpy, scale, copy, fill; and
+// copyRows, the offset-correct buffer-to-buffer row copy.
 //
 // One grid-stride kernel; the op and activation are compile-time constants (OP, ACT), shapes and offsets go in
 // Params. All tensors are f32 (copy/fill also take i32/u32). Views may be unaligned (bound from the
 // aligned-down start, element offsets in Params) and may alias the output:
 // - `out === a` (in place) is allowed; an input in the output's buffer is read through the output binding;
 // - an input that overlaps the output other than exactly (shifted) is rejected, since it would race.
-import { f, u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { BufferRange } from '../gpu/stream.js';
-import { Tensor, f32ToF16 } from '../tensor.js';
+import { DTYPE_BYTES, Tensor, f32ToF16 } from '../tensor.js';
 import { ACT, type Activation } from './activations.js';
-import { checkSameIndexAlias, overlaps, shapeStr, span } from './bind.js';
+import { bind, bindShared, checkSameIndexAlias, overlaps, shapeStr } from './views.js';
+
+// Inputs A, B, M and output Y as raw 32-bit words (copy/fill move any 4-byte dtype unchanged); element offsets
+// into each binding, broadcast periods of B and M, the scale and the fill word.
+const ELEMENTWISE_IO = {
+  params: { n: 'u32', a_off: 'u32', b_off: 'u32', b_n: 'u32', m_off: 'u32', m_n: 'u32', y_off: 'u32', alpha: 'f32', bits: 'u32' },
+  bindings: { A: 'read u32', B: 'read u32', M: 'read u32', Y: 'write u32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 const OP = { add: 0, mul: 1, unary: 2, swiglu: 3, axpy: 4, scale: 5, copy: 6, fill: 7 } as const;
 type OpName = keyof typeof OP;
@@ -47,7 +54,7 @@ function launch(L: Launch): void {
   // Inputs in the output's buffer are read through Y; everything else gets its own read-only binding.
   const inputs = [L.a, L.b, L.m];
   const viaY = inputs.map((o) => !!o && o.t.buffer === y.buffer);
-  const ySpan = span(`${L.op}`, y, ...inputs.filter((o, k) => o && viaY[k]).map((o) => o!.t));
+  const ySpan = bindShared(L.op, y, ...inputs.filter((o, k) => o && viaY[k]).map((o) => o!.t));
   let yk = 1;
   const offs: number[] = [];
   const ranges: BufferRange[] = [];
@@ -59,14 +66,14 @@ function launch(L: Launch): void {
       offs.push(ySpan.offs[yk++] + (o.off ?? 0));
       ranges.push({ buffer: gpu.dummy });
     } else {
-      const s = span(L.op, o.t);
-      offs.push(s.offs[0] + (o.off ?? 0));
+      const s = bind(L.op, 'abm'[k], o.t);
+      offs.push(s.off + (o.off ?? 0));
       ranges.push(s.range);
     }
   });
   const spec: KernelSpec = {
     file: 'elementwise',
-    bindings: ['read', 'read', 'read', 'write'],
+    ...ELEMENTWISE_IO,
     consts: {
       OP: OP[L.op],
       ACT: ACT[L.act ?? 'none'],
@@ -79,16 +86,17 @@ function launch(L: Launch): void {
     workgroup: [WG],
   };
   const groups = Math.min(Math.ceil(L.n / WG), MAX_GROUPS);
-  const params = [
-    u(L.n),
-    u(offs[0]),
-    u(offs[1]), u(L.b?.period ?? L.n),
-    u(offs[2]), u(L.m?.period ?? L.n),
-    u(ySpan.offs[0] + (L.y.off ?? 0)),
-    f(L.alpha ?? 0),
-    u(L.bits ?? 0),
-  ];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), [...ranges, ySpan.range], params, [groups], L.label ?? L.op);
+  const params = {
+    n: L.n,
+    a_off: offs[0],
+    b_off: offs[1], b_n: L.b?.period ?? L.n,
+    m_off: offs[2], m_n: L.m?.period ?? L.n,
+    y_off: ySpan.offs[0] + (L.y.off ?? 0),
+    alpha: L.alpha ?? 0,
+    bits: L.bits ?? 0,
+  };
+  const [A, B, M] = ranges;
+  gpu.stream.dispatch(gpu.pipelines.get(spec), { A, B, M, Y: ySpan.range }, params, [groups], L.label ?? L.op);
 }
 
 function needF32(op: string, what: string, t: Tensor): void {
@@ -204,6 +212,34 @@ export function copyInto(src: Tensor, dst: Tensor, opts: { srcOffset?: number; d
   if (src.buffer === dst.buffer && src.offset + so * 4 === dst.offset + d0 * 4) return; // copy onto itself
   if (overlaps(src, so, count, dst, d0, count)) throw new Error('copyInto: source and destination ranges overlap');
   launch({ op: 'copy', n: count, a: { t: src, off: so }, y: { t: dst, off: d0 } });
+}
+
+/**
+ * Rows [dstRow, dstRow + rows) of dst = rows [srcRow, srcRow + rows) of src (default: all of src's rows, from row
+ * 0), a buffer-to-buffer copy in stream order. A row is everything after dim 0; both views' byte offsets are
+ * honoured (a raw `gpu.stream.copy(t.buffer, 0, …)` of a view would copy the wrong bytes). Same dtype and row
+ * width; the byte ranges must be 4-byte aligned (always true for f32 / i32 / u32) and must not overlap.
+ */
+export function copyRows(src: Tensor, dst: Tensor, opts: { srcRow?: number; dstRow?: number; rows?: number } = {}): void {
+  const op = 'copyRows';
+  const width = (t: Tensor) => (t.shape.length ? t.size / t.shape[0] : 1);
+  if (src.dtype !== dst.dtype || width(src) !== width(dst)) throw new Error(`${op}: src ${shapeStr(src)} and dst ${shapeStr(dst)} differ in dtype or row width`);
+  const s0 = opts.srcRow ?? 0;
+  const d0 = opts.dstRow ?? 0;
+  const rows = opts.rows ?? (src.shape[0] ?? 1) - s0;
+  const total = (t: Tensor) => t.shape[0] ?? 1;
+  if (![s0, d0, rows].every((v) => Number.isInteger(v) && v >= 0) || s0 + rows > total(src) || d0 + rows > total(dst)) {
+    throw new Error(`${op}: ${rows} rows from row ${s0} of src ${shapeStr(src)} to row ${d0} of dst ${shapeStr(dst)} are out of range`);
+  }
+  const rowBytes = width(src) * DTYPE_BYTES[src.dtype];
+  const from = src.offset + s0 * rowBytes;
+  const to = dst.offset + d0 * rowBytes;
+  const bytes = rows * rowBytes;
+  if (bytes === 0) return;
+  if (from % 4 || to % 4 || bytes % 4) throw new Error(`${op}: byte range (${from} → ${to}, ${bytes} bytes) is not 4-byte aligned; use copyInto`);
+  for (const t of [src, dst]) if (t.isReleased) throw new Error(`${op}: ${t.label ?? 'tensor'} used after release`);
+  if (overlaps(src, s0 * width(src), rows * width(src), dst, d0 * width(dst), rows * width(dst))) throw new Error(`${op}: source and destination rows overlap`);
+  src.gpu.stream.copy(src.buffer, from, dst.buffer, to, bytes);
 }
 
 /** Every element of t = value (f32, i32, u32; f16 when the view is 4-byte aligned and has an even size). */

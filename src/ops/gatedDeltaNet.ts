@@ -1,15 +1,16 @@
 // Gated DeltaNet linear attention pieces (docs/architecture.md §5.3–§5.7): the short causal conv + SiLU, the
 // gates, and the gated delta rule in its recurrent (decode) and chunked (prefill) forms.
 //
-// Kernels: gdn_conv (conv + state update), gdn_gates, gdn_recurrent, gdn_chunked_prep + gdn_chunked.
+// Kernels (kernels/gated_delta_net_*.wgsl): _conv (conv + state update), _gates, _recurrent, _chunked_prep +
+// _chunked; their interfaces are declared below (CONV_IO, …) and generated into the WGSL.
 // Dispatch decisions live here:
 // - conv: invocation per (channel, TT-token block); the state rewrite rides along in the same dispatch when
 //   one block covers L (decode), else it is a second tiny dispatch (`state_update`) after the conv.
 // - delta rule: `gatedDeltaRule` runs the recurrent kernel for L ≤ RECURRENT_MAX_L and the chunked pair
 //   otherwise (see the constant). Both split the value columns of a head across workgroups (BV columns each),
 //   so a 128×128 f32 state never has to fit in one workgroup's memory.
-// Views: q/k/v/a/b/x are HeadViews into wider buffers; each binding covers the bytes a view touches from the
-// aligned-down start and the remaining element offset goes in Params, so no view needs 256-byte alignment.
+// Views: q/k/v/a/b/x are HeadViews into wider buffers, bound by ./views.ts (aligned-down binding, element offset
+// in Params), so no view needs 256-byte alignment.
 // Shapes go in Params; the pipeline key carries only what changes code: conv kernel size, weight dtypes, the
 // dk bucket (128 / 256), the chunk size and ROLLED.
 // Ragged batches (`segments`, cu_seqlens over the token axis): the conv and the chunked rule treat each segment as
@@ -17,13 +18,62 @@
 // with blocks / chunks aligned to each segment's first token, so a segment's output never depends on the others.
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
-import { f, u, type BufferRange } from '../gpu/stream.js';
-import { DTYPE_BYTES, Tensor } from '../tensor.js';
-import { rwDummy } from './bind.js';
+import type { BufferRange } from '../gpu/stream.js';
+import { Tensor } from '../tensor.js';
+import { bind, bindHeads, checkDistinct, rwDummy, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
 
-/** Element (t, h, e) at offset + t*rowStride + h*(headStride ?? headDim) + e, counted in elements from the start of `tensor` (a Tensor view's own byte offset is added). */
-export interface HeadView { tensor: Tensor; rowStride: number; offset?: number; headStride?: number }
+type IO = Pick<KernelSpec, 'params' | 'bindings'>;
+// Views are (off, row[, head]) in elements: element (t, h, e) of q at q_off + t·q_row + h·q_head + e.
+const QK_PARAMS = { q_off: 'u32', q_row: 'u32', q_head: 'u32', k_off: 'u32', k_row: 'u32', k_head: 'u32' } as const;
+const V_PARAMS = { v_off: 'u32', v_row: 'u32', v_head: 'u32' } as const;
+
+// x [L, C] rows at x_off + t·x_row; W[c, k] at w_off + c·KS + k; state row r (0 = oldest) at s_off + r·C;
+// y [L, C] contiguous. single = 1: this dispatch also rewrites the state (one block covers L). nseg: segments in
+// Seg (0 = one sequence with the state as history).
+const CONV_IO = {
+  params: { L: 'u32', C: 'u32', x_off: 'u32', x_row: 'u32', w_off: 'u32', s_off: 'u32', y_off: 'u32', single: 'u32', nseg: 'u32' },
+  bindings: { X: 'read f32', W: 'read WT', Seg: 'read u32', St: 'write f32', Y: 'write f32' },
+} satisfies IO;
+
+// a, b [L, Hv] views (a[t, j] at a_off + t·a_row + j·a_head); A_log, dt_bias (AT / DT: f32 or f16); g, beta out.
+const GATES_IO = {
+  params: {
+    L: 'u32', Hv: 'u32', a_off: 'u32', a_row: 'u32', a_head: 'u32', b_off: 'u32', b_row: 'u32', b_head: 'u32',
+    al_off: 'u32', dt_off: 'u32', g_off: 'u32', beta_off: 'u32', groups_x: 'u32',
+  },
+  bindings: { A: 'read f32', B: 'read f32', ALog: 'read AT', DtBias: 'read DT', G: 'write f32', Beta: 'write f32' },
+} satisfies IO;
+
+// g, beta [L, Hv] and out [L, Hv, dv] contiguous; state [Hv, dk, dv]; scale = dk^-1/2; nsr = NSR (read only when
+// ROLLED: a runtime trip count keeps lavapipe from unrolling).
+const RECURRENT_IO = {
+  params: {
+    L: 'u32', Hk: 'u32', Hv: 'u32', dk: 'u32', dv: 'u32', ...QK_PARAMS, ...V_PARAMS,
+    g_off: 'u32', beta_off: 'u32', s_off: 'u32', o_off: 'u32', scale: 'f32', nsr: 'u32',
+  },
+  bindings: { Q: 'read f32', K: 'read f32', V: 'read f32', G: 'read f32', Beta: 'read f32', St: 'write f32', O: 'write f32' },
+} satisfies IO;
+
+// Per (chunk, v-head) scratch: Tm, Pm [Hv, nC, CH, CH], Aux [Hv, nC, CH + 1] vec4f. ch = CH and four = 4 (read only when
+// ROLLED). nseg: segments in Seg (0 = one sequence of nC chunks).
+const CHUNKED_PREP_IO = {
+  params: { L: 'u32', Hk: 'u32', Hv: 'u32', nC: 'u32', dk: 'u32', ch: 'u32', ...QK_PARAMS, g_off: 'u32', beta_off: 'u32', scale: 'f32', four: 'u32', nseg: 'u32' },
+  bindings: { Q: 'read f32', K: 'read f32', G: 'read f32', Beta: 'read f32', Seg: 'read u32', Tm: 'write f32', Pm: 'write f32', Aux: 'write vec4f' },
+} satisfies IO;
+
+// The prep's scratch read back; nrm, nsr = NRM, NSR (read only when ROLLED); nseg as above (then no state is read
+// or written).
+const CHUNKED_IO = {
+  params: {
+    L: 'u32', Hk: 'u32', Hv: 'u32', dv: 'u32', nC: 'u32', dk: 'u32', ...QK_PARAMS, ...V_PARAMS,
+    s_off: 'u32', o_off: 'u32', nrm: 'u32', nsr: 'u32', nseg: 'u32',
+  },
+  bindings: {
+    Q: 'read f32', K: 'read f32', V: 'read f32', Tm: 'read f32', Pm: 'read f32', Aux: 'read vec4f', Seg: 'read u32',
+    St: 'write f32', O: 'write f32',
+  },
+} satisfies IO;
 
 export interface DeltaRuleArgs {
   q: HeadView; k: HeadView; v: HeadView;      // q,k: [L, Hk, dk]; v: [L, Hv, dv]
@@ -45,12 +95,12 @@ export interface DeltaRuleArgs {
 export const RECURRENT_MAX_L = 16;
 export const DEFAULT_CHUNK = 64;
 /**
- * Loop rolling (the ROLLED const of gdn_recurrent / gdn_chunked_prep / gdn_chunked): 'auto' = rolled on
+ * Loop rolling (the ROLLED const of the recurrent / chunked_prep / chunked kernels): 'auto' = rolled on
  * software adapters only (lavapipe's LLVM spends seconds unrolling the register-block loops of one variant),
  * unrolled on GPUs. Tests may set false to run the GPU code path on lavapipe.
  */
-export const gdnConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
-const rolled = (gpu: Gpu) => (gdnConfig.rolled === 'auto' ? gpu.isSoftware : gdnConfig.rolled);
+export const gatedDeltaNetConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+const rolled = (gpu: Gpu) => (gatedDeltaNetConfig.rolled === 'auto' ? gpu.isSoftware : gatedDeltaNetConfig.rolled);
 /** Conv tokens per invocation. */
 const CONV_TT = 16;
 const MAX_HEAD_DIM = 256;
@@ -58,63 +108,9 @@ const MAX_HEAD_DIM = 256;
 // ---------------------------------------------------------------------------------------------------------
 // helpers
 
-/** A storage binding of the bytes a tensor range touches (from the aligned-down start, so any view offset
- * works without binding a whole, possibly huge, buffer) and the element offset of the range inside it. */
-interface Bound { range: BufferRange; off: number; buffer: GPUBuffer }
-
-function bindElems(op: string, name: string, t: Tensor, elemOff: number, extent: number): Bound {
-  const gpu = t.gpu;
-  const bpe = DTYPE_BYTES[t.dtype];
-  if (t.offset % bpe !== 0) throw new Error(`${op}: ${name} tensor byte offset ${t.offset} is not a multiple of ${bpe}`);
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const start = t.offset + elemOff * bpe;
-  const base = Math.floor(start / align) * align;
-  const size = Math.min(Math.max(4, Math.ceil((start + Math.max(extent, 1) * bpe - base) / 4) * 4), t.buffer.size - base);
-  if (size > gpu.limits.maxStorageBufferBindingSize) {
-    throw new Error(`${op}: ${name} binding of ${size} bytes exceeds maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`);
-  }
-  return { range: { buffer: t.buffer, offset: base, size }, off: (start - base) / bpe, buffer: t.buffer };
-}
-
-const bindTensor = (op: string, name: string, t: Tensor): Bound => bindElems(op, name, t, 0, t.size);
-
-interface ViewParams extends Bound { row: number; head: number }
-
-/** Validates a HeadView of [L, numHeads, headDim] and binds the range it touches. */
-function viewParams(op: string, name: string, v: HeadView, L: number, numHeads: number, headDim: number): ViewParams {
-  const t = v.tensor;
-  if (t.dtype !== 'f32') throw new Error(`${op}: ${name} must be f32, got ${t.dtype}`);
-  const off = v.offset ?? 0;
-  const head = v.headStride ?? headDim;
-  for (const [k, x] of [['offset', off], ['rowStride', v.rowStride], ['headStride', head]] as const) {
-    if (!Number.isInteger(x) || x < 0) throw new Error(`${op}: ${name}.${k} must be a non-negative integer, got ${x}`);
-  }
-  let extent = 1;
-  if (L > 0) {
-    const last = off + (L - 1) * v.rowStride + (numHeads - 1) * head + headDim - 1;
-    if (last >= t.size) {
-      throw new Error(`${op}: ${name} view [L=${L}, heads=${numHeads}, dim=${headDim}] (offset ${off}, rowStride ${v.rowStride}, headStride ${head}) reaches element ${last}, past tensor [${t.shape}] (${t.size} elements)`);
-    }
-    extent = last - off + 1;
-  }
-  return { ...bindElems(op, name, t, Math.min(off, Math.max(0, t.size - 1)), extent), row: v.rowStride, head };
-}
-
 function checkTensor(op: string, name: string, t: Tensor, size: number, shape: string, dtypes: readonly string[] = ['f32']): void {
   if (!dtypes.includes(t.dtype)) throw new Error(`${op}: ${name} must be ${dtypes.join(' or ')}, got ${t.dtype}`);
   if (t.size !== size) throw new Error(`${op}: ${name} [${t.shape}] must hold ${shape} = ${size} elements`);
-}
-
-/** WebGPU forbids one buffer bound read-only and read-write in the same dispatch. */
-function checkDistinct(op: string, reads: [string, GPUBuffer][], writes: [string, GPUBuffer][]): void {
-  for (let w = 0; w < writes.length; w++) {
-    for (const [rn, rb] of reads) {
-      if (rb === writes[w][1]) throw new Error(`${op}: ${writes[w][0]} (written) shares a GPU buffer with ${rn} (read); pass separate tensors`);
-    }
-    for (let w2 = w + 1; w2 < writes.length; w2++) {
-      if (writes[w2][1] === writes[w][1]) throw new Error(`${op}: ${writes[w][0]} and ${writes[w2][0]} share a GPU buffer`);
-    }
-  }
 }
 
 function checkDims(op: string, L: number, extra: Record<string, number>): void {
@@ -137,15 +133,15 @@ export function causalConv1dSilu(
   checkDims(op, L, { channels: C });
   if (!Number.isInteger(K) || K < 2 || K > 16) throw new Error(`${op}: kernel must be an integer in [2, 16], got ${K}`);
   const gpu: Gpu = x.tensor.gpu;
-  const xv = viewParams(op, 'x', x, L, 1, C);
+  const xv = bindHeads(op, 'x', x, L, 1, C);
   checkTensor(op, 'weight', weight, C * K, `[${C}, 1, ${K}]`, ['f32', 'f16']);
   const segs = opts.segments;
   if (segs) checkCuSeqlens(op, segs, L);
   else if (!state) throw new Error(`${op}: a state is required without segments`);
   if (state) checkTensor(op, 'state', state, (K - 1) * C, `[${K - 1}, ${C}]`);
-  const out = opts.out ?? Tensor.empty(gpu, [L, C], 'f32', 'gdn.conv');
+  const out = opts.out ?? Tensor.empty(gpu, [L, C], 'f32', 'gatedDeltaNet.conv');
   checkTensor(op, 'out', out, L * C, `[${L}, ${C}]`);
-  checkDistinct(op, [['x', xv.buffer], ['weight', weight.buffer]], [...(state ? [['state', state.buffer] as [string, GPUBuffer]] : []), ['out', out.buffer]]);
+  checkDistinct(op, [['x', x.tensor], ['weight', weight]], [['state', state], ['out', out]]);
   if (L === 0) return out;
 
   let blocks = Math.ceil(L / CONV_TT);
@@ -155,24 +151,24 @@ export function causalConv1dSilu(
     nseg = segs.length - 1;
     blocks = 0;
     for (let k = 0; k < nseg; k++) blocks = Math.max(blocks, Math.ceil((segs[k + 1] - segs[k]) / CONV_TT));
-    segRange = u32Table(gpu, `gdn.segments ${segs.join(',')}`, () => Uint32Array.from(segs)).binding();
+    segRange = bind(op, 'segments', u32Table(gpu, `gatedDeltaNet.segments ${segs.join(',')}`, () => Uint32Array.from(segs))).range;
   }
   const single = blocks === 1 || segs !== undefined; // segments: no state to rewrite
-  const base = {
-    file: 'gdn_conv',
-    bindings: ['read', 'read', 'read', 'write', 'write'],
+  const spec = {
+    file: 'gated_delta_net_conv',
+    ...CONV_IO,
     consts: { KS: K, TT: CONV_TT },
     aliases: { WT: weight.dtype === 'f16' ? 'f16' : 'f32' },
     includes: ['activations'],
     workgroup: [64],
   } satisfies KernelSpec;
-  const wb = bindTensor(op, 'weight', weight), ob = bindTensor(op, 'out', out);
-  const sb = state ? bindTensor(op, 'state', state) : { range: { buffer: rwDummy(gpu) }, off: 0 };
-  const buffers = [xv.range, wb.range, segRange, sb.range, ob.range];
-  const params = [u(L), u(C), u(xv.off), u(xv.row), u(wb.off), u(sb.off), u(ob.off), u(single ? 1 : 0), u(nseg)];
+  const wb = bind(op, 'weight', weight), ob = bind(op, 'out', out);
+  const sb: Bound = state ? bind(op, 'state', state) : { range: { buffer: rwDummy(gpu) }, off: 0 };
+  const buffers = { X: xv.range, W: wb.range, Seg: segRange, St: sb.range, Y: ob.range };
+  const params = { L, C, x_off: xv.off, x_row: xv.row, w_off: wb.off, s_off: sb.off, y_off: ob.off, single: single ? 1 : 0, nseg };
   const gx = Math.ceil(C / 64);
-  gpu.stream.dispatch(gpu.pipelines.get(base), buffers, params, [gx, blocks, Math.max(1, nseg)], 'gdn.conv');
-  if (!single) gpu.stream.dispatch(gpu.pipelines.get({ ...base, entry: 'state_update' }), buffers, params, [gx], 'gdn.conv_state');
+  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [gx, blocks, Math.max(1, nseg)], 'gatedDeltaNet.conv');
+  if (!single) gpu.stream.dispatch(gpu.pipelines.get({ ...spec, entry: 'state_update' }), buffers, params, [gx], 'gatedDeltaNet.conv_state');
   return out;
 }
 
@@ -180,22 +176,22 @@ export function causalConv1dSilu(
 // gates
 
 /** g[t, j] = −exp(A_log[j]) · softplus(a[t, j] + dt_bias[j]);  beta[t, j] = sigmoid(b[t, j]).  a, b are [L, Hv] views (they come out of one fused projection, so allow rowStride/offset). */
-export function gdnGates(a: HeadView, b: HeadView, aLog: Tensor, dtBias: Tensor, opts: { L: number; numValueHeads: number }): { g: Tensor; beta: Tensor } {
-  const op = 'gdnGates';
+export function gatedDeltaNetGates(a: HeadView, b: HeadView, aLog: Tensor, dtBias: Tensor, opts: { L: number; numValueHeads: number }): { g: Tensor; beta: Tensor } {
+  const op = 'gatedDeltaNetGates';
   const { L, numValueHeads: Hv } = opts;
   checkDims(op, L, { numValueHeads: Hv });
   const gpu: Gpu = a.tensor.gpu;
   // A view of [L, Hv] scalars: heads of dimension 1 (headStride defaults to 1).
-  const av = viewParams(op, 'a', a, L, Hv, 1);
-  const bv = viewParams(op, 'b', b, L, Hv, 1);
+  const av = bindHeads(op, 'a', a, L, Hv, 1);
+  const bv = bindHeads(op, 'b', b, L, Hv, 1);
   checkTensor(op, 'A_log', aLog, Hv, `[${Hv}]`, ['f32', 'f16']);
   checkTensor(op, 'dt_bias', dtBias, Hv, `[${Hv}]`, ['f32', 'f16']);
-  const g = Tensor.empty(gpu, [L, Hv], 'f32', 'gdn.g');
-  const beta = Tensor.empty(gpu, [L, Hv], 'f32', 'gdn.beta');
+  const g = Tensor.empty(gpu, [L, Hv], 'f32', 'gatedDeltaNet.g');
+  const beta = Tensor.empty(gpu, [L, Hv], 'f32', 'gatedDeltaNet.beta');
   if (L === 0) return { g, beta };
   const spec: KernelSpec = {
-    file: 'gdn_gates',
-    bindings: ['read', 'read', 'read', 'read', 'write', 'write'],
+    file: 'gated_delta_net_gates',
+    ...GATES_IO,
     aliases: { AT: aLog.dtype === 'f16' ? 'f16' : 'f32', DT: dtBias.dtype === 'f16' ? 'f16' : 'f32' },
     includes: ['activations'],
     workgroup: [64],
@@ -203,13 +199,16 @@ export function gdnGates(a: HeadView, b: HeadView, aLog: Tensor, dtBias: Tensor,
   const groups = Math.ceil((L * Hv) / 64);
   const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
   const gy = Math.ceil(groups / gx);
-  const [alb, dtb, gb, bb] = [bindTensor(op, 'A_log', aLog), bindTensor(op, 'dt_bias', dtBias), bindTensor(op, 'g', g), bindTensor(op, 'beta', beta)];
+  const [alb, dtb, gb, bb] = [bind(op, 'A_log', aLog), bind(op, 'dt_bias', dtBias), bind(op, 'g', g), bind(op, 'beta', beta)];
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    [av.range, bv.range, alb.range, dtb.range, gb.range, bb.range],
-    [u(L), u(Hv), u(av.off), u(av.row), u(av.head), u(bv.off), u(bv.row), u(bv.head), u(alb.off), u(dtb.off), u(gb.off), u(bb.off), u(gx)],
+    { A: av.range, B: bv.range, ALog: alb.range, DtBias: dtb.range, G: gb.range, Beta: bb.range },
+    {
+      L, Hv, a_off: av.off, a_row: av.row, a_head: av.head, b_off: bv.off, b_row: bv.row, b_head: bv.head,
+      al_off: alb.off, dt_off: dtb.off, g_off: gb.off, beta_off: bb.off, groups_x: gx,
+    },
     [gx, gy],
-    'gdn.gates',
+    'gatedDeltaNet.gates',
   );
   return { g, beta };
 }
@@ -220,7 +219,7 @@ export function gdnGates(a: HeadView, b: HeadView, aLog: Tensor, dtBias: Tensor,
 interface Checked {
   gpu: Gpu;
   L: number; Hk: number; Hv: number; dk: number; dv: number;
-  q: ViewParams; k: ViewParams; v: ViewParams;
+  q: BoundHeads; k: BoundHeads; v: BoundHeads;
   out: Tensor;
   g: Bound; beta: Bound; state: Bound; o: Bound;
   /** dk bucket; value columns per workgroup and row groups (workgroup = [BV, RG], 256 invocations). */
@@ -235,36 +234,30 @@ function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
     if (d % 4 !== 0 || d > MAX_HEAD_DIM) throw new Error(`${op}: ${k} ${d} must be a multiple of 4 and at most ${MAX_HEAD_DIM}`);
   }
   const gpu: Gpu = a.q.tensor.gpu;
-  const q = viewParams(op, 'q', a.q, L, Hk, dk);
-  const k = viewParams(op, 'k', a.k, L, Hk, dk);
-  const v = viewParams(op, 'v', a.v, L, Hv, dv);
+  const q = bindHeads(op, 'q', a.q, L, Hk, dk);
+  const k = bindHeads(op, 'k', a.k, L, Hk, dk);
+  const v = bindHeads(op, 'v', a.v, L, Hv, dv);
   checkTensor(op, 'g', a.g, L * Hv, `[${L}, ${Hv}]`);
   checkTensor(op, 'beta', a.beta, L * Hv, `[${L}, ${Hv}]`);
   if (a.segments) checkCuSeqlens(op, a.segments, L);
   else if (!a.state) throw new Error(`${op}: a state is required without segments`);
   if (a.state) checkTensor(op, 'state', a.state, Hv * dk * dv, `[${Hv}, ${dk}, ${dv}]`);
-  const out = a.out ?? Tensor.empty(gpu, [L, Hv, dv], 'f32', 'gdn.o');
+  const out = a.out ?? Tensor.empty(gpu, [L, Hv, dv], 'f32', 'gatedDeltaNet.o');
   checkTensor(op, 'out', out, L * Hv * dv, `[${L}, ${Hv}, ${dv}]`);
-  checkDistinct(
-    op,
-    [['q', q.buffer], ['k', k.buffer], ['v', v.buffer], ['g', a.g.buffer], ['beta', a.beta.buffer]],
-    [...(a.state ? [['state', a.state.buffer] as [string, GPUBuffer]] : []), ['out', out.buffer]],
-  );
+  checkDistinct(op, [['q', a.q.tensor], ['k', a.k.tensor], ['v', a.v.tensor], ['g', a.g], ['beta', a.beta]], [['state', a.state], ['out', out]]);
   // dk is bucketed (DKB = 128 or 256) so one pipeline serves all dk in a bucket; the 4B model is exactly 128.
   // 32 columns × 8 row groups; for dk > 128 half the columns, so the chunked kernel's S block
   // (DKB × BV f32) stays at 16 KiB of workgroup memory (lavapipe allows 32 KiB in all).
   const DKB = dk <= 128 ? 128 : 256;
   const [BV, RG] = DKB === 128 ? [32, 8] : [16, 16];
-  const g = bindTensor(op, 'g', a.g), beta = bindTensor(op, 'beta', a.beta);
-  const o = bindTensor(op, 'out', out);
-  const state: Bound = a.state ? bindTensor(op, 'state', a.state) : { range: { buffer: rwDummy(gpu) }, off: 0, buffer: rwDummy(gpu) };
+  const g = bind(op, 'g', a.g), beta = bind(op, 'beta', a.beta);
+  const o = bind(op, 'out', out);
+  const state: Bound = a.state ? bind(op, 'state', a.state) : { range: { buffer: rwDummy(gpu) }, off: 0 };
   return { gpu, L, Hk, Hv, dk, dv, q, k, v, out, g, beta, state, o, DKB, BV, RG };
 }
 
-const qkvParams = (c: Checked, withV: boolean) => [
-  u(c.q.off), u(c.q.row), u(c.q.head), u(c.k.off), u(c.k.row), u(c.k.head),
-  ...(withV ? [u(c.v.off), u(c.v.row), u(c.v.head)] : []),
-];
+const qkParams = (c: Checked) => ({ q_off: c.q.off, q_row: c.q.row, q_head: c.q.head, k_off: c.k.off, k_row: c.k.row, k_head: c.k.head });
+const vParams = (c: Checked) => ({ v_off: c.v.off, v_row: c.v.row, v_head: c.v.head });
 
 /** Both L2-normalise q and k per head (eps 1e-6 inside rsqrt) and scale q by keyDim^-0.5 internally. */
 export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
@@ -273,22 +266,25 @@ export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
   if (c.L === 0) return c.out;
   const { gpu } = c;
   const spec: KernelSpec = {
-    file: 'gdn_recurrent',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write'],
+    file: 'gated_delta_net_recurrent',
+    ...RECURRENT_IO,
     consts: { DKB: c.DKB, ROLLED: rolled(gpu) },
     workgroup: [c.BV, c.RG],
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    [c.q.range, c.k.range, c.v.range, c.g.range, c.beta.range, c.state.range, c.o.range],
-    [u(c.L), u(c.Hk), u(c.Hv), u(c.dk), u(c.dv), ...qkvParams(c, true), u(c.g.off), u(c.beta.off), u(c.state.off), u(c.o.off), f(1 / Math.sqrt(c.dk)), u(Math.ceil(c.DKB / c.RG))],
+    { Q: c.q.range, K: c.k.range, V: c.v.range, G: c.g.range, Beta: c.beta.range, St: c.state.range, O: c.o.range },
+    {
+      L: c.L, Hk: c.Hk, Hv: c.Hv, dk: c.dk, dv: c.dv, ...qkParams(c), ...vParams(c),
+      g_off: c.g.off, beta_off: c.beta.off, s_off: c.state.off, o_off: c.o.off, scale: 1 / Math.sqrt(c.dk), nsr: Math.ceil(c.DKB / c.RG),
+    },
     [Math.ceil(c.dv / c.BV), c.Hv],
-    'gdn.recurrent',
+    'gatedDeltaNet.recurrent',
   );
   return c.out;
 }
 
-/** Prefill: chunked WY form of docs/architecture.md §5.6 (gdn_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gdn_chunked: the state pass). */
+/** Prefill: chunked WY form of docs/architecture.md §5.6 (gated_delta_net_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gated_delta_net_chunked: the state pass). */
 export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* 64 */ }): Tensor {
   const op = 'gatedDeltaRuleChunked';
   const c = checkDeltaArgs(op, a);
@@ -312,47 +308,49 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
       maxC = Math.max(maxC, ck);
     }
     nC = cum[nseg];
-    segRange = u32Table(gpu, `gdn.chunks ${CH}|${segs.join(',')}`, () => {
+    segRange = bind(op, 'segments', u32Table(gpu, `gatedDeltaNet.chunks ${CH}|${segs.join(',')}`, () => {
       const d = new Uint32Array(2 * nseg + 2);
       d.set(segs);
       d.set(cum, nseg + 1);
       return d;
-    }).binding();
+    })).range;
   }
-  // Scratch, released right after encoding (the pool hands it out again only after the next submit).
-  const Tm = Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gdn.T');
-  const Pm = Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gdn.P');
-  const aux = Tensor.empty(gpu, [Hv, nC, CH + 1, 4], 'f32', 'gdn.aux');
-  const prep: KernelSpec = {
-    file: 'gdn_chunked_prep',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write', 'write'],
-    consts: { CH, TI: 32, ROLLED: rolled(gpu) },
-    workgroup: [256],
-  };
-  gpu.stream.dispatch(
-    gpu.pipelines.get(prep),
-    [c.q.range, c.k.range, c.g.range, c.beta.range, segRange, Tm.binding(), Pm.binding(), aux.binding()],
-    [u(c.L), u(c.Hk), u(Hv), u(nC), u(c.dk), u(CH), ...qkvParams(c, false), u(c.g.off), u(c.beta.off), f(1 / Math.sqrt(c.dk)), u(4), u(nseg)],
-    [maxC, Hv, Math.max(1, nseg)],
-    'gdn.chunk_prep',
-  );
-  const main: KernelSpec = {
-    file: 'gdn_chunked',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    consts: { DKB: c.DKB, CH, ROLLED: rolled(gpu) },
-    workgroup: [c.BV, c.RG],
-  };
-  gpu.stream.dispatch(
-    gpu.pipelines.get(main),
-    [c.q.range, c.k.range, c.v.range, Tm.binding(), Pm.binding(), aux.binding(), segRange, c.state.range, c.o.range],
-    [u(c.L), u(c.Hk), u(Hv), u(c.dv), u(nC), u(c.dk), ...qkvParams(c, true), u(c.state.off), u(c.o.off), u(Math.ceil(CH / c.RG)), u(Math.ceil(c.DKB / c.RG)), u(nseg)],
-    [Math.ceil(c.dv / c.BV), Hv, Math.max(1, nseg)],
-    'gdn.chunked',
-  );
-  Tm.release();
-  Pm.release();
-  aux.release();
-  return c.out;
+  // Scratch: released at the end of the scope (the pool hands it out again only after the next submit).
+  return gpu.scope(() => {
+    const Tm = bind(op, 'T', Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gatedDeltaNet.T')).range;
+    const Pm = bind(op, 'P', Tensor.empty(gpu, [Hv, nC, CH, CH], 'f32', 'gatedDeltaNet.P')).range;
+    const Aux = bind(op, 'aux', Tensor.empty(gpu, [Hv, nC, CH + 1, 4], 'f32', 'gatedDeltaNet.aux')).range;
+    const prep: KernelSpec = {
+      file: 'gated_delta_net_chunked_prep',
+      ...CHUNKED_PREP_IO,
+      consts: { CH, TI: 32, ROLLED: rolled(gpu) },
+      workgroup: [256],
+    };
+    gpu.stream.dispatch(
+      gpu.pipelines.get(prep),
+      { Q: c.q.range, K: c.k.range, G: c.g.range, Beta: c.beta.range, Seg: segRange, Tm, Pm, Aux },
+      { L: c.L, Hk: c.Hk, Hv, nC, dk: c.dk, ch: CH, ...qkParams(c), g_off: c.g.off, beta_off: c.beta.off, scale: 1 / Math.sqrt(c.dk), four: 4, nseg },
+      [maxC, Hv, Math.max(1, nseg)],
+      'gatedDeltaNet.chunk_prep',
+    );
+    const main: KernelSpec = {
+      file: 'gated_delta_net_chunked',
+      ...CHUNKED_IO,
+      consts: { DKB: c.DKB, CH, ROLLED: rolled(gpu) },
+      workgroup: [c.BV, c.RG],
+    };
+    gpu.stream.dispatch(
+      gpu.pipelines.get(main),
+      { Q: c.q.range, K: c.k.range, V: c.v.range, Tm, Pm, Aux, Seg: segRange, St: c.state.range, O: c.o.range },
+      {
+        L: c.L, Hk: c.Hk, Hv, dv: c.dv, nC, dk: c.dk, ...qkParams(c), ...vParams(c),
+        s_off: c.state.off, o_off: c.o.off, nrm: Math.ceil(CH / c.RG), nsr: Math.ceil(c.DKB / c.RG), nseg,
+      },
+      [Math.ceil(c.dv / c.BV), Hv, Math.max(1, nseg)],
+      'gatedDeltaNet.chunked',
+    );
+    return c.out;
+  });
 }
 
 /**

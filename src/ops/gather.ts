@@ -4,10 +4,15 @@
 // maxStorageBufferBindingSize; call once per part with that part's first global row as `rowOffset`: ids outside
 // [rowOffset, rowOffset + V) are skipped, so the calls together fill every row (rows whose id is in no part
 // keep their previous contents). `out` defaults to a fresh [L, D] (only valid with a single, whole table).
-import { i, u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
-import { shapeStr, span } from './bind.js';
+import { bind, shapeStr } from './views.js';
+
+// Table T (WT: f32 or f16) rows, ids, output rows; row_offset: this table part's first global row.
+const GATHER_IO = {
+  params: { L: 'u32', D: 'u32', V: 'u32', row_offset: 'i32', ids_off: 'u32', t_off: 'u32', y_off: 'u32', out_row_offset: 'u32', groups_x: 'u32' },
+  bindings: { T: 'read WT', Ids: 'read i32', Y: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 const WG = 256;
 
@@ -28,15 +33,15 @@ export function gatherRows(table: Tensor, ids: Tensor, opts: { out?: Tensor; row
   }
   if (out.buffer === table.buffer || out.buffer === ids.buffer) throw new Error(`${op}: out shares a buffer with an input`);
   if (L === 0 || D === 0) return out;
-  const ts = span(op, table);
-  const is = span(op, ids);
-  const ys = span(op, out);
-  const spec: KernelSpec = { file: 'gather', bindings: ['read', 'read', 'write'], aliases: { WT: table.dtype }, workgroup: [WG] };
+  const ts = bind(op, 'table', table);
+  const is = bind(op, 'ids', ids);
+  const ys = bind(op, 'out', out);
+  const spec: KernelSpec = { file: 'gather', ...GATHER_IO, aliases: { WT: table.dtype }, workgroup: [WG] };
   const gx = Math.min(L, gpu.limits.maxComputeWorkgroupsPerDimension);
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    [ts.range, is.range, ys.range],
-    [u(L), u(D), u(V), i(rowOffset), u(is.offs[0]), u(ts.offs[0]), u(ys.offs[0]), u(outRowOffset), u(gx)],
+    { T: ts.range, Ids: is.range, Y: ys.range },
+    { L, D, V, row_offset: rowOffset, ids_off: is.off, t_off: ts.off, y_off: ys.off, out_row_offset: outRowOffset, groups_x: gx },
     [gx, Math.ceil(L / gx)],
     op,
   );

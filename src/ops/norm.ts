@@ -1,5 +1,5 @@
-// Row norms (kernels/norm.wgsl, kernels/norm_add.wgsl): RMSNorm (plain / Qwen zero-centred / no weight),
-// Qwen3.5 RMSNormGated, LayerNorm, the DiT's modulated LayerNorm (adaLN) and fused residual-add + RMSNorm.
+// Row norms (kernels/norm.wgsl): RMSNorm (plain / Qwen zero-centred / no weight), Qwen3.5 RMSNormGated,
+// LayerNorm and the DiT's modulated LayerNorm (adaLN).
 //
 // Every norm works over rows of length `dim` (default: the weight's size, else x's last dim); rows = x.size/dim.
 // Activations f32, weights (and LayerNorm bias) f32 or f16, statistics f32.
@@ -7,11 +7,20 @@
 // invocations each (e.g. the 128-wide GDN heads, 48/64-wide heads); longer rows get one 256-invocation
 // workgroup each. `out` may equal x (in place).
 import type { Gpu } from '../gpu/device.js';
-import { f, u } from '../gpu/stream.js';
-import type { BufferRange, Param } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
-import { checkSameIndexAlias, overlaps, rwDummy, shapeStr, span } from './bind.js';
+import { bindOptional, bindShared, checkSameIndexAlias, overlaps, shapeStr } from './views.js';
+
+// X rows, the second input Z (RMSNormGated's gate, adaLN's [scale | shift]; row r at z_off + r·z_stride), weight
+// W and bias Bv (WT / BT: f32 or f16), output Y. Offsets are elements into each binding.
+const NORM_IO = {
+  params: {
+    rows: 'u32', dim: 'u32', x_off: 'u32',
+    z_off: 'u32', z_stride: 'u32', sc_off: 'u32', sh_off: 'u32',
+    w_off: 'u32', b_off: 'u32', y_off: 'u32', eps: 'f32', groups_x: 'u32',
+  },
+  bindings: { X: 'read f32', Z: 'read f32', W: 'read WT', Bv: 'read BT', Y: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 /** Workgroup shape [invocations per row, rows per workgroup] for rows of `dim` values. */
 export function normWorkgroup(dim: number): [number, number] {
@@ -71,18 +80,15 @@ function launchNorm(L: NormLaunch): void {
   for (const t of [L.w, L.b]) if (t && t.buffer === y.buffer) throw new Error(`${L.op}: a weight shares the output's buffer`);
   const xViaY = x.buffer === y.buffer;
   const zViaY = !!z && z.buffer === y.buffer;
-  const ySpan = span(L.op, y, ...(xViaY ? [x] : []), ...(zViaY ? [z!] : []));
-  const dummy: BufferRange = { buffer: gpu.dummy };
-  const xs = xViaY ? null : span(L.op, x);
-  const xOff = xs ? xs.offs[0] : ySpan.offs[1];
-  const zs = z && !zViaY ? span(L.op, z) : null;
-  const zOff = !z ? 0 : zs ? zs.offs[0] : ySpan.offs[xViaY ? 2 : 1];
-  const ws = L.w ? span(L.op, L.w) : null;
-  const bs = L.b ? span(L.op, L.b) : null;
+  const ySpan = bindShared(L.op, y, ...(xViaY ? [x] : []), ...(zViaY ? [z!] : []));
+  const xs = bindOptional(gpu, L.op, 'x', xViaY ? null : x);
+  const zs = bindOptional(gpu, L.op, 'z', zViaY ? null : z);
+  const ws = bindOptional(gpu, L.op, 'weight', L.w);
+  const bs = bindOptional(gpu, L.op, 'bias', L.b);
   const [wx, wy] = normWorkgroup(L.dim);
   const spec: KernelSpec = {
     file: 'norm',
-    bindings: ['read', 'read', 'read', 'read', 'write'],
+    ...NORM_IO,
     consts: {
       MODE: L.mode,
       HAS_W: !!L.w,
@@ -96,17 +102,15 @@ function launchNorm(L: NormLaunch): void {
     workgroup: [wx, wy],
   };
   const { grid, gx } = rowGrid(gpu, L.rows, wy);
-  const params: Param[] = [
-    u(L.rows), u(L.dim),
-    u(xOff),
-    u(zOff), u(L.zStride ?? 0), u(L.scOff ?? 0), u(L.shOff ?? 0),
-    u(ws ? ws.offs[0] : 0), u(bs ? bs.offs[0] : 0),
-    u(ySpan.offs[0]),
-    f(L.eps),
-    u(gx),
-  ];
-  const buffers: BufferRange[] = [xs ? xs.range : dummy, zs ? zs.range : dummy, ws ? ws.range : dummy, bs ? bs.range : dummy, ySpan.range];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, grid, L.op);
+  const params = {
+    rows: L.rows, dim: L.dim,
+    x_off: xViaY ? ySpan.offs[1] : xs.off,
+    z_off: !z ? 0 : zViaY ? ySpan.offs[xViaY ? 2 : 1] : zs.off,
+    z_stride: L.zStride ?? 0, sc_off: L.scOff ?? 0, sh_off: L.shOff ?? 0,
+    w_off: ws.off, b_off: bs.off, y_off: ySpan.offs[0],
+    eps: L.eps, groups_x: gx,
+  };
+  gpu.stream.dispatch(gpu.pipelines.get(spec), { X: xs.range, Z: zs.range, W: ws.range, Bv: bs.range, Y: ySpan.range }, params, grid, L.op);
 }
 
 /**
@@ -174,50 +178,4 @@ export function modulatedLayerNorm(x: Tensor, mod: Tensor, opts: { eps: number; 
   const scaleFirst = opts.order === 'scale-shift';
   launchNorm({ op, mode: 3, x, z: mod, zStride, scOff: scaleFirst ? 0 : dim, shOff: scaleFirst ? dim : 0, w: null, b: null, y, rows, dim, eps: opts.eps });
   return y;
-}
-
-/**
- * Fused residual add + RMSNorm over rows of dim = w.size: residual += x (in place; it becomes the new stream),
- * out = rmsNorm(residual) (addOne as in `rmsNorm`). out may be x; it must not overlap residual.
- */
-export function addRmsNorm(x: Tensor, residual: Tensor, w: Tensor, opts: { eps: number; addOne?: boolean; out: Tensor }): void {
-  const op = 'addRmsNorm';
-  const gpu = x.gpu;
-  const dim = w.size;
-  const rows = rowsOf(op, x, dim);
-  wtype(op, w, 'weight');
-  const out = opts.out;
-  if (!out) throw new Error(`${op}: out is required`);
-  if (residual.dtype !== 'f32' || residual.size !== x.size) throw new Error(`${op}: residual ${shapeStr(residual)} must be f32 with x's size ${shapeStr(x)}`);
-  if (out.dtype !== 'f32' || out.size !== x.size) throw new Error(`${op}: out ${shapeStr(out)} does not hold x ${shapeStr(x)}`);
-  if (overlaps(residual, 0, residual.size, out, 0, out.size)) throw new Error(`${op}: out overlaps residual (the residual must survive)`);
-  if (overlaps(x, 0, x.size, residual, 0, residual.size)) throw new Error(`${op}: x overlaps residual`);
-  checkSameIndexAlias(op, 'x', x, out);
-  if (w.buffer === out.buffer || w.buffer === residual.buffer) throw new Error(`${op}: the weight shares a buffer with an output`);
-  if (rows === 0) return;
-  // Tensors sharing a GPUBuffer go through one binding (see norm_add.wgsl): residual through out's when they
-  // share one, x through out's or the residual's.
-  const rViaY = residual.buffer === out.buffer;
-  const xViaY = x.buffer === out.buffer;
-  const xViaR = !xViaY && x.buffer === residual.buffer;
-  const ySpan = span(op, out, ...(rViaY ? [residual] : []), ...(xViaY ? [x] : []));
-  const rSpan = rViaY ? null : span(op, residual, ...(xViaR ? [x] : []));
-  const xs = xViaY || xViaR ? null : span(op, x);
-  const rOff = rSpan ? rSpan.offs[0] : ySpan.offs[1];
-  const xOff = xViaY ? ySpan.offs[rViaY ? 2 : 1] : xViaR ? rSpan!.offs[1] : xs!.offs[0];
-  const ws = span(op, w);
-  const [wx, wy] = normWorkgroup(dim);
-  const spec: KernelSpec = {
-    file: 'norm_add',
-    bindings: ['read', 'read', 'write', 'write'],
-    consts: { ADD_ONE: !!opts.addOne, X_IS_Y: xViaY, X_IS_R: xViaR, R_IS_Y: rViaY },
-    aliases: { WT: w.dtype === 'f16' ? 'f16' : 'f32' },
-    includes: ['row_reduce'],
-    workgroup: [wx, wy],
-  };
-  const { grid, gx } = rowGrid(gpu, rows, wy);
-  const params: Param[] = [u(rows), u(dim), u(xOff), u(ws.offs[0]), u(rOff), u(ySpan.offs[0]), f(opts.eps), u(gx)];
-  const dummy: BufferRange = { buffer: gpu.dummy };
-  const buffers: BufferRange[] = [xs ? xs.range : dummy, ws.range, rSpan ? rSpan.range : { buffer: rwDummy(gpu) }, ySpan.range];
-  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, grid, op);
 }

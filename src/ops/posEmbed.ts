@@ -2,9 +2,15 @@
 // patch embeddings: kernels/pos_embed.wgsl. One dispatch per run of consecutive images with the same h×w grid
 // (the kernel indexes patches modulo h·w, so such a run is one image of several frames; a batch of robots with
 // the same camera size is one dispatch).
-import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { Tensor } from '../tensor.js';
+import { bind } from './views.js';
+
+// The S×S table T (TT: f32 or f16) and the patch rows X of one run of same-grid images, updated in place.
+const POS_EMBED_IO = {
+  params: { rows: 'u32', C: 'u32', gh: 'u32', gw: 'u32', side: 'u32', merge: 'u32', x_off: 'u32', t_off: 'u32', groups_x: 'u32' },
+  bindings: { T: 'read TT', X: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 const WG = 128;
 
@@ -30,9 +36,10 @@ export function addInterpolatedPosEmbed(x: Tensor, table: Tensor, grids: { t: nu
     total += g.t * g.h * g.w;
   }
   if (total !== Np) throw new Error(`addInterpolatedPosEmbed: grids [${grids.map((g) => `${g.t}×${g.h}×${g.w}`)}] hold ${total} patches, x has ${Np} rows`);
-  const tb = table.dtype === 'f16' ? 2 : 4;
-  if (x.offset % 4 || table.offset % tb) throw new Error('addInterpolatedPosEmbed: misaligned tensor offsets');
-  const spec: KernelSpec = { file: 'pos_embed', bindings: ['read', 'write'], aliases: { TT: table.dtype }, workgroup: [WG] };
+  const op = 'addInterpolatedPosEmbed';
+  if (x.buffer === table.buffer) throw new Error(`${op}: x shares a GPU buffer with the table`);
+  const tb = bind(op, 'table', table);
+  const spec: KernelSpec = { file: 'pos_embed', ...POS_EMBED_IO, aliases: { TT: table.dtype }, workgroup: [WG] };
   const kernel = gpu.pipelines.get(spec);
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
   const runs: { h: number; w: number; rows: number }[] = [];
@@ -46,9 +53,9 @@ export function addInterpolatedPosEmbed(x: Tensor, table: Tensor, grids: { t: nu
     const rows = g.rows;
     const gx = Math.min(rows, maxWg);
     const gy = Math.ceil(rows / gx);
-    const params = [u(rows), u(C), u(g.h), u(g.w), u(S), u(m), u(x.offset / 4 + row0 * C), u(table.offset / tb), u(gx)];
-    // Whole buffers: x may be a row view that is not 256-byte aligned.
-    gpu.stream.dispatch(kernel, [{ buffer: table.buffer }, { buffer: x.buffer }], params, [gx, gy], 'posEmbed');
+    const xb = bind(op, 'x', x, row0 * C, rows * C);
+    const params = { rows, C, gh: g.h, gw: g.w, side: S, merge: m, x_off: xb.off, t_off: tb.off, groups_x: gx };
+    gpu.stream.dispatch(kernel, { T: tb.range, X: xb.range }, params, [gx, gy], 'posEmbed');
     row0 += rows;
   }
 }

@@ -13,17 +13,19 @@
 //   because WGSL only bounds sin/cos error on [−π, π] and positions reach 10^4–10^5 with inv_0 = 1.
 //   Result: |GPU − f64 cos/sin of the same f32 angle| ≲ 1e-6.
 import type { Gpu } from '../gpu/device.js';
-import { u } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
+import { bind, bindHeads, type HeadView } from './views.js';
 
-/** strided per-head view, same as src/ops/attention.ts's HeadView: element (t, h, e) at offset + t*rowStride + h*(headStride ?? headDim) + e */
-export interface HeadView {
-  tensor: Tensor;
-  rowStride: number;
-  offset?: number;
-  headStride?: number;
-}
+// Positions (i32, one row per axis), the (inv_j, axis_j) table, X rotated in place. `zero` is a runtime 0 the
+// kernel uses to keep the compiler from fusing the f32 angle rounding (kernels/lib/sincos.wgsl round_barrier).
+const ROPE_IO = {
+  params: {
+    total: 'u32', half: 'u32', num_heads: 'u32', row_stride: 'u32', head_stride: 'u32',
+    x_off: 'u32', pos_cols: 'u32', pos_off: 'u32', groups_x: 'u32', zero: 'u32',
+  },
+  bindings: { Pos: 'read i32', Tab: 'read f32', X: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 
 export interface RopeTextOptions {
   L: number;
@@ -76,27 +78,10 @@ function ropeTable(gpu: Gpu, key: string, build: () => { inv: Float32Array; axes
     const data = new Float32Array(2 * half);
     data.set(inv);
     for (let j = 0; j < half; j++) data[half + j] = axes[j];
-    t = Tensor.from(gpu, data, [2, half], 'f32', `rope table ${key}`);
+    t = gpu.lifetimes.cached(Tensor.from(gpu, data, [2, half], 'f32', `rope table ${key}`)); // outlives any scope
     m.set(key, t);
   }
   return t;
-}
-
-function checkView(op: string, x: HeadView, L: number, numHeads: number, headDim: number): void {
-  const t = x.tensor;
-  if (t.dtype !== 'f32') throw new Error(`${op}: x must be f32, got ${t.dtype} [${t.shape}]`);
-  const hs = x.headStride ?? headDim;
-  const off = x.offset ?? 0;
-  for (const [n, v] of [['L', L], ['numHeads', numHeads], ['headDim', headDim], ['rowStride', x.rowStride], ['headStride', hs], ['offset', off]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${n}=${v} must be a non-negative integer`);
-  }
-  if (L > 0 && numHeads > 0) {
-    const last = off + (L - 1) * x.rowStride + (numHeads - 1) * hs + headDim - 1;
-    if (last >= t.size) {
-      throw new Error(`${op}: view (L=${L}, heads=${numHeads}, headDim=${headDim}, rowStride=${x.rowStride}, headStride=${hs}, offset=${off}) reaches element ${last} of x [${t.shape}] (${t.size} elements)`);
-    }
-  }
-  if (t.offset % 4 !== 0) throw new Error(`${op}: x byte offset ${t.offset} is not a multiple of 4`);
 }
 
 function checkPositions(op: string, p: Tensor, rows: number, cols: number, what: string): void {
@@ -105,20 +90,21 @@ function checkPositions(op: string, p: Tensor, rows: number, cols: number, what:
   if (p.shape[1] < cols) throw new Error(`${op}: ${what} [${p.shape}] has fewer than the ${cols} columns needed`);
 }
 
-function dispatchRope(op: string, x: HeadView, pos: Tensor, posColOffset: number, table: Tensor, L: number, numHeads: number, headDim: number, half: number): void {
-  const gpu = x.tensor.gpu;
+function dispatchRope(op: string, xb: ReturnType<typeof bindHeads>, pos: Tensor, posColOffset: number, table: Tensor, L: number, numHeads: number, half: number): void {
+  const gpu = table.gpu;
   const total = L * numHeads * half;
   if (total === 0) return;
-  const spec: KernelSpec = { file: 'rope', bindings: ['read', 'read', 'write'], includes: ['sincos'], workgroup: [WG] };
+  const spec: KernelSpec = { file: 'rope', ...ROPE_IO, includes: ['sincos'], workgroup: [WG] };
   const groups = Math.ceil(total / WG);
   const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
   const gy = Math.ceil(groups / gx);
-  const params = [
-    u(total), u(half), u(numHeads), u(x.rowStride), u(x.headStride ?? headDim),
-    u(x.tensor.offset / 4 + (x.offset ?? 0)), u(pos.shape[1]), u(pos.offset / 4 + posColOffset), u(gx), u(0),
-  ];
-  // Whole buffers: views (q inside [q|gate], k inside qkv, a positions slice) need not be 256-byte aligned.
-  gpu.stream.dispatch(gpu.pipelines.get(spec), [{ buffer: pos.buffer }, table.binding(), { buffer: x.tensor.buffer }], params, [gx, gy], op);
+  const pb = bind(op, 'positions', pos);
+  const tb = bind(op, 'table', table);
+  const params = {
+    total, half, num_heads: numHeads, row_stride: xb.row, head_stride: xb.head,
+    x_off: xb.off, pos_cols: pos.shape[1], pos_off: pb.off + posColOffset, groups_x: gx, zero: 0,
+  };
+  gpu.stream.dispatch(gpu.pipelines.get(spec), { Pos: pb.range, Tab: tb.range, X: xb.range }, params, [gx, gy], op);
 }
 
 /**
@@ -130,7 +116,7 @@ function dispatchRope(op: string, x: HeadView, pos: Tensor, posColOffset: number
 export function ropeText(x: HeadView, positions: Tensor, opts: RopeTextOptions): void {
   const { L, numHeads, headDim, rotaryDim, theta, mropeSection: sec, interleaved } = opts;
   const off = opts.positionOffset ?? 0;
-  checkView('ropeText', x, L, numHeads, headDim);
+  const xb = bindHeads('ropeText', 'x', x, L, numHeads, headDim);
   if (!(rotaryDim > 0 && rotaryDim % 2 === 0 && rotaryDim <= headDim)) throw new Error(`ropeText: rotaryDim ${rotaryDim} must be even and in (0, headDim=${headDim}]`);
   const half = rotaryDim / 2;
   if (sec.length !== 3 || sec[0] + sec[1] + sec[2] !== half) throw new Error(`ropeText: mropeSection [${sec}] must sum to rotaryDim/2 = ${half}`);
@@ -141,7 +127,7 @@ export function ropeText(x: HeadView, positions: Tensor, opts: RopeTextOptions):
     inv: ropeInvFreqF32(theta, rotaryDim),
     axes: mropeAxes(half, sec, interleaved),
   }));
-  dispatchRope('ropeText', x, positions, off, table, L, numHeads, headDim, half);
+  dispatchRope('ropeText', xb, positions, off, table, L, numHeads, half);
 }
 
 /**
@@ -151,7 +137,7 @@ export function ropeText(x: HeadView, positions: Tensor, opts: RopeTextOptions):
  */
 export function ropeVision(x: HeadView, coords: Tensor, opts: RopeVisionOptions): void {
   const { L, numHeads, headDim, theta } = opts;
-  checkView('ropeVision', x, L, numHeads, headDim);
+  const xb = bindHeads('ropeVision', 'x', x, L, numHeads, headDim);
   if (!(headDim > 0 && headDim % 4 === 0)) throw new Error(`ropeVision: headDim ${headDim} must be a positive multiple of 4`);
   if (!(theta > 0)) throw new Error(`ropeVision: theta ${theta} must be positive`);
   checkPositions('ropeVision', coords, 2, L, 'coords');
@@ -166,5 +152,5 @@ export function ropeVision(x: HeadView, coords: Tensor, opts: RopeVisionOptions)
     }
     return { inv, axes };
   });
-  dispatchRope('ropeVision', x, coords, 0, table, L, numHeads, headDim, headDim / 2);
+  dispatchRope('ropeVision', xb, coords, 0, table, L, numHeads, headDim / 2);
 }

@@ -34,7 +34,7 @@ export function u32Table(gpu: Gpu, key: string, make: () => Uint32Array): Tensor
     old.release(); // reusable only after the next submit, so dispatches already encoded are safe
   }
   const data = make();
-  t = Tensor.from(gpu, data, [data.length], 'u32', key.slice(0, 40));
+  t = gpu.lifetimes.cached(Tensor.from(gpu, data, [data.length], 'u32', key.slice(0, 40))); // outlives any scope
   m.set(key, t);
   return t;
 }

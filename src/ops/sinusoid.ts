@@ -7,11 +7,16 @@
 // The angle f32(v·ω) and its exact range reduction before sin/cos are done in the kernel (kernels/lib/sincos.wgsl).
 // The values ride in the dispatch uniform (48 per dispatch), so a call uploads nothing.
 import type { Gpu } from '../gpu/device.js';
-import { f, u, type Param } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
+import { bind } from './views.js';
 
-const VALS_PER_DISPATCH = 48; // the Params header takes 8 of the 64 uniform scalars; 12 vec4f follow it
+const VALS_PER_DISPATCH = 48; // 12 vec4f: with the header (8 words once aligned) 56 of a uniform slot's 64 words
+// ω table in, rows out; the values themselves ride in the uniform (`vals`), `zero` is the runtime 0 of round_barrier.
+const SINUSOID_IO = {
+  params: { rows: 'u32', dim: 'u32', half: 'u32', flip: 'u32', out_off: 'u32', zero: 'u32', vals: `vec4f[${VALS_PER_DISPATCH / 4}]` },
+  bindings: { Omega: 'read f32', Out: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
 const WG = 64;
 
 /** f32 ω_i, i < dim/2, as diffusers' get_timestep_embedding computes it in fp32. */
@@ -30,7 +35,7 @@ function omegaTable(gpu: Gpu, dim: number, shift: number, maxPeriod: number): Te
   const key = `${dim} ${shift} ${maxPeriod}`;
   let t = m.get(key);
   if (!t) {
-    t = Tensor.from(gpu, sinusoidOmegaF32(dim, shift, maxPeriod), [dim / 2], 'f32', `sinusoid ω ${key}`);
+    t = gpu.lifetimes.cached(Tensor.from(gpu, sinusoidOmegaF32(dim, shift, maxPeriod), [dim / 2], 'f32', `sinusoid ω ${key}`)); // outlives any scope
     m.set(key, t);
   }
   return t;
@@ -54,17 +59,15 @@ export function sinusoidalEmbedding(
   for (const v of values) if (!Number.isFinite(v)) throw new Error(`sinusoidalEmbedding: value ${v} is not finite`);
   const out = opts.out ?? Tensor.empty(gpu, [n, dim], 'f32', 'sinusoid');
   if (out.dtype !== 'f32' || out.size !== n * dim) throw new Error(`sinusoidalEmbedding: out ${out.dtype} [${out.shape}] does not hold f32 [${n}, ${dim}]`);
-  if (out.offset % 4) throw new Error('sinusoidalEmbedding: out byte offset must be a multiple of 4');
   if (n === 0) return out;
-  const spec: KernelSpec = { file: 'sinusoid', bindings: ['read', 'write'], includes: ['sincos'], workgroup: [WG] };
+  const spec: KernelSpec = { file: 'sinusoid', ...SINUSOID_IO, includes: ['sincos'], workgroup: [WG] };
   const kernel = gpu.pipelines.get(spec);
   const omega = omegaTable(gpu, dim, opts.downscaleFreqShift, maxPeriod);
   for (let r0 = 0; r0 < n; r0 += VALS_PER_DISPATCH) {
     const rows = Math.min(VALS_PER_DISPATCH, n - r0);
-    const params: Param[] = [u(rows), u(dim), u(half), u(opts.flipSinToCos ? 1 : 0), u(out.offset / 4 + r0 * dim), u(0), u(0), u(0)];
-    for (let k = 0; k < VALS_PER_DISPATCH; k++) params.push(f(k < rows ? values[r0 + k] : 0));
-    // Whole buffer for out: a caller's view need not be 256-byte aligned.
-    gpu.stream.dispatch(kernel, [omega.binding(), { buffer: out.buffer }], params, [Math.ceil((rows * half) / WG)], 'sinusoid');
+    const ob = bind('sinusoidalEmbedding', 'out', out, r0 * dim, rows * dim);
+    const params = { rows, dim, half, flip: opts.flipSinToCos ? 1 : 0, out_off: ob.off, zero: 0, vals: values.slice(r0, r0 + rows) };
+    gpu.stream.dispatch(kernel, { Omega: bind('sinusoidalEmbedding', 'ω', omega).range, Out: ob.range }, params, [Math.ceil((rows * half) / WG)], 'sinusoid');
   }
   return out;
 }

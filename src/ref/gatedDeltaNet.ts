@@ -26,7 +26,7 @@ export function causalConv1dSiluRef(
 }
 
 /** g = −exp(A_log) · softplus(a + dt_bias) (PyTorch softplus, threshold 20); beta = sigmoid(b). a, b: [L, Hv]. */
-export function gdnGatesRef(
+export function gatedDeltaNetGatesRef(
   a: ArrayLike<number>, b: ArrayLike<number>, aLog: ArrayLike<number>, dtBias: ArrayLike<number>, L: number, Hv: number,
 ): { g: Float64Array; beta: Float64Array } {
   const g = new Float64Array(L * Hv);

@@ -66,10 +66,3 @@ export function modulatedLayerNormRef(x: Arr, mod: Arr, dim: number, eps: number
   }
   return y;
 }
-
-/** Fused residual add + RMSNorm: residual' = residual + x, out = rmsNorm(residual'). */
-export function addRmsNormRef(x: Arr, residual: Arr, w: Arr, eps: number, addOne = false): { residual: Float64Array; out: Float64Array } {
-  const r = new Float64Array(x.length);
-  for (let k = 0; k < x.length; k++) r[k] = residual[k] + x[k];
-  return { residual: r, out: rmsNormRef(r, w, w.length, eps, addOne) };
-}

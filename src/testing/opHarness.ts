@@ -85,13 +85,19 @@ export function compare(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tol
 }
 
 export async function checkCase(gpu: Gpu, c: OpCase, seed = 1234): Promise<CompareResult> {
+  const mark = gpu.lifetimes.mark();
   const inst = c.setup(gpu, new Rng(seed));
+  let result: CompareResult;
   try {
     const got = await inst.run();
-    return compare(got, inst.reference(), c.tol, c.name);
+    result = compare(got, inst.reference(), c.tol, c.name);
   } finally {
     inst.dispose();
   }
+  // Every pooled tensor the case and its op made must be gone after dispose (cache-owned tables aside).
+  const leaked = gpu.lifetimes.leakedSince(mark);
+  if (leaked.length) return { ...result, ok: false, report: `${result.report}\n  leaked tensors: ${leaked.join('; ')}` };
+  return result;
 }
 
 export interface PerfResult {

@@ -6,11 +6,11 @@ import { Gpu } from '../../src/gpu/device.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import {
-  causalConv1dSilu, gatedDeltaRule, gatedDeltaRuleChunked, gatedDeltaRuleRecurrent, gdnConfig, gdnGates, RECURRENT_MAX_L,
+  causalConv1dSilu, gatedDeltaRule, gatedDeltaRuleChunked, gatedDeltaRuleRecurrent, gatedDeltaNetConfig, gatedDeltaNetGates, RECURRENT_MAX_L,
   type DeltaRuleArgs,
 } from '../../src/ops/gatedDeltaNet.js';
 import {
-  causalConv1dSiluRef, gatedDeltaRuleChunkedRef, gatedDeltaRuleRecurrentRef, gdnGatesRef,
+  causalConv1dSiluRef, gatedDeltaRuleChunkedRef, gatedDeltaRuleRecurrentRef, gatedDeltaNetGatesRef,
 } from '../../src/ref/gatedDeltaNet.js';
 import { deltaInputs } from '../../src/testing/cases/gatedDeltaNet.js';
 
@@ -89,11 +89,11 @@ describe('gated delta rule: chunked form = recurrence', () => {
   }
 
   it('GPU: the same with the unrolled (GPU) loop variants, which software adapters do not use by default', async () => {
-    gdnConfig.rolled = false;
+    gatedDeltaNetConfig.rolled = false;
     try {
       await chunkedMatchesRecurrent(TINY);
     } finally {
-      gdnConfig.rolled = 'auto';
+      gatedDeltaNetConfig.rolled = 'auto';
     }
   });
 });
@@ -120,7 +120,7 @@ describe('GDN chain: prefill then decode = one longer prefill', () => {
       /** One GDN step over tokens [t0, t0+n): conv → gates → delta rule; returns o [n, Hv, dv]. */
       const step = (convState: Tensor, S: Tensor, t0: number, n: number, prefill: boolean): Tensor => {
         const u = causalConv1dSilu({ tensor: mixed, rowStride: convDim, offset: t0 * convDim }, w, convState, { L: n, channels: convDim, kernel: K });
-        const { g, beta } = gdnGates(
+        const { g, beta } = gatedDeltaNetGates(
           { tensor: ab, rowStride: abStride, offset: t0 * abStride }, { tensor: ab, rowStride: abStride, offset: t0 * abStride + Hv },
           aLog, dtBias, { L: n, numValueHeads: Hv },
         );
@@ -153,7 +153,7 @@ describe('GDN chain: prefill then decode = one longer prefill', () => {
       const conv = causalConv1dSiluRef(mixedData, wData, new Float32Array((K - 1) * convDim), N, convDim, K);
       const aIn = new Float64Array(N * Hv), bIn = new Float64Array(N * Hv);
       for (let t = 0; t < N; t++) for (let j = 0; j < Hv; j++) { aIn[t * Hv + j] = abData[t * abStride + j]; bIn[t * Hv + j] = abData[t * abStride + Hv + j]; }
-      const gates = gdnGatesRef(aIn, bIn, aLogData, dtData, N, Hv);
+      const gates = gatedDeltaNetGatesRef(aIn, bIn, aLogData, dtData, N, Hv);
       const q = new Float64Array(N * Hk * dk), k = new Float64Array(N * Hk * dk), v = new Float64Array(N * Hv * dv);
       for (let t = 0; t < N; t++) {
         q.set(conv.y.subarray(t * convDim, t * convDim + Hk * dk), t * Hk * dk);
@@ -205,7 +205,7 @@ describe('causalConv1dSilu state', () => {
   });
 });
 
-describe('gdnGates', () => {
+describe('gatedDeltaNetGates', () => {
   it('follows the PyTorch softplus threshold (x > 20 → x) without overflow, and saturates sigmoid cleanly', async () => {
     const Hv = 6;
     const aVals = [19.5, 20.5, 21, 50, 88, 100, 1000, -1000, -100, -30, -10, 0, 3, -3, 1e6, -1e6];
@@ -216,9 +216,9 @@ describe('gdnGates', () => {
     for (let t = 0; t < L; t++) for (let j = 0; j < Hv; j++) { as[t * Hv + j] = aVals[t]; bs[t * Hv + j] = aVals[(t + j) % L] / 10; }
     const a = Tensor.from(gpu, as, [L, Hv]), b = Tensor.from(gpu, bs, [L, Hv]);
     const aLog = Tensor.from(gpu, aLogV, [Hv]), dtBias = Tensor.from(gpu, dt, [Hv]);
-    const { g, beta } = gdnGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, aLog, dtBias, { L, numValueHeads: Hv });
+    const { g, beta } = gatedDeltaNetGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, aLog, dtBias, { L, numValueHeads: Hv });
     const [gg, bb] = [await g.read(), await beta.read()];
-    const ref = gdnGatesRef(as, bs, aLogV, dt, L, Hv);
+    const ref = gatedDeltaNetGatesRef(as, bs, aLogV, dt, L, Hv);
     for (let n = 0; n < L * Hv; n++) {
       expect(Number.isFinite(gg[n]) && Number.isFinite(bb[n])).toBe(true);
       expect(Math.abs(gg[n] - ref.g[n])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(ref.g[n])));

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/gpu/device.js';
 import { linearCase } from '../../src/testing/cases/linear.js';
-import { TOL, compare } from '../../src/testing/opHarness.js';
+import { TOL, checkCase, compare } from '../../src/testing/opHarness.js';
+import { Tensor } from '../../src/tensor.js';
 import { linearRef } from '../../src/ref/linear.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -57,6 +58,20 @@ describe('op harness catches errors', () => {
 
 describe('compare', () => {
   const ref = Float64Array.from({ length: 100 }, (_, k) => Math.sin(k) * 3);
+
+  it('fails a case whose op or dispose leaves a pooled tensor alive, naming it', async () => {
+    const c = linearCase({ M: 3, N: 5, K: 7 });
+    expect((await checkCase(gpu, c)).ok, 'the case as written leaks nothing').toBe(true);
+    let stray: Tensor | null = null;
+    const leaky = { ...c, setup: (g: Gpu, rng: Rng) => {
+      const inst = c.setup(g, rng);
+      return { ...inst, run() { stray ??= Tensor.empty(g, [2, 2], 'f32', 'linear.stray'); return inst.run(); } };
+    } };
+    const r = await checkCase(gpu, leaky);
+    expect(r.ok).toBe(false);
+    expect(r.report).toContain('leaked tensors: linear.stray [2, 2] f32');
+    stray!.release();
+  });
 
   it('passes equal arrays (f32-rounded too)', () => {
     expect(compare(ref, ref, TOL.f32).ok).toBe(true);

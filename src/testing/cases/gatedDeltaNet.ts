@@ -2,8 +2,8 @@
 // (recurrent and chunked, both checked against the token-by-token f64 reference). Inputs are strided views at
 // unaligned element offsets, as in the model (q/k/v are slices of the conv output, a/b of a fused projection).
 // Every stateful op returns `out ++ final state`, so the state update is checked too.
-import { causalConv1dSilu, gatedDeltaRuleChunked, gatedDeltaRuleRecurrent, gdnGates } from '../../ops/gatedDeltaNet.js';
-import { causalConv1dSiluRef, gatedDeltaRuleRecurrentRef, gdnGatesRef } from '../../ref/gatedDeltaNet.js';
+import { causalConv1dSilu, gatedDeltaRuleChunked, gatedDeltaRuleRecurrent, gatedDeltaNetGates } from '../../ops/gatedDeltaNet.js';
+import { causalConv1dSiluRef, gatedDeltaRuleRecurrentRef, gatedDeltaNetGatesRef } from '../../ref/gatedDeltaNet.js';
 import { Tensor, f16ToF32Array, f32ToF16Array } from '../../tensor.js';
 import type { Rng } from '../../util/rng.js';
 import { TOL, type OpCase } from '../opHarness.js';
@@ -72,8 +72,8 @@ interface GatesShape { L: number; Hv: number; f16?: boolean; perf?: boolean; tag
 
 export function gatesCase(s: GatesShape): OpCase {
   return {
-    name: `gdnGates ${s.f16 ? 'f16' : 'f32'} L=${s.L} Hv=${s.Hv}${s.tag ? ` [${s.tag}]` : ''}`,
-    op: 'gdnGates',
+    name: `gatedDeltaNetGates ${s.f16 ? 'f16' : 'f32'} L=${s.L} Hv=${s.Hv}${s.tag ? ` [${s.tag}]` : ''}`,
+    op: 'gatedDeltaNetGates',
     perf: s.perf,
     tol: TOL.f32,
     setup(gpu, rng) {
@@ -98,12 +98,12 @@ export function gatesCase(s: GatesShape): OpCase {
       let res: { g: Tensor; beta: Tensor } | undefined;
       const encode = () => {
         res?.g.release(); res?.beta.release();
-        res = gdnGates({ tensor: proj, rowStride: stride, offset: aOff }, { tensor: proj, rowStride: stride, offset: bOff }, aLog, dtBias, { L, numValueHeads: Hv });
+        res = gatedDeltaNetGates({ tensor: proj, rowStride: stride, offset: aOff }, { tensor: proj, rowStride: stride, offset: bOff }, aLog, dtBias, { L, numValueHeads: Hv });
       };
       return {
         encode,
         async run() { encode(); return concat(await res!.g.read(), await res!.beta.read()); },
-        reference: () => { const r = gdnGatesRef(as, bs, al, dt, L, Hv); return concat(r.g, r.beta); },
+        reference: () => { const r = gatedDeltaNetGatesRef(as, bs, al, dt, L, Hv); return concat(r.g, r.beta); },
         flops: 12 * L * Hv,
         bytes: 4 * L * Hv * 4,
         dispose() { proj.release(); aLog.release(); dtBias.release(); res?.g.release(); res?.beta.release(); },

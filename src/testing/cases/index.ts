@@ -8,9 +8,8 @@ import { attentionCases, attentionPerfCases } from './attention.js';
 import { gatedDeltaNetCases, gatedDeltaNetPerfCases } from './gatedDeltaNet.js';
 import { elementwiseCases, elementwisePerfCases } from './elementwise.js';
 import { normCases, normPerfCases } from './norm.js';
-import { softmaxCases, softmaxPerfCases } from './softmax.js';
 import { gatherCases, gatherPerfCases } from './gather.js';
 import { checkFiniteCases, checkFinitePerfCases } from './checkFinite.js';
 
-export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...softmaxCases, ...gatherCases, ...checkFiniteCases];
-export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...softmaxPerfCases, ...gatherPerfCases, ...checkFinitePerfCases];
+export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...gatherCases, ...checkFiniteCases];
+export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...gatherPerfCases, ...checkFinitePerfCases];

@@ -1,7 +1,7 @@
 // Op cases for the row norms (src/ops/norm.ts): awkward row counts and dims, f32 and f16 weights, in place,
 // unaligned views, a large-mean LayerNorm (two-pass stability), and the Qwen3.5-4B / DiT / tiny shapes for perf.
-import { addRmsNorm, layerNorm, modulatedLayerNorm, rmsNorm, rmsNormGated } from '../../ops/norm.js';
-import { addRmsNormRef, layerNormRef, modulatedLayerNormRef, rmsNormGatedRef, rmsNormRef } from '../../ref/norm.js';
+import { layerNorm, modulatedLayerNorm, rmsNorm, rmsNormGated } from '../../ops/norm.js';
+import { layerNormRef, modulatedLayerNormRef, rmsNormGatedRef, rmsNormRef } from '../../ref/norm.js';
 import { Tensor, f16ToF32Array, f32ToF16Array } from '../../tensor.js';
 import type { Rng } from '../../util/rng.js';
 import type { Gpu } from '../../gpu/device.js';
@@ -138,55 +138,6 @@ function modLnCase(rows: number, dim: number, order: 'scale-shift' | 'shift-scal
   }, { perf: o.perf });
 }
 
-/** addRmsNorm; reads back [out, residual]. outIsX: out = x (the common in-place use). */
-function addRmsCase(rows: number, dim: number, o: { wdt?: WDt; addOne?: boolean; outIsX?: boolean; unaligned?: boolean; xWithR?: boolean; perf?: boolean; tag?: string } = {}): OpCase {
-  const wdt = o.wdt ?? 'f32';
-  return simpleCase(`addRmsNorm ${wdt} rows=${rows} dim=${dim}${o.addOne ? ' 1+w' : ''}${o.outIsX ? ' out=x' : ''}${o.unaligned ? ' unaligned' : ''}${o.xWithR ? ' x-beside-residual' : ''}${o.tag ? ` [${o.tag}]` : ''}`, 'addRmsNorm', (gpu, rng) => {
-    const n = rows * dim;
-    const xs = rng.normals(n);
-    const rs = rng.normals(n, 3);
-    const w = weight(gpu, rng, dim, wdt, o.addOne ? 0 : 1, o.addOne ? 0.1 : 0.4);
-    const tensors: Tensor[] = [w.t];
-    let x: Tensor, r: Tensor, out: Tensor;
-    if (o.xWithR) {
-      // x and residual in one buffer (x is read through the residual's binding), out separate
-      const parent = Tensor.empty(gpu, [2 * n + 5]);
-      tensors.push(parent);
-      r = viewOf(parent, 0, [rows, dim]);
-      x = viewOf(parent, n + 5, [rows, dim]);
-      out = Tensor.empty(gpu, [rows, dim]);
-      tensors.push(out);
-    } else if (o.unaligned) {
-      // x, residual and out in one buffer at odd offsets (x read through the output's binding when out = x)
-      const parent = Tensor.empty(gpu, [1 + n + 2 + n + 3 + n]);
-      tensors.push(parent);
-      x = viewOf(parent, 1, [rows, dim]);
-      r = viewOf(parent, 1 + n + 2, [rows, dim]);
-      out = o.outIsX ? x : viewOf(parent, 1 + n + 2 + n + 3, [rows, dim]);
-    } else {
-      x = Tensor.from(gpu, xs, [rows, dim]);
-      r = Tensor.from(gpu, rs, [rows, dim]);
-      out = o.outIsX ? x : Tensor.empty(gpu, [rows, dim]);
-      tensors.push(x, r);
-      if (!o.outIsX) tensors.push(out);
-    }
-    return {
-      encode() { x.write(xs); r.write(rs); addRmsNorm(x, r, w.t, { eps: 1e-6, addOne: o.addOne, out }); },
-      outs: [out, r],
-      reference() {
-        const ref = addRmsNormRef(xs, rs, w.v, 1e-6, o.addOne);
-        const all = new Float64Array(2 * n);
-        all.set(ref.out, 0);
-        all.set(ref.residual, n);
-        return all;
-      },
-      tensors,
-      flops: 5 * n,
-      bytes: 4 * n * 4,
-    };
-  }, { perf: o.perf });
-}
-
 const DIMS = [1, 3, 48, 64, 128, 257, 2560, 4096];
 
 export const normCases: OpCase[] = [
@@ -226,14 +177,6 @@ export const normCases: OpCase[] = [
   modLnCase(7, 1536, 'scale-shift'),
   modLnCase(7, 64, 'scale-shift', { perRow: true }),
   modLnCase(7, 300, 'shift-scale', { inplace: true }),
-  // fused add + rmsNorm
-  addRmsCase(1, 3),
-  addRmsCase(7, 2560, { addOne: true }),
-  addRmsCase(257, 128, { wdt: 'f16', addOne: true }),
-  addRmsCase(7, 257, { outIsX: true }),
-  addRmsCase(7, 64, { unaligned: true, addOne: true }),
-  addRmsCase(5, 300, { unaligned: true, outIsX: true, wdt: 'f16' }),
-  addRmsCase(3, 40, { xWithR: true }),
 ];
 
 export const normPerfCases: OpCase[] = [
@@ -243,7 +186,6 @@ export const normPerfCases: OpCase[] = [
   gatedCase(600, 32, 128, { perf: true, tag: '4B GDN' }),
   lnCase(2400, 1024, { perf: true, tag: 'vision' }),
   modLnCase(51, 1536, 'scale-shift', { perf: true, tag: 'DiT adaLN' }),
-  addRmsCase(600, 2560, { addOne: true, perf: true, tag: '4B residual+norm' }),
   rmsCase(64, 128, { addOne: true, perf: true, tag: 'tiny' }),
   gatedCase(64, 4, 32, { perf: true, tag: 'tiny GDN' }),
   lnCase(256, 64, { perf: true, tag: 'tiny vision' }),

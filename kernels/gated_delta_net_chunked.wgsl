@@ -1,7 +1,7 @@
 // Gated delta rule, chunked form (docs/architecture.md §5.6), part 2 of 2: the state pass.
 // A workgroup owns v-head j and a block of BV = WG_X value columns (the rule is independent per column),
 // keeps that S block [dk, BV] in workgroup memory and walks the chunks in order. Per chunk, with T, P, aux
-// from gdn_chunked_prep.wgsl and raw q/k/v rows (the normalisation lives in aux):
+// from gated_delta_net_chunked_prep.wgsl and raw q/k/v rows (the normalisation lives in aux):
 //   R  = β ⊙ V − (β e^γ ⊙ K̂) S            (= U − W S of the WY form, before applying (I+M)⁻¹)
 //   V' = T R                                (U − W S = (I+M)⁻¹(βV − βe^γ K̂ S): one solve, C × BV)
 //   O  = (e^γ ⊙ Q̂) S + P V'
@@ -10,32 +10,13 @@
 // tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
 // those loads are broadcasts.
 // Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment; Seg as in
-// gdn_chunked_prep.wgsl; each sequence starts from a zero state, and its final state is not stored (St unused).
+// gated_delta_net_chunked_prep.wgsl; each sequence starts from a zero state, and its final state is not stored (St unused).
 // DKB is dk rounded up to a bucket (128 or 256): it sizes Ss and the per-thread state rows NSR, so one
 // pipeline serves every dk in the bucket (rows ≥ P.dk are masked). Long loops run to runtime bounds (P.dk,
 // row/chunk counts), short register-block loops (NRM, NSR) are const: constant long loops make llvmpipe
 // unroll everything and take minutes to compile. ROLLED (software adapters only) also gives the NRM / NSR
 // loops their trip counts from Params, so llvmpipe keeps those rolled too; on GPUs the consts fold in.
-struct Params {
-  L: u32, Hk: u32, Hv: u32, dv: u32, nC: u32,
-  dk: u32,                           // key head dim (≤ DKB)
-  q_off: u32, q_row: u32, q_head: u32,
-  k_off: u32, k_row: u32, k_head: u32,
-  v_off: u32, v_row: u32, v_head: u32,
-  s_off: u32, o_off: u32,
-  nrm: u32, nsr: u32,                // = NRM, NSR (read only when ROLLED)
-  nseg: u32,                         // segments (0: one sequence of L tokens, nC chunks, state read and written)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> Tm: array<f32>;
-@group(0) @binding(5) var<storage, read> Pm: array<f32>;
-@group(0) @binding(6) var<storage, read> Aux: array<vec4f>;
-@group(0) @binding(7) var<storage, read> Seg: array<u32>;
-@group(0) @binding(8) var<storage, read_write> St: array<f32>;
-@group(0) @binding(9) var<storage, read_write> O: array<f32>;
+// Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const BV: u32 = WG_X;
 const RG: u32 = WG_Y;

@@ -10,21 +10,7 @@
 // Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment, Seg holds
 // cu_seqlens; each sequence starts from a zero history (the state is neither read nor written) and its blocks
 // start at its own first token, so its output is the same wherever it sits in the batch.
-struct Params {
-  L: u32, C: u32,
-  x_off: u32, x_row: u32,    // element (t, c) of x at x_off + t * x_row + c
-  w_off: u32,                // W[c, k] at w_off + c * KS + k
-  s_off: u32,                // state row r (0 = oldest) at s_off + r * C + c
-  y_off: u32,                // y[t, c] at y_off + t * C + c
-  single: u32,               // 1: this dispatch also updates the state (only when one block covers L)
-  nseg: u32,                 // segments (0: one sequence of L tokens with the state as history)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<WT>;
-@group(0) @binding(3) var<storage, read> Seg: array<u32>;
-@group(0) @binding(4) var<storage, read_write> St: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+// Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const H: u32 = KS - 1u;
 

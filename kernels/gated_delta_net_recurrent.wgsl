@@ -11,25 +11,7 @@
 // The reduction buffers are double-buffered by token parity: one barrier per token.
 // ROLLED (software adapters only): the NSR loops take their trip count from Params so llvmpipe keeps them
 // rolled (unrolled, one variant costs it seconds to compile); on GPUs the const folds in and they unroll.
-struct Params {
-  L: u32, Hk: u32, Hv: u32, dk: u32, dv: u32,
-  q_off: u32, q_row: u32, q_head: u32,   // q[t, h, i] at q_off + t * q_row + h * q_head + i
-  k_off: u32, k_row: u32, k_head: u32,
-  v_off: u32, v_row: u32, v_head: u32,
-  g_off: u32, beta_off: u32,             // g, beta [L, Hv] contiguous
-  s_off: u32,                            // state [Hv, dk, dv]
-  o_off: u32,                            // out [L, Hv, dv] contiguous
-  scale: f32,                            // dk^-1/2
-  nsr: u32,                              // = NSR (read only when ROLLED)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> G: array<f32>;
-@group(0) @binding(5) var<storage, read> Beta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> St: array<f32>;
-@group(0) @binding(7) var<storage, read_write> O: array<f32>;
+// Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const BV: u32 = WG_X;   // value columns per workgroup
 const RG: u32 = WG_Y;   // row groups

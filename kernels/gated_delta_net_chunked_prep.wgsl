@@ -8,7 +8,7 @@
 //   P[r, s] = (q̂_r·k̂_s) e^{γ_r−γ_s}       (s ≤ r; the (QKᵀ ⊙ D) of the WY form)
 //   aux[r]  = (β_r e^{γ_r}/|k_r|, β_r, e^{γ_r}·scale/|q_r|, e^{γ_C−γ_r}/|k_r|),  aux[CH] = (e^{γ_C}, 0, 0, 0)
 // Every exponent is a difference γ_r − γ_s with s ≤ r (or γ itself), so all factors are ≤ 1: no overflow.
-// part 2 (gdn_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
+// part 2 (gated_delta_net_chunked.wgsl) applies T, P and aux to raw q/k/v rows and the state.
 // The Gram products k·k, q·k go through dk in TI-wide tiles staged in workgroup memory.
 // Segments (nseg > 0, a ragged batch of independent sequences): z = segment; Seg = [cu_seqlens (nseg+1) |
 // cumulative chunk counts (nseg+1)]; chunks start at each sequence's first token and are numbered globally
@@ -16,26 +16,7 @@
 // dk is a runtime value and long loops have runtime bounds: with constant trip counts llvmpipe unrolls them
 // completely and compiling one variant takes minutes. Only the short register-block loops are const, and
 // with ROLLED (software adapters only) even those take their trip count (4) from Params.
-struct Params {
-  L: u32, Hk: u32, Hv: u32, nC: u32,
-  dk: u32, ch: u32,                  // key head dim; = CH
-
-  q_off: u32, q_row: u32, q_head: u32,
-  k_off: u32, k_row: u32, k_head: u32,
-  g_off: u32, beta_off: u32,
-  scale: f32,
-  four: u32,                         // = 4 (read only when ROLLED)
-  nseg: u32,                         // segments (0: one sequence of L tokens, nC chunks)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> G: array<f32>;
-@group(0) @binding(4) var<storage, read> Beta: array<f32>;
-@group(0) @binding(5) var<storage, read> Seg: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Tm: array<f32>;    // [Hv, nC, CH, CH]
-@group(0) @binding(7) var<storage, read_write> Pm: array<f32>;    // [Hv, nC, CH, CH]
-@group(0) @binding(8) var<storage, read_write> Aux: array<vec4f>; // [Hv, nC, CH + 1]
+// Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const TIP: u32 = TI + 1u;                        // padded tile row: no bank conflicts on column walks
 var<workgroup> sh: array<f32, max(2u * CH * TIP, CH * CH)>;  // K/Q tiles, then M

@@ -2,21 +2,7 @@
 //   g[t, j]    = −exp(A_log[j]) · softplus(a[t, j] + dt_bias[j])   (PyTorch softplus: x above 20)
 //   beta[t, j] = sigmoid(b[t, j])
 // a and b are strided views (they come out of one fused projection); A_log / dt_bias are AT / DT (f32|f16).
-struct Params {
-  L: u32, Hv: u32,
-  a_off: u32, a_row: u32, a_head: u32,   // a[t, j] at a_off + t * a_row + j * a_head
-  b_off: u32, b_row: u32, b_head: u32,
-  al_off: u32, dt_off: u32,
-  g_off: u32, beta_off: u32,             // outputs [L, Hv], contiguous
-  groups_x: u32,                         // workgroups along x (the grid folds into y)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read> ALog: array<AT>;
-@group(0) @binding(4) var<storage, read> DtBias: array<DT>;
-@group(0) @binding(5) var<storage, read_write> G: array<f32>;
-@group(0) @binding(6) var<storage, read_write> Beta: array<f32>;
+// Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 // softplus with an accurate log1p (x·log(u)/(u−1), u = 1+x, exact when u rounds to 1): the plain
 // log(1 + eˣ) loses all relative precision once eˣ < 1e-7, and g feeds an exp() per token.
