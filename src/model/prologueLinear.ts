@@ -14,7 +14,7 @@
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { ACT, type Activation } from '../ops/activations.js';
-import { span } from '../ops/bind.js';
+import { bind, bindOptional } from '../ops/views.js';
 import { linear } from '../ops/linear.js';
 import { layerNorm, modulatedLayerNorm } from '../ops/norm.js';
 
@@ -94,14 +94,13 @@ function prologueLinear(op: string, x: Tensor, w: Tensor, opts: NormLinearOption
     if (t && t.buffer === out.buffer) throw new Error(`${what}: out shares a GPUBuffer with ${n}`);
   }
   if (M === 0) return out;
-  const xs = span(what, x);
-  const ws = span(what, w);
-  const ys = span(what, out);
-  const bs = opts.bias ? span(what, opts.bias) : null;
-  const ms = opts.mod ? span(what, opts.mod.tensor) : null;
+  const xs = bind(what, 'x', x);
+  const ws = bind(what, 'w', w);
+  const ys = bind(what, 'out', out);
+  const bs = bindOptional(gpu, what, 'bias', opts.bias);
+  const ms = bindOptional(gpu, what, 'mod', opts.mod?.tensor);
   const scaleFirst = opts.mod?.order !== 'shift-scale';
-  const mOff = ms ? ms.offs[0] : 0;
-  const dummy = { buffer: gpu.dummy };
+  const mOff = ms.off;
   // as the tiled linear: TM×TN outputs per invocation, 8×8 invocations; WG_X ≥ TM (one statistics invocation per row)
   const TM = 4, TN = 4, wg = [8, 8] as const;
   const spec: KernelSpec = {
@@ -113,9 +112,9 @@ function prologueLinear(op: string, x: Tensor, w: Tensor, opts: NormLinearOption
   };
   gpu.stream.dispatch(
     gpu.pipelines.get(spec),
-    { X: xs.range, W: ws.range, Bias: bs ? bs.range : dummy, Mod: ms ? ms.range : dummy, Y: ys.range },
+    { X: xs.range, W: ws.range, Bias: bs.range, Mod: ms.range, Y: ys.range },
     {
-      M, N, K, x_off: xs.offs[0], w_off: ws.offs[0], y_off: ys.offs[0], b_off: bs ? bs.offs[0] : 0,
+      M, N, K, x_off: xs.off, w_off: ws.off, y_off: ys.off, b_off: bs.off,
       sc_off: mOff + (scaleFirst ? 0 : K), sh_off: mOff + (scaleFirst ? K : 0), ldx, ldw: K, ldy: N, eps: opts.eps,
     },
     [Math.ceil(N / (TN * wg[0])), Math.ceil(M / (TM * wg[1])), 1],
