@@ -28,8 +28,8 @@ import { gatherRows } from '../ops/gather.js';
 import { attention } from '../ops/attention.js';
 import { sinusoidalEmbedding } from '../ops/sinusoid.js';
 import { normLinear } from './prologueLinear.js';
+import { bindDitWeights, ditWeightDecl, type DitWeights, type LinearOf } from './ditWeights.js';
 
-const P = 'action_expert.';
 
 /** Per-observation decoder inputs: cross-attention K/V of the VLM tokens and their key mask. */
 export class DiTContext {
@@ -142,9 +142,11 @@ export class DiTWorkspace {
 }
 
 /** A weight and its bias, possibly several checkpoint tensors concatenated along the output dim at load. */
-interface Proj { w: Tensor; b: Tensor }
+type Proj = LinearOf<Tensor>;
 
 export class ActionDecoder {
+  /** Every checkpoint tensor of the decoder, bound by its declaration (src/model/ditWeights.ts). */
+  readonly W: DitWeights;
   /** position_embedding rows 0..h_max-1 as f32 (added to the action tokens) */
   private readonly positions: Tensor;
   /** state_null_token as f32 [1, D] */
@@ -167,32 +169,32 @@ export class ActionDecoder {
     readonly cfg: ActionExpertConfig,
     readonly weights: WeightStore,
   ) {
+    this.W = bindDitWeights(ditWeightDecl(cfg), weights);
     const idx = Int32Array.from({ length: cfg.hMax }, (_, k) => k);
     this.ids = Tensor.from(gpu, idx, [cfg.hMax], 'i32', 'dit.pos_ids');
-    this.positions = gatherRows(this.w('position_embedding.weight'), this.ids);
+    this.positions = gatherRows(this.W.positionEmbedding, this.ids);
     const zero = Tensor.from(gpu, new Int32Array(1), [1], 'i32');
-    this.nullState = gatherRows(this.w('state_null_token').reshape([1, cfg.hiddenSize]), zero);
+    this.nullState = gatherRows(this.W.stateNullToken.reshape([1, cfg.hiddenSize]), zero);
     zero.release();
     for (let i = 0; i < cfg.numLayers; i++) {
       if (this.isCross(i)) continue;
-      const a = `dit.blocks.${i}.attn.`;
-      this.selfQkv.set(i, this.concat(['to_q', 'to_k', 'to_v'].map((p) => a + p), `dit.${i}.qkv`));
+      const a = this.W.blocks[i].attn;
+      this.selfQkv.set(i, this.concat([a.toQ, a.toK, a.toV], `dit.${i}.qkv`));
     }
-    const mods = Array.from({ length: cfg.numLayers }, (_, i) => `dit.blocks.${i}.norm1.linear`);
-    this.modProj = this.concat([...mods, 'dit.proj_out_1'], 'dit.mods');
+    this.modProj = this.concat([...this.W.blocks.map((b) => b.norm1), this.W.projOut1], 'dit.mods');
   }
 
-  /** Weights `names[k] + '.weight'` ([N_k, K], one dtype) and their biases, concatenated along N in a new buffer. */
-  private concat(names: string[], label: string): Proj {
+  /** Linears ([N_k, K] weights of one dtype, f32 biases) concatenated along N into new buffers. */
+  private concat(parts: Proj[], label: string): Proj {
     const gpu = this.gpu;
-    const ws = names.map((n) => this.w(n + '.weight'));
-    const bs = names.map((n) => this.w(n + '.bias'));
+    const ws = parts.map((p) => p.w);
+    const bs = parts.map((p) => p.b);
     const K = ws[0].shape[1];
     for (const [k, w] of ws.entries()) {
       if (w.shape.length !== 2 || w.shape[1] !== K || w.dtype !== ws[0].dtype) {
-        throw new Error(`action decoder: cannot fuse ${P}${names[k]}.weight [${w.shape}] ${w.dtype} with ${P}${names[0]}.weight [${ws[0].shape}] ${ws[0].dtype}`);
+        throw new Error(`action decoder: cannot fuse ${w.label} [${w.shape}] ${w.dtype} with ${ws[0].label} [${ws[0].shape}] ${ws[0].dtype}`);
       }
-      if (bs[k].dtype !== 'f32' || bs[k].size !== w.shape[0]) throw new Error(`action decoder: ${P}${names[k]}.bias must be f32 with ${w.shape[0]} values`);
+      if (bs[k].dtype !== 'f32' || bs[k].size !== w.shape[0]) throw new Error(`action decoder: ${bs[k].label} must be f32 with ${w.shape[0]} values`);
     }
     const N = ws.reduce((s, w) => s + w.shape[0], 0);
     const join = (parts: Tensor[], shape: number[], dtype: Tensor['dtype'], what: string): Tensor => {
@@ -211,10 +213,6 @@ export class ActionDecoder {
     return { w: join(ws, [N, K], ws[0].dtype, `${label}.weight`), b: join(bs, [N], 'f32', `${label}.bias`) };
   }
 
-  private w(name: string): Tensor {
-    return this.weights.get(P + name);
-  }
-
   isCross(block: number): boolean {
     return block % this.cfg.crossEvery === 0;
   }
@@ -227,14 +225,14 @@ export class ActionDecoder {
     const cfg = this.cfg;
     const S = vlm.shape[0];
     if (vlm.shape[1] !== cfg.dVlm) throw new Error(`action decoder: VLM tokens are ${vlm.shape[1]} wide, config d_vlm is ${cfg.dVlm}`);
-    const c = layerNorm(vlm, this.w('vl_norm.weight'), this.w('vl_norm.bias'), { eps: cfg.vlNormEps });
+    const c = layerNorm(vlm, this.W.vlNorm.w, this.W.vlNorm.b, { eps: cfg.vlNormEps });
     const kv = new Map<number, { k: Tensor; v: Tensor }>();
     for (let i = 0; i < cfg.numLayers; i++) {
       if (!this.isCross(i)) continue;
-      const a = `dit.blocks.${i}.attn.`;
+      const a = this.W.blocks[i].attn;
       kv.set(i, {
-        k: linear(c, this.w(a + 'to_k.weight'), { bias: this.w(a + 'to_k.bias'), tiled: true, label: `dit.${i}.cross_k` }),
-        v: linear(c, this.w(a + 'to_v.weight'), { bias: this.w(a + 'to_v.bias'), tiled: true, label: `dit.${i}.cross_v` }),
+        k: linear(c, a.toK.w, { bias: a.toK.b, tiled: true, label: `dit.${i}.cross_k` }),
+        v: linear(c, a.toV.w, { bias: a.toV.b, tiled: true, label: `dit.${i}.cross_v` }),
       });
     }
     c.release();
@@ -251,8 +249,9 @@ export class ActionDecoder {
 
   /** State tokens [n, D] of n normalised, zero-padded states [n, s_max] (tiled: a row's token never depends on n). */
   stateTokens(states: Tensor): Tensor {
-    const h = linear(states, this.w('state_encoder.fc1.weight'), { bias: this.w('state_encoder.fc1.bias'), act: 'relu', tiled: true });
-    const t = linear(h, this.w('state_encoder.fc2.weight'), { bias: this.w('state_encoder.fc2.bias'), tiled: true });
+    const se = this.W.stateEncoder;
+    const h = linear(states, se.fc1.w, { bias: se.fc1.b, act: 'relu', tiled: true });
+    const t = linear(h, se.fc2.w, { bias: se.fc2.b, tiled: true });
     h.release();
     return t;
   }
@@ -311,16 +310,17 @@ export class ActionDecoder {
     const E = buckets.length;
     // Time embedding e(τ) → SiLU → all modulations.
     const tsin = sinusoidalEmbedding(buckets, cfg.timestepChannels, { flipSinToCos: true, downscaleFreqShift: 1 }, gpu);
-    const e1 = linear(tsin, this.w('dit.timestep_encoder.linear_1.weight'), { bias: this.w('dit.timestep_encoder.linear_1.bias'), act: 'silu', tiled: true });
-    const se = linear(e1, this.w('dit.timestep_encoder.linear_2.weight'), { bias: this.w('dit.timestep_encoder.linear_2.bias'), act: 'silu', tiled: true });
+    const te = this.W.timestepEncoder;
+    const e1 = linear(tsin, te.linear1.w, { bias: te.linear1.b, act: 'silu', tiled: true });
+    const se = linear(e1, te.linear2.w, { bias: te.linear2.b, act: 'silu', tiled: true });
     const mods = linear(se, this.modProj.w, { bias: this.modProj.b, tiled: true, label: 'dit.mods' });
     // The action encoder's w2 acts on [w1·a ; τ-sinusoid]: its τ half (+ b2) is a per-τ bias of the action half.
     const tauSin = sinusoidalEmbedding(buckets, D, { flipSinToCos: false, downscaleFreqShift: 0 }, gpu);
-    const w2 = this.w('action_encoder.w2.weight');
+    const w2 = this.W.actionEncoder.w2.w;
     const align = gpu.limits.minStorageBufferOffsetAlignment / 4;
     const Dp = Math.ceil(D / align) * align;
     const tauBias = Tensor.empty(gpu, [E, Dp], 'f32', 'dit.tau_bias');
-    linear(tauSin, w2, { wCols: { offset: w2.shape[1] - D }, bias: this.w('action_encoder.w2.bias'), out: tauBias, outCols: { offset: 0 }, tiled: true });
+    linear(tauSin, w2, { wCols: { offset: w2.shape[1] - D }, bias: this.W.actionEncoder.w2.b, out: tauBias, outCols: { offset: 0 }, tiled: true });
     for (const t of [tsin, e1, se, tauSin]) t.release();
     return new DiTTimeConditioning(rowOf, cfg.numBuckets, mods, tauBias, D, cfg.numLayers);
   }
@@ -339,10 +339,10 @@ export class ActionDecoder {
       q: e([n, D], 'dit.q'),
       qkv: e([n, 3 * D], 'dit.qkv'),
       attn: e([n, D], 'dit.attn'),
-      f: e([n, this.w('dit.blocks.0.ff.fc1.weight').shape[0]], 'dit.ff'),
-      o: e([n, this.w('dit.proj_out_2.weight').shape[0]], 'dit.proj_out'),
-      a: e([B * H, this.w('action_decoder.fc1.weight').shape[0]], 'dit.action_mlp'),
-      aEmb: e([B * H, this.w('action_encoder.w1.weight').shape[0]], 'dit.action_emb'),
+      f: e([n, this.W.blocks[0].ff.fc1.w.shape[0]], 'dit.ff'),
+      o: e([n, this.W.projOut2.w.shape[0]], 'dit.proj_out'),
+      a: e([B * H, this.W.actionDecoder.fc1.w.shape[0]], 'dit.action_mlp'),
+      aEmb: e([B * H, this.W.actionEncoder.w1.w.shape[0]], 'dit.action_emb'),
       hs: e([B * H, D], 'dit.action_hidden'),
     });
   }
@@ -389,11 +389,12 @@ export class ActionDecoder {
     // X = [state token ; action tokens + positions] per row.
     gpu.stream.copy(rows.base.buffer, rows.base.offset, X.buffer, X.offset, n * D * 4);
     // action encoder: w3·swish(w2·[w1·a ; τ-sinusoid]), the τ half precomputed as a bias (cond.tauBiasRow).
-    linear(Y, this.w('action_encoder.w1.weight'), { bias: this.w('action_encoder.w1.bias'), tiled: true, out: ws.t.aEmb });
-    linear(ws.t.aEmb, this.w('action_encoder.w2.weight'), { wCols: { offset: 0 }, bias: cond.tauBiasRow(r), act: 'silu', tiled: true, out: ws.t.hs });
+    const ae = this.W.actionEncoder;
+    linear(Y, ae.w1.w, { bias: ae.w1.b, tiled: true, out: ws.t.aEmb });
+    linear(ws.t.aEmb, ae.w2.w, { wCols: { offset: 0 }, bias: cond.tauBiasRow(r), act: 'silu', tiled: true, out: ws.t.hs });
     // into rows 1..H of every row's block of X
-    linear(ws.t.hs, this.w('action_encoder.w3.weight'), {
-      bias: this.w('action_encoder.w3.bias'), accumulate: true, out: X, outRowOffset: 1,
+    linear(ws.t.hs, ae.w3.w, {
+      bias: ae.w3.b, accumulate: true, out: X, outRowOffset: 1,
       xRows: { offset: 0, count: H }, rows: { count: B, xStride: H, outStride: T }, tiled: true,
     });
 
@@ -401,11 +402,11 @@ export class ActionDecoder {
     const b0 = gpu.stream.stats.dispatches;
     const heads = { numHeads: cfg.numHeads, numKvHeads: cfg.numHeads, headDim: cfg.headDim, scale };
     for (let i = 0; i < cfg.numLayers; i++) {
-      const b = `dit.blocks.${i}.`;
+      const blk = this.W.blocks[i];
       // norm1 (adaLN, this τ's modulation) folded into Q (cross) or the fused Q/K/V (self)
       const norm1 = { eps: cfg.normEps, mod: { tensor: cond.mod(r, i), order: 'scale-shift' as const }, scratch: ws.t.hN };
       if (this.isCross(i)) {
-        normLinear(X, this.w(b + 'attn.to_q.weight'), { ...norm1, bias: this.w(b + 'attn.to_q.bias'), out: ws.t.q, label: `dit.${i}.q` });
+        normLinear(X, blk.attn.toQ.w, { ...norm1, bias: blk.attn.toQ.b, out: ws.t.q, label: `dit.${i}.q` });
         const kv = ctx.kv.get(i)!;
         attention({
           q: { tensor: ws.t.q, rowStride: D }, k: { tensor: kv.k, rowStride: D }, v: { tensor: kv.v, rowStride: D },
@@ -421,21 +422,21 @@ export class ActionDecoder {
         });
       }
       // out-projection + residual in the linear's epilogue; norm2 folded into fc1; fc2 + residual.
-      linear(ws.t.attn, this.w(b + 'attn.to_out.weight'), { bias: this.w(b + 'attn.to_out.bias'), accumulate: true, out: X, tiled: true, label: `dit.${i}.out` });
-      normLinear(X, this.w(b + 'ff.fc1.weight'), { eps: cfg.normEps, scratch: ws.t.hN, bias: this.w(b + 'ff.fc1.bias'), act: 'gelu_tanh', out: ws.t.f, label: `dit.${i}.fc1` });
-      linear(ws.t.f, this.w(b + 'ff.fc2.weight'), { bias: this.w(b + 'ff.fc2.bias'), accumulate: true, out: X, tiled: true, label: `dit.${i}.fc2` });
+      linear(ws.t.attn, blk.attn.toOut.w, { bias: blk.attn.toOut.b, accumulate: true, out: X, tiled: true, label: `dit.${i}.out` });
+      normLinear(X, blk.ff.fc1.w, { eps: cfg.normEps, scratch: ws.t.hN, bias: blk.ff.fc1.b, act: 'gelu_tanh', out: ws.t.f, label: `dit.${i}.fc1` });
+      linear(ws.t.f, blk.ff.fc2.w, { bias: blk.ff.fc2.b, accumulate: true, out: X, tiled: true, label: `dit.${i}.fc2` });
     }
 
     this.lastEvaluation.blockDispatches = gpu.stream.stats.dispatches - b0;
     // Output norm (shift-scale modulation) folded into proj_out_2.
-    normLinear(X, this.w('dit.proj_out_2.weight'), {
-      eps: cfg.outNormEps, mod: { tensor: cond.mod(r, cfg.numLayers), order: 'shift-scale' }, scratch: ws.t.hN, bias: this.w('dit.proj_out_2.bias'), out: ws.t.o, label: 'dit.proj_out',
+    normLinear(X, this.W.projOut2.w, {
+      eps: cfg.outNormEps, mod: { tensor: cond.mod(r, cfg.numLayers), order: 'shift-scale' }, scratch: ws.t.hN, bias: this.W.projOut2.b, out: ws.t.o, label: 'dit.proj_out',
     });
     // The action MLP only on the H action rows of every block (row 0 is the state token).
-    linear(ws.t.o, this.w('action_decoder.fc1.weight'), {
-      bias: this.w('action_decoder.fc1.bias'), act: 'relu', xRows: { offset: 1, count: H }, rows: { count: B, xStride: T }, tiled: true, out: ws.t.a,
+    linear(ws.t.o, this.W.actionDecoder.fc1.w, {
+      bias: this.W.actionDecoder.fc1.b, act: 'relu', xRows: { offset: 1, count: H }, rows: { count: B, xStride: T }, tiled: true, out: ws.t.a,
     });
-    linear(ws.t.a, this.w('action_decoder.fc2.weight'), { bias: this.w('action_decoder.fc2.bias'), out, tiled: true });
+    linear(ws.t.a, this.W.actionDecoder.fc2.w, { bias: this.W.actionDecoder.fc2.b, out, tiled: true });
     this.lastEvaluation.dispatches = gpu.stream.stats.dispatches - d0;
     if (ownCond) cond.release();
     if (!opts.ws) {

@@ -367,7 +367,7 @@ export class Policy {
       const meter = new StageMeter(d.gpu, this.stageSynced);
       const t0 = nowMs();
       const rows: SampleRow[] = [{ input: obs.input, plan, ctxRow: 0 }];
-      const s = await sampleOnDevice(d, obs.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced });
+      const s = await sampleOnDevice(d, obs.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced, startMs: t0 });
       const [res] = this.results(rows, s, false, 0, t0);
       const enc = obs.timings;
       res.work = { ...meter.work, vision: { ...obs.work.vision }, prefill: { ...obs.work.prefill }, context: { ...obs.work.context } };
@@ -408,16 +408,16 @@ export class Policy {
     this.refreshTables(d, { encode: Policy.encodeShape(pass.map((r) => r.input)), sample: Policy.sampleShape(pass) });
     const meter = new StageMeter(d.gpu, this.stageSynced);
     const tPre = nowMs();
-    const enc = await encodeOnDevice(d, pass.map((r) => r.input), meter);
+    const enc = await encodeOnDevice(d, pass.map((r) => r.input), meter, tPre);
     let completed = false;
     try {
       const rows: SampleRow[] = pass.map((r, k) => ({ ...r, ctxRow: k }));
-      const s = await sampleOnDevice(d, enc.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced });
-      const results = this.results(rows, s, batch, first, tPre);
+      const s = await sampleOnDevice(d, enc.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced, startMs: enc.endMs });
+      // the stages partition [t0, end]: preprocess (every row's CPU work, and earlier passes) … postprocess
+      const results = this.results(rows, s, batch, first, t0);
       for (const r of results) {
         r.work = meter.work;
         Object.assign(r.timings, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs });
-        r.timings.totalMs = nowMs() - t0;
       }
       completed = true;
       return results;

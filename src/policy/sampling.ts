@@ -69,16 +69,18 @@ export class StageMeter {
 
 export interface EncodedContext {
   ctx: DiTContext;
+  /** when the encoding ended (the stages' times partition [startMs, endMs]) */
+  endMs: number;
   visionMs: number;
   prefillMs: number;
   contextMs: number;
 }
 
 /** Vision + prefill + decoder context of `inputs` (their prompts concatenated along the token axis). */
-export async function encodeOnDevice(d: DeviceState, inputs: EncodedInput[], meter: StageMeter): Promise<EncodedContext> {
+export async function encodeOnDevice(d: DeviceState, inputs: EncodedInput[], meter: StageMeter, startMs = nowMs()): Promise<EncodedContext> {
   const ae = d.decoder.cfg;
   d.gpu.checkHealthy();
-  const t0 = nowMs();
+  const t0 = startMs;
   let tVision = t0;
   const pre = await d.vlm.prefillRows(inputs.map((r) => r.input), ae.vlmLayer, { afterVision: async () => { tVision = await meter.end('vision'); } });
   const tPrefill = await meter.end('prefill');
@@ -87,7 +89,7 @@ export async function encodeOnDevice(d: DeviceState, inputs: EncodedInput[], met
   // One submit for the encoding: the GPU works on it while the CPU encodes the sampling.
   d.gpu.stream.flush();
   const tCtx = await meter.end('context');
-  return { ctx, visionMs: tVision - t0, prefillMs: tPrefill - tVision, contextMs: tCtx - tPrefill };
+  return { ctx, visionMs: tVision - t0, prefillMs: tPrefill - tVision, contextMs: tCtx - tPrefill, endMs: tCtx };
 }
 
 /** A row to sample: its observation (`ctxRow`: its index in the context's segments) and its sampling plan. */
@@ -118,7 +120,7 @@ export interface SampledRows {
  */
 export async function sampleOnDevice(
   d: DeviceState, ctx: DiTContext, rows: SampleRow[], masks: (r: SampleRow) => HostMasks, meter: StageMeter,
-  opts: { stepTimings: boolean },
+  opts: { stepTimings: boolean; /** where the first step's time starts (default: now) */ startMs?: number },
 ): Promise<SampledRows> {
   const gpu = d.gpu;
   gpu.checkHealthy();
@@ -173,7 +175,7 @@ export async function sampleOnDevice(
     const groups: SampledRows['groups'] = [];
     const trajectories = new Map<number, Float32Array[]>();
     const pendingReads: Promise<void>[] = [];
-    let tStep = tDenoise;
+    let tStep = opts.startMs ?? tDenoise;
     for (const [gi, g] of groupRows.entries()) {
       const h = host[gi];
       const plan = rows[g[0]].plan;
@@ -217,7 +219,8 @@ export async function sampleOnDevice(
       }
       groups.push({ rows: g, stepMs, nonFinite: 0 });
     }
-    const denoiseEndMs = await meter.end('denoise');
+    await meter.end('denoise');
+    const denoiseEndMs = tStep; // the steps' times partition [start, denoiseEndMs]
     // NaN guard: the chunks and, per group, their non-finite count (on the GPU) come back in one readback.
     const slot = new Int32Array(B);
     const groupOf = new Int32Array(B);
