@@ -23,7 +23,8 @@ import { Tensor } from '../tensor.js';
 import type { ActionExpertConfig } from './config.js';
 import type { WeightStore } from './weights.js';
 import { linear } from '../ops/linear.js';
-import { layerNorm } from '../ops/norm.js';
+import { layerNorm, modulatedLayerNorm } from '../ops/norm.js';
+import { isQuantized } from '../quant/index.js';
 import { gatherRows } from '../ops/gather.js';
 import { attention } from '../ops/attention.js';
 import { sinusoidalEmbedding } from '../ops/sinusoid.js';
@@ -154,8 +155,8 @@ export class ActionDecoder {
   private readonly ids: Tensor;
   /** Self blocks: to_q | to_k | to_v concatenated, [3D, D] (index = block). */
   private readonly selfQkv = new Map<number, Proj>();
-  /** Every block's norm1.linear then proj_out_1, concatenated: [(L+1)·2D, D]. */
-  private readonly modProj: Proj;
+  /** Every block's norm1.linear then proj_out_1, concatenated: [(L+1)·2D, D] (null: quantised weights, kept apart). */
+  private readonly modProj: Proj | null;
   /** Buffers made at load (the concatenated weights), destroyed with the decoder. */
   private readonly fusedBuffers: GPUBuffer[] = [];
   /**
@@ -179,19 +180,25 @@ export class ActionDecoder {
     for (let i = 0; i < cfg.numLayers; i++) {
       if (this.isCross(i)) continue;
       const a = this.W.blocks[i].attn;
-      this.selfQkv.set(i, this.concat([a.toQ, a.toK, a.toV], `dit.${i}.qkv`));
+      const fused = this.concat([a.toQ, a.toK, a.toV], `dit.${i}.qkv`);
+      if (fused) this.selfQkv.set(i, fused);
     }
     this.modProj = this.concat([...this.W.blocks.map((b) => b.norm1), this.W.projOut1], 'dit.mods');
   }
 
-  /** Linears ([N_k, K] weights of one dtype, f32 biases) concatenated along N into new buffers. */
-  private concat(parts: Proj[], label: string): Proj {
+  /**
+   * Linears ([N_k, K] weights of one dtype, f32 biases) concatenated along N into new buffers; null when a weight is
+   * quantised (docs/quantization.md: packed rows with separate scales are not concatenated byte-wise) or the
+   * dtypes differ — the caller then runs the parts as separate GEMMs into column blocks of one output.
+   */
+  private concat(parts: Proj[], label: string): Proj | null {
     const gpu = this.gpu;
     const ws = parts.map((p) => p.w);
     const bs = parts.map((p) => p.b);
+    if (ws.some((w) => isQuantized(w) || w.dtype !== ws[0].dtype)) return null;
     const K = ws[0].shape[1];
     for (const [k, w] of ws.entries()) {
-      if (w.shape.length !== 2 || w.shape[1] !== K || w.dtype !== ws[0].dtype) {
+      if (w.shape.length !== 2 || w.shape[1] !== K) {
         throw new Error(`action decoder: cannot fuse ${w.label} [${w.shape}] ${w.dtype} with ${ws[0].label} [${ws[0].shape}] ${ws[0].dtype}`);
       }
       if (bs[k].dtype !== 'f32' || bs[k].size !== w.shape[0]) throw new Error(`action decoder: ${bs[k].label} must be f32 with ${w.shape[0]} values`);
@@ -313,7 +320,14 @@ export class ActionDecoder {
     const te = this.W.timestepEncoder;
     const e1 = linear(tsin, te.linear1.w, { bias: te.linear1.b, act: 'silu', tiled: true });
     const se = linear(e1, te.linear2.w, { bias: te.linear2.b, act: 'silu', tiled: true });
-    const mods = linear(se, this.modProj.w, { bias: this.modProj.b, tiled: true, label: 'dit.mods' });
+    let mods: Tensor;
+    if (this.modProj) {
+      mods = linear(se, this.modProj.w, { bias: this.modProj.b, tiled: true, label: 'dit.mods' });
+    } else {
+      const parts = [...this.W.blocks.map((b) => b.norm1), this.W.projOut1];
+      mods = Tensor.empty(gpu, [E, parts.length * 2 * D], 'f32', 'dit.mods');
+      parts.forEach((p, k) => linear(se, p.w, { bias: p.b, out: mods, outCols: { offset: k * 2 * D }, tiled: true, label: 'dit.mods' }));
+    }
     // The action encoder's w2 acts on [w1·a ; τ-sinusoid]: its τ half (+ b2) is a per-τ bias of the action half.
     const tauSin = sinusoidalEmbedding(buckets, D, { flipSinToCos: false, downscaleFreqShift: 0 }, gpu);
     const w2 = this.W.actionEncoder.w2.w;
@@ -413,8 +427,15 @@ export class ActionDecoder {
           Lq: n, Lk: ctx.S, ...heads, segments, keyRanges: rows.keyRanges, keyMask: ctx.keyMask ?? undefined, out: ws.t.attn, label: `dit.${i}.cross`,
         });
       } else {
-        const qkv = this.selfQkv.get(i)!;
-        normLinear(X, qkv.w, { ...norm1, bias: qkv.b, out: ws.t.qkv, label: `dit.${i}.qkv` });
+        const qkv = this.selfQkv.get(i);
+        if (qkv) {
+          normLinear(X, qkv.w, { ...norm1, bias: qkv.b, out: ws.t.qkv, label: `dit.${i}.qkv` });
+        } else {
+          // quantised Q/K/V (not concatenated at load): the norm once, three GEMMs into the columns of qkv
+          modulatedLayerNorm(X, norm1.mod.tensor, { eps: norm1.eps, order: 'scale-shift', out: ws.t.hN });
+          [blk.attn.toQ, blk.attn.toK, blk.attn.toV].forEach((p, k) =>
+            linear(ws.t.hN, p.w, { bias: p.b, out: ws.t.qkv, outCols: { offset: k * D }, tiled: true, label: `dit.${i}.qkv` }));
+        }
         const view = (offset: number) => ({ tensor: ws.t.qkv, rowStride: 3 * D, offset });
         attention({
           q: view(0), k: view(D), v: view(2 * D),

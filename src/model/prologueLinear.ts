@@ -17,6 +17,7 @@ import { ACT, type Activation } from '../ops/activations.js';
 import { bind, bindOptional } from '../ops/views.js';
 import { linear } from '../ops/linear.js';
 import { layerNorm, modulatedLayerNorm } from '../ops/norm.js';
+import { isQuantized } from '../quant/index.js';
 
 /**
  * Whether the transform is folded into the linear: 'auto' = folded on GPUs, where these small linears are bound by
@@ -57,7 +58,8 @@ export interface NormLinearOptions {
 
 /** x: [M, K] f32 (any leading dims flattened into M); w: [N, K] f32 / f16. Returns [M, N] f32 (or `out`). */
 export function normLinear(x: Tensor, w: Tensor, opts: NormLinearOptions): Tensor {
-  if (foldPrologue(x.gpu)) return prologueLinear('normLinear', x, w, opts);
+  // quantised weights (docs/quantization.md) take the unfolded path: the quantised GEMMs dequantise in their own kernels
+  if (foldPrologue(x.gpu) && !isQuantized(w)) return prologueLinear('normLinear', x, w, opts);
   const h = opts.scratch ?? Tensor.empty(x.gpu, x.shape, 'f32', 'normLinear.x');
   if (h.size !== x.size || h.dtype !== 'f32') throw new Error(`normLinear${opts.label ? ` (${opts.label})` : ''}: scratch [${h.shape}] must be f32 with x's ${x.size} values`);
   if (opts.mod) modulatedLayerNorm(x, opts.mod.tensor, { eps: opts.eps, order: opts.mod.order, out: h });

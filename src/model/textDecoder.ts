@@ -17,6 +17,7 @@ import { linear } from '../ops/linear.js';
 import { rmsNorm, rmsNormGated } from '../ops/norm.js';
 import { swiglu, fill } from '../ops/elementwise.js';
 import { swigluLinear, foldPrologue } from './prologueLinear.js';
+import { isQuantized } from '../quant/index.js';
 import { gatherRows } from '../ops/gather.js';
 import { attention, KVCache } from '../ops/attention.js';
 import { ropeText } from '../ops/rope.js';
@@ -97,6 +98,7 @@ export class TextDecoder {
     for (const n of ['gate_proj', 'up_proj']) if (this.weights.parts(P + pre + n + '.weight').length !== 1) return null;
     const g = this.w(pre + 'gate_proj.weight');
     const u = this.w(pre + 'up_proj.weight');
+    if (isQuantized(g) || isQuantized(u)) return null; // packed rows + scales (docs/quantization.md): kept apart
     // too large for one binding, or an up half that could not be bound on its own (unfolded path): keep separate
     if (g.byteLength + u.byteLength > this.gpu.limits.maxStorageBufferBindingSize) return null;
     if (g.byteLength % this.gpu.limits.minStorageBufferOffsetAlignment !== 0) return null;
@@ -115,7 +117,7 @@ export class TextDecoder {
   private mlp(i: number, xn: Tensor, h: Tensor, gu: Tensor, tiled: boolean): void {
     const pre = `layers.${i}.mlp.`;
     const gateUp = this.gateUp[i];
-    if (gateUp && foldPrologue(this.gpu)) {
+    if (gateUp && foldPrologue(this.gpu) && !isQuantized(this.w(pre + 'down_proj.weight'))) {
       linear(xn, gateUp, { out: gu, tiled, label: `text.${i}.gate_up_proj` });
       swigluLinear(gu, this.w(pre + 'down_proj.weight'), { accumulate: true, out: h, label: `text.${i}.down_proj` });
       return;
