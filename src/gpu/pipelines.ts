@@ -11,7 +11,7 @@
 // Transitional: a spec whose `bindings` is an array (and has no `params`) keeps its hand-written declarations
 // and positional values; kernels are being moved over one by one.
 import type { Gpu } from './device.js';
-import { GpuError } from './device.js';
+import { GpuError } from './errors.js';
 import { platform } from '../platform/index.js';
 
 export type BindingAccess = 'read' | 'write';

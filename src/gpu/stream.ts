@@ -68,7 +68,7 @@ export class CommandStream {
   /**
    * Encode one dispatch. `buffers` and `params` are given by the names the kernel's spec declares (every name
    * exactly once: a missing or unknown name throws, naming it). `label` names the dispatch in profiles
-   * (defaults to the kernel key).
+   * (defaults to the kernel file name: pipeline keys are long).
    */
   dispatch(
     kernel: CompiledKernel,
@@ -95,7 +95,7 @@ export class CommandStream {
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup, [this.slots * SLOT]);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.profiler.enabled) this.profiler.record(label ?? kernel.key);
+    if (this.profiler.enabled) this.profiler.record(label ?? kernel.spec.file);
     this.slots++;
     this.stats.dispatches++;
   }
