@@ -1,9 +1,12 @@
-// The policy's request error: names the field at fault (`requests[i].state`, `images[1]`, …).
-export class PolicyError extends Error {
+// The policy's request error: names the field at fault (`requests[i].state`, `images[1]`, …). A QvlaError
+// (src/util/errors.ts) with code 'invalid_request', never retryable.
+import { QvlaError } from '../util/errors.js';
+
+export class PolicyError extends QvlaError {
   /** the message without the field prefix */
   readonly reason: string;
-  constructor(message: string, readonly field?: string) {
-    super(field ? `${field}: ${message}` : message);
+  constructor(message: string, field?: string) {
+    super(field ? `${field}: ${message}` : message, { code: 'invalid_request', field });
     this.name = 'PolicyError';
     this.reason = message;
   }
