@@ -10,6 +10,12 @@
 // buffers. Steady-state GPU memory = weight bytes + pool bytes (activations, caches, masks, staging are pool
 // buffers; pipelines and the uniform arena are not counted).
 //
+// Work per act() (one warm fast-mode call, then one profiled): dispatches, queue submits and the CPU time spent
+// encoding commands per stage, next to each stage's GPU time from timestamp queries (the profiled call's kernel
+// times split by the stages' dispatch counts; null without timestamp-query). `dispatches_per_act`,
+// `dispatches_per_layer_step` (dispatches inside the DiT blocks of one evaluation / num_layers) and friends are
+// top-level fields of each config in --json.
+//
 // Percentiles are linear-interpolated (numpy's default); with n calls p99 is close to the maximum.
 // The small checkpoint is generated once into os.tmpdir()/qvla-small, or `--gen-dir DIR` (src/bench/makeCheckpoint.ts:
 // only into a new, empty or generator-stamped directory; anything else is refused, nothing deleted). `--checkpoint
@@ -19,6 +25,8 @@ import path from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { Gpu } from '../gpu/device.js';
 import { Policy, type ActRequest, type StageTimings } from '../policy/policy.js';
+import { WORK_STAGES, type StageWork, type WorkStage } from '../policy/sampling.js';
+import { prologueConfig, foldPrologue } from '../model/prologueLinear.js';
 import { SOLVERS, evaluations, type SolverName } from '../policy/samplers.js';
 import { TINY_DIR } from '../testing/fixtures.js';
 import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
@@ -58,6 +66,8 @@ export interface E2eOptions {
   /** Which modes to measure (default both). */
   modes?: ('staged' | 'fast')[];
   json?: string;
+  /** Fold the DiT's norms and the text MLP's SwiGLU into the next linear (src/model/prologueLinear.ts): default auto. */
+  fold?: 'auto' | 'on' | 'off';
   log?: (line: string) => void;
   /** Recorded in the report (the CLI passes its command line). */
   command?: string;
@@ -127,6 +137,19 @@ export interface E2eConfigReport {
     /** GPU buffers the pool created during the measured calls (must be 0) */
     buffersCreatedAfterWarmup: number;
   };
+  /** one warm fast-mode act(): per stage dispatches, submits, CPU encoding ms, and GPU ms (profiled call) */
+  work: Record<WorkStage, StageWork & { gpuMs: number | null }>;
+  dispatches_per_act: number;
+  submits_per_act: number;
+  /** denoise-stage dispatches / steps (solver stages, the step's update and the loop's time conditioning share included) */
+  dispatches_per_step: number;
+  /** dispatches of one network evaluation */
+  dispatches_per_evaluation: number;
+  /** dispatches inside the DiT blocks (cross and self) of one evaluation / num_layers */
+  dispatches_per_layer_step: number;
+  num_layers: number;
+  /** whether norms / SwiGLU were folded into the next linear in this run (prologueConfig) */
+  folded: boolean;
   note?: string;
 }
 
@@ -246,6 +269,34 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
         fast = { calls, total: percentiles(runs.map((r) => r.totalMs)) };
       }
     }
+    const createdAfterMeasured = pool.created - createdAfterWarmup;
+    // Work per act(): one warm fast-mode call for the counts, one profiled call for the GPU time per stage.
+    policy.options.stageTimings = false;
+    const counted = await policy.act(req);
+    const evaluation = { ...policy.decoder.lastEvaluation };
+    const gpuMs: Partial<Record<WorkStage, number>> = {};
+    if (gpu.features.timestamps) {
+      const prof = gpu.stream.profiler;
+      prof.enable(true);
+      let kernels: { ns: number }[] = [];
+      let profiled: typeof counted;
+      try {
+        profiled = await policy.act(req);
+        kernels = await prof.collect();
+      } finally {
+        prof.enable(false);
+      }
+      let at = 0;
+      for (const st of WORK_STAGES) {
+        const n = profiled.work[st].dispatches;
+        gpuMs[st] = kernels.slice(at, at + n).reduce((a, k) => a + k.ns, 0) / 1e6;
+        at += n;
+      }
+    }
+    const work = {} as E2eConfigReport['work'];
+    for (const st of WORK_STAGES) work[st] = { ...counted.work[st], gpuMs: gpuMs[st] ?? null };
+    const sum = (k: 'dispatches' | 'submits') => WORK_STAGES.reduce((a, st) => a + counted.work[st][k], 0);
+    const numLayers = policy.config.actionExpert!.numLayers;
     policy.options.stageTimings = true;
     await gpu.sync();
     const weightBytes = policy.weights.bytes;
@@ -270,8 +321,16 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
         poolBytes: pool.bytesAllocated,
         totalBytes: weightBytes + pool.bytesAllocated,
         poolBuffersAfterWarmup: createdAfterWarmup,
-        buffersCreatedAfterWarmup: pool.created - createdAfterWarmup,
+        buffersCreatedAfterWarmup: createdAfterMeasured,
       },
+      work,
+      dispatches_per_act: sum('dispatches'),
+      submits_per_act: sum('submits'),
+      dispatches_per_step: counted.work.denoise.dispatches / counted.steps,
+      dispatches_per_evaluation: evaluation.dispatches,
+      dispatches_per_layer_step: evaluation.blockDispatches / numLayers,
+      num_layers: numLayers,
+      folded: foldPrologue(gpu),
       ...(note ? { note } : {}),
     };
     return report;
@@ -305,6 +364,17 @@ export function formatE2eReport(r: E2eReport): string[] {
       `warm latency (ms): staged mode ${c.staged?.calls ?? 0} calls${c.fast ? `, fast mode ${c.fast.calls} calls` : ''}, after ${c.warmupCalls} warm-up calls per mode; cold = first call (step: mean)`,
     );
     out.push(...formatTable(['stage', 'p50', 'p90', 'p99', 'mean', 'cold'], rows));
+    out.push(
+      `work per act() (fast mode): ${c.dispatches_per_act} dispatches, ${c.submits_per_act} submits; ${fmt(c.dispatches_per_step)} dispatches per ` +
+        `denoising step, ${c.dispatches_per_evaluation} per network evaluation, ${fmt(c.dispatches_per_layer_step)} per DiT layer-step (${c.num_layers} layers; ` +
+        `norms ${c.folded ? 'folded into the next linear' : 'not folded: --fold on folds them'})`,
+    );
+    out.push(
+      ...formatTable(
+        ['stage', 'dispatches', 'submits', 'CPU encode ms', 'GPU ms'],
+        WORK_STAGES.map((st) => [st, String(c.work[st].dispatches), String(c.work[st].submits), fmt(c.work[st].encodeMs), c.work[st].gpuMs === null ? '-' : fmt(c.work[st].gpuMs!)]),
+      ),
+    );
     const m = c.memory;
     out.push(
       `steady-state GPU memory: weights ${MiB(m.weightBytes)} + pool ${MiB(m.poolBytes)} = ${MiB(m.totalBytes)}; ` +
@@ -329,7 +399,13 @@ export async function runE2e(opts: E2eOptions = {}): Promise<E2eReport> {
   const header = benchHeader(headerGpu);
   headerGpu.destroy();
   const reports: E2eConfigReport[] = [];
-  for (const c of configs) reports.push(await benchConfig(c, opts, log));
+  const foldBefore = prologueConfig.fold;
+  prologueConfig.fold = opts.fold === 'on' ? true : opts.fold === 'off' ? false : 'auto';
+  try {
+    for (const c of configs) reports.push(await benchConfig(c, opts, log));
+  } finally {
+    prologueConfig.fold = foldBefore;
+  }
   const report: E2eReport = {
     header,
     weightDtype: opts.weightDtype ?? 'f32',
@@ -369,6 +445,7 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'embodiment', type: 'string', help: 'embodiment (sample images from weights/tiny/samples)', defaultText: 'widowx' },
     { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    { name: 'fold', type: 'string', choices: ['auto', 'on', 'off'], help: 'fold DiT norms / text SwiGLU into the next linear (auto: on GPUs, not on software adapters)', defaultText: 'auto' },
     HELP_OPT,
   ],
   examples: [
@@ -412,6 +489,7 @@ export async function runE2eBench(args: string[]): Promise<number> {
     embodiment: getString(p, 'embodiment'),
     modes: mode === undefined ? undefined : mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
     json: getString(p, 'json'),
+    fold: getString(p, 'fold') as E2eOptions['fold'],
     command: ['qvla bench e2e', ...args].join(' '),
   });
   process.stdout.write(`\n${formatE2eReport(report).join('\n')}\n`);

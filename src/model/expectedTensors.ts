@@ -15,6 +15,7 @@
  */
 import { CheckpointError } from '../io/errors.js';
 import type { ActionExpertConfig, QvlaConfig, TextConfig, VisionConfig } from './config.js';
+import { ditWeightDecl, flattenDecl } from './ditWeights.js';
 
 export type TensorGroup = 'text' | 'vision' | 'lm_head' | 'action_expert';
 
@@ -117,45 +118,9 @@ export function visionTensors(v: VisionConfig): ExpectedTensor[] {
   return out;
 }
 
-/** `action_expert.*` (docs/action-decoder.md §2.2). */
+/** `action_expert.*` (docs/action-decoder.md §2.2): the flattened declaration of src/model/ditWeights.ts. */
 export function actionExpertTensors(a: ActionExpertConfig): ExpectedTensor[] {
-  const out: ExpectedTensor[] = [];
-  const P = 'action_expert';
-  const D = a.hiddenSize;
-  const add = (name: string, shape: number[]): void => {
-    out.push({ name: `${P}.${name}`, shape, group: 'action_expert' });
-  };
-  const linear = (name: string, outDim: number, inDim: number): void => {
-    add(`${name}.weight`, [outDim, inDim]);
-    add(`${name}.bias`, [outDim]);
-  };
-  add('vl_norm.weight', [a.dVlm]);
-  add('vl_norm.bias', [a.dVlm]);
-  linear('state_encoder.fc1', a.stateHidden, a.sMax);
-  linear('state_encoder.fc2', D, a.stateHidden);
-  add('state_null_token', [1, 1, D]);
-  linear('action_encoder.w1', D, a.kMax);
-  linear('action_encoder.w2', D, 2 * D);
-  linear('action_encoder.w3', D, D);
-  add('position_embedding.weight', [a.maxSeqLen, D]);
-  linear('dit.timestep_encoder.linear_1', D, a.timestepChannels);
-  linear('dit.timestep_encoder.linear_2', D, D);
-  for (let i = 0; i < a.numLayers; i++) {
-    const B = `dit.blocks.${i}`;
-    const kvIn = i % a.crossEvery === 0 ? a.dVlm : D;
-    linear(`${B}.norm1.linear`, 2 * D, D);
-    linear(`${B}.attn.to_q`, D, D);
-    linear(`${B}.attn.to_k`, D, kvIn);
-    linear(`${B}.attn.to_v`, D, kvIn);
-    linear(`${B}.attn.to_out`, D, D);
-    linear(`${B}.ff.fc1`, a.ffInner, D);
-    linear(`${B}.ff.fc2`, D, a.ffInner);
-  }
-  linear('dit.proj_out_1', 2 * D, D);
-  linear('dit.proj_out_2', a.dOut, D);
-  linear('action_decoder.fc1', a.mlpHidden, a.dOut);
-  linear('action_decoder.fc2', a.kMax, a.mlpHidden);
-  return out;
+  return flattenDecl(ditWeightDecl(a)).map((d) => ({ name: d.name, shape: d.shape, group: 'action_expert' as const }));
 }
 
 export interface ExpectedTensorOptions {

@@ -16,12 +16,16 @@ import type { WeightStore } from './weights.js';
 import { linear } from '../ops/linear.js';
 import { rmsNorm, rmsNormGated } from '../ops/norm.js';
 import { swiglu, fill } from '../ops/elementwise.js';
+import { swigluLinear, foldPrologue } from './prologueLinear.js';
+import { isQuantized } from '../quant/index.js';
 import { gatherRows } from '../ops/gather.js';
 import { attention, KVCache } from '../ops/attention.js';
 import { ropeText } from '../ops/rope.js';
 import { causalConv1dSilu, gatedDeltaNetGates, gatedDeltaRule } from '../ops/gatedDeltaNet.js';
 
 const P = 'model.language_model.';
+/** prefillRows submits after every layer above this many tokens (see there). */
+const FLUSH_PER_LAYER_TOKENS = 2048;
 
 /** Per-sequence decoder state: what makes decode after prefill equal to recomputing the whole sequence. */
 export class TextCache {
@@ -70,6 +74,11 @@ export interface PrefillResult {
 export class TextDecoder {
   /** full-attention q_proj split into its q rows and its gate rows (the checkpoint interleaves them per head) */
   private readonly qWeights = new Map<number, { q: Tensor; gate: Tensor }>();
+  /**
+   * mlp.gate_proj and mlp.up_proj of every layer stacked into one [2I, D] matrix (one GEMM; SwiGLU folds into
+   * down_proj); null for a layer whose stacked matrix would exceed maxStorageBufferBindingSize (kept separate).
+   */
+  private readonly gateUp: (Tensor | null)[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -79,7 +88,49 @@ export class TextDecoder {
   ) {
     cfg.layerTypes.forEach((t, i) => {
       if (t === 'full_attention') this.qWeights.set(i, this.splitQProj(i));
+      this.gateUp.push(this.stackGateUp(i));
     });
+  }
+
+  /** [gate_proj; up_proj] of layer i as one [2I, D] matrix (the originals are dropped: nothing else reads them). */
+  private stackGateUp(layer: number): Tensor | null {
+    const pre = `layers.${layer}.mlp.`;
+    for (const n of ['gate_proj', 'up_proj']) if (this.weights.parts(P + pre + n + '.weight').length !== 1) return null;
+    const g = this.w(pre + 'gate_proj.weight');
+    const u = this.w(pre + 'up_proj.weight');
+    if (isQuantized(g) || isQuantized(u)) return null; // packed rows + scales (docs/quantization.md): kept apart
+    // too large for one binding, or an up half that could not be bound on its own (unfolded path): keep separate
+    if (g.byteLength + u.byteLength > this.gpu.limits.maxStorageBufferBindingSize) return null;
+    if (g.byteLength % this.gpu.limits.minStorageBufferOffsetAlignment !== 0) return null;
+    if (g.dtype !== u.dtype || g.shape[1] !== u.shape[1] || g.shape[0] !== u.shape[0] || g.byteLength % 4 !== 0) {
+      throw new Error(`text decoder: ${P}${pre}gate_proj.weight [${g.shape}] ${g.dtype} and up_proj.weight [${u.shape}] ${u.dtype} cannot be stacked`);
+    }
+    const t = Tensor.empty(this.gpu, [2 * g.shape[0], g.shape[1]], g.dtype, `layers.${layer}.mlp.gate_up`);
+    this.gpu.stream.copy(g.buffer, g.offset, t.buffer, 0, g.byteLength);
+    this.gpu.stream.copy(u.buffer, u.offset, t.buffer, g.byteLength, u.byteLength);
+    this.weights.drop(P + pre + 'gate_proj.weight');
+    this.weights.drop(P + pre + 'up_proj.weight');
+    return t;
+  }
+
+  /** h += down_proj(silu(gate_proj(xn))·up_proj(xn)): the stacked gate/up GEMM into `gu` [L, 2I], SwiGLU folded into down_proj. */
+  private mlp(i: number, xn: Tensor, h: Tensor, gu: Tensor, tiled: boolean): void {
+    const pre = `layers.${i}.mlp.`;
+    const gateUp = this.gateUp[i];
+    if (gateUp && foldPrologue(this.gpu) && !isQuantized(this.w(pre + 'down_proj.weight'))) {
+      linear(xn, gateUp, { out: gu, tiled, label: `text.${i}.gate_up_proj` });
+      swigluLinear(gu, this.w(pre + 'down_proj.weight'), { accumulate: true, out: h, label: `text.${i}.down_proj` });
+      return;
+    }
+    // Unfolded (software adapters, see prologueConfig; or a layer too large to stack): gate, up, SwiGLU, down.
+    const [L, I] = [xn.shape[0], this.cfg.intermediateSize];
+    const half = (k: number) => (gateUp ? gateUp.rows(k * I, I) : this.w(pre + (k ? 'up_proj.weight' : 'gate_proj.weight')));
+    const gate = linear(xn, half(0), { tiled, label: `text.${i}.gate_proj` });
+    const up = linear(xn, half(1), { tiled, label: `text.${i}.up_proj` });
+    swiglu(gate.reshape([L, I]), up.reshape([L, I]), gate);
+    linear(gate, this.w(pre + 'down_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.down_proj` });
+    gate.release();
+    up.release();
   }
 
   private w(name: string): Tensor {
@@ -136,8 +187,7 @@ export class TextDecoder {
 
     const xn = Tensor.empty(gpu, [L, D], 'f32', 'text.xn');
     const I = cfg.intermediateSize;
-    const gateBuf = Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.gate');
-    const upBuf = Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.up');
+    const gu = Tensor.empty(gpu, [L, 2 * I], 'f32', 'text.mlp.gate_up');
     for (let i = 0; i < N; i++) {
       snapshot(i);
       const pre = `layers.${i}.`;
@@ -145,13 +195,9 @@ export class TextDecoder {
       if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, cache, L);
       else this.attentionBlock(i, xn, h, positions, cache, L);
       rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
-      linear(xn, this.w(pre + 'mlp.gate_proj.weight'), { out: gateBuf, label: `text.${i}.gate_proj` });
-      linear(xn, this.w(pre + 'mlp.up_proj.weight'), { out: upBuf, label: `text.${i}.up_proj` });
-      swiglu(gateBuf, upBuf, gateBuf);
-      linear(gateBuf, this.w(pre + 'mlp.down_proj.weight'), { accumulate: true, out: h, label: `text.${i}.down_proj` });
+      this.mlp(i, xn, h, gu, false);
     }
-    gateBuf.release();
-    upBuf.release();
+    gu.release();
     const hidden = rmsNorm(h, this.w('norm.weight'), { eps, addOne: true, out: xn });
     if (collect.has(N)) {
       const c = Tensor.empty(gpu, [L, D], 'f32', `hidden_states[${N}]`);
@@ -179,8 +225,7 @@ export class TextDecoder {
     const eps = cfg.rmsNormEps;
     const xn = Tensor.empty(gpu, [L, D], 'f32', 'text.xn');
     const I = cfg.intermediateSize;
-    const gateBuf = layer > 0 ? Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.gate') : null;
-    const upBuf = layer > 0 ? Tensor.empty(gpu, [L, I], 'f32', 'text.mlp.up') : null;
+    const gu = layer > 0 ? Tensor.empty(gpu, [L, 2 * I], 'f32', 'text.mlp.gate_up') : null;
     const rows = { segments };
     for (let i = 0; i < Math.min(layer, N); i++) {
       const pre = `layers.${i}.`;
@@ -188,16 +233,13 @@ export class TextDecoder {
       if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, null, L, rows);
       else this.attentionBlock(i, xn, h, positions, null, L, rows);
       rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
-      linear(xn, this.w(pre + 'mlp.gate_proj.weight'), { out: gateBuf!, tiled: true, label: `text.${i}.gate_proj` });
-      linear(xn, this.w(pre + 'mlp.up_proj.weight'), { out: upBuf!, tiled: true, label: `text.${i}.up_proj` });
-      swiglu(gateBuf!, upBuf!, gateBuf!);
-      linear(gateBuf!, this.w(pre + 'mlp.down_proj.weight'), { accumulate: true, out: h, tiled: true, label: `text.${i}.down_proj` });
-      // Submit per layer: the pool hands out what a layer released only after a submit, so without this every
-      // layer's temporaries of a large batch would be live at once (B = 100 on tiny: ~1 GiB instead of ~0.1).
-      gpu.stream.flush();
+      this.mlp(i, xn, h, gu!, true);
+      // Submit per layer for large batches: the pool hands out what a layer released only after a submit, so
+      // without this every layer's temporaries would be live at once (B = 100 on tiny: ~1 GiB instead of ~0.1).
+      // A single observation's few hundred tokens stay in one submit for the whole prefill.
+      if (L > FLUSH_PER_LAYER_TOKENS) gpu.stream.flush();
     }
-    gateBuf?.release();
-    upBuf?.release();
+    gu?.release();
     if (layer < N) {
       xn.release();
       return h; // the residual stream after `layer` layers = hidden_states[layer]
@@ -288,5 +330,7 @@ export class TextDecoder {
       gate.release();
     }
     this.qWeights.clear();
+    for (const t of this.gateUp) t?.release();
+    this.gateUp.length = 0;
   }
 }

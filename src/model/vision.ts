@@ -57,11 +57,12 @@ export class VisionTower {
     const gpu = this.gpu;
 
     // Conv3d with kernel == stride is a matmul over the flattened patch (c, t, ky, kx) order.
+    // (the host upload first: a write submits what is encoded before it, so uploads go ahead of the dispatches)
+    const coords = Tensor.from(gpu, visionPatchCoords(grids, c.spatialMergeSize), [2, Np], 'i32', 'vision.coords');
     const patchW = this.w('patch_embed.proj.weight');
     const x = linear(pixels, patchW.reshape([D, rowLen]), { tiled: true, bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
     addInterpolatedPosEmbed(x, this.w('pos_embed.weight'), grids, c.spatialMergeSize);
 
-    const coords = Tensor.from(gpu, visionPatchCoords(grids, c.spatialMergeSize), [2, Np], 'i32', 'vision.coords');
     const segments = new Int32Array(grids.reduce((a, g) => {
       // one segment per temporal frame of each image (frames of a video do not attend to each other)
       for (let t = 0; t < g.t; t++) a.push(a[a.length - 1] + g.h * g.w);

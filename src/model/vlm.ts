@@ -192,10 +192,11 @@ export class QwenVLM {
       visT = Tensor.from(gpu, visIdx, [Ltot], 'i32', 'vlm.image_tokens');
     }
 
+    // The vision tower first: its own host upload (patch coordinates) then goes ahead of every dispatch.
+    const vision = pixels ? this.vision.forward(pixels, grids) : null;
     const h = this.text.embed(idsT);
     idsT.release();
-    if (pixels) {
-      const vision = this.vision.forward(pixels, grids);
+    if (pixels && vision) {
       pixels.release();
       if (vision.shape[0] !== padTotal) throw new Error(`vlm: the vision tower gave ${vision.shape[0]} tokens for ${padTotal} image-pad tokens`);
       gatherRows(vision.reshape([padTotal, D]), visT!, { out: h }); // image tokens over the pad embeddings, in order

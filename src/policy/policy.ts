@@ -5,13 +5,21 @@
 //                                embodiment: 'widowx', state, seed: 0 });
 //   r.actions.actions  // Float32Array [H_e, K_e], physical units, channel names in r.actions.names
 //
-// Stages: preprocess (CPU) → vision tower → prompt prefill (hybrid decoder) → decoder context (vl_norm + cross
-// K/V, once per observation) → N denoising steps (the chosen solver) → readback + unnormalisation (CPU).
-// GPU buffers come from the pool (released at the end of the call), so steady-state calls allocate no new GPU
-// buffers.
+// act() is a list of stages, each in its own module:
+//   1. observation encoding, CPU (./observation.ts): validation, frames, prompt, normalised state, noise;
+//   2. observation encoding, GPU (./sampling.ts encodeOnDevice): vision tower → prompt prefill (hybrid
+//      decoder) → decoder context (vl_norm + cross K/V, once per observation);
+//   3. sampling (./sampling.ts sampleOnDevice): τ-only time conditioning for the whole loop, N denoising steps
+//      (the chosen solver), one readback of the chunk with its NaN-guard count;
+//   4. action post-processing (./postprocess.ts): NaN guard, unnormalisation (CPU).
+// The device session (./session.ts) owns everything device-bound (load, loss, recover).
+//
+// Overlap for controllers: `encode(obs)` runs stages 1–2 and returns a handle; `sample(handle, opts)` runs 3–4.
+// A controller encodes observation t+1 while chunk t is executing and samples when it needs the next chunk
+// (docs/action-decoder.md "Controller loop", examples/controller.ts). act(r) = sample(encode(r), r), bit for bit.
 //
 // Batching: `actBatch(requests)` runs many independent observations in one pass, and `act(r)` is
-// `actBatch([r])[0]` — one code path, so a row is bit-identical alone and in any batch. Layout (actPass):
+// `actBatch([r])[0]` — one code path, so a row is bit-identical alone and in any batch. Layout:
 // - vision: every image of every row through the tower at once (one attention segment per image);
 // - prompts: concatenated along the token axis (cu_seqlens); a cache-free ragged prefill (TextDecoder.prefillRows):
 //   causal attention per prompt, Gated DeltaNet conv / chunked rule per prompt from a zero state — no KV cache,
@@ -30,120 +38,41 @@
 // Reliability (tests in test/reliability/):
 // - NaN guard: the final chunk's non-finite values are counted on the GPU (src/ops/countNonFinite) into a
 //   word read back in the same mapAsync as the chunk; any → PolicyError("… (NaN guard)"), never garbage.
-// - Device loss: every act()/chat() is raced against the device's loss (Gpu.guard), so a call in flight when
-//   the device goes away rejects with GpuError kind 'lost' (no hang, whatever Dawn does with the pending
-//   mapAsync / onSubmittedWorkDone). recover() re-creates the device and re-uploads the weights from the same,
-//   still-open checkpoint, reusing the parsed config, tokenizer and embodiments; with `autoRecover` (default)
-//   a policy that owns its device does that itself at the start of the next call. Everything device-bound
-//   (Gpu, weights, VLM, decoder) lives in one `DeviceState` that a call captures at its
-//   start, so an abandoned call that is still unwinding on the dead device never touches the new one.
+// - Device loss: see ./session.ts; every act()/encode()/sample()/chat() is raced against the device's loss.
+// GPU buffers come from the pool (released at the end of the call), so steady-state calls allocate no new GPU
+// buffers.
 import { Gpu, GpuError } from '../gpu/device.js';
-import { Tensor } from '../tensor.js';
 import { openCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { CheckpointError } from '../io/errors.js';
 import type { UploadProgress } from '../io/upload.js';
 import type { QvlaConfig, PreprocessorConfig } from '../model/config.js';
-import { loadWeights } from '../model/load.js';
 import type { WeightStore } from '../model/weights.js';
-import { QwenVLM, type VlmImage, type VlmInput, type GenerateOptions } from '../model/vlm.js';
-import { ActionDecoder, type DiTRows } from '../model/actionDecoder.js';
-import { QvlaTokenizer, SPECIAL_TOKENS } from '../text/tokenizer.js';
-import { buildActionPrompt, buildChatPrompt, type ChatMessage } from '../text/prompt.js';
-import {
-  parseEmbodiments, normalizeState, actionMask, unnormalizeActions,
-  type EmbodimentRegistry, type Embodiment, type UnnormalizedActions,
-} from './embodiments.js';
-import { integrate, SOLVERS, GRIDS, evaluations, type SolverName, type GridName } from './samplers.js';
+import type { QwenVLM, GenerateOptions } from '../model/vlm.js';
+import type { ActionDecoder, DiTContext } from '../model/actionDecoder.js';
+import { QvlaTokenizer } from '../text/tokenizer.js';
+import { buildChatPrompt, type ChatMessage } from '../text/prompt.js';
+import { parseEmbodiments, type EmbodimentRegistry, type Embodiment, type UnnormalizedActions } from './embodiments.js';
+import { evaluations, type SolverName } from './samplers.js';
 import { preprocessImage, decodeImageFile, type RawImage } from '../preprocess/image.js';
-import { Rng } from '../util/rng.js';
-import { countNonFinite } from '../ops/checkFinite.js';
+import { PolicyError, rowError } from './errors.js';
+import {
+  ObservationEncoder, type ActRequest, type EncodedInput, type ImageInput, type ObservationRequest, type SampleRequest, type SamplingPlan,
+} from './observation.js';
+import { DeviceSession, createDeviceState, type DeviceState } from './session.js';
+import { StageMeter, encodeOnDevice, sampleOnDevice, emptyWork, nowMs, type SampleRow, type StageWorkMap, type SampledRows } from './sampling.js';
+import { rowActions } from './postprocess.js';
 import { releaseSegmentTables } from '../ops/segments.js';
-import { ensureTuning } from '../tune/load.js'; // gemm hook: the kernel tuning table, read once per Gpu at start
 
-const INSTRUCTION_FORBIDDEN = [
-  SPECIAL_TOKENS.imStart, SPECIAL_TOKENS.imEnd, SPECIAL_TOKENS.endOfText, SPECIAL_TOKENS.visionStart,
-  SPECIAL_TOKENS.visionEnd, SPECIAL_TOKENS.imagePad, SPECIAL_TOKENS.videoPad,
-];
-
-export class PolicyError extends Error {
-  /** the message without the field prefix */
-  readonly reason: string;
-  constructor(message: string, readonly field?: string) {
-    super(field ? `${field}: ${message}` : message);
-    this.name = 'PolicyError';
-    this.reason = message;
-  }
-}
-
-/** An error of request i of a batch: a PolicyError whose field is prefixed with `requests[i]`. */
-function rowError(e: unknown, i: number): PolicyError {
-  if (e instanceof PolicyError) return new PolicyError(e.reason, `requests[${i}]${e.field ? `.${e.field}` : ''}`);
-  return new PolicyError(e instanceof Error ? e.message : String(e), `requests[${i}]`);
-}
-
-function rowHasNonFinite(all: Float32Array, slot: number, n: number): boolean {
-  for (let k = slot * n; k < (slot + 1) * n; k++) if (!Number.isFinite(all[k])) return true;
-  return false;
-}
-
-/** One request after validation and its CPU work (actBatch). */
-interface PreparedRow {
-  req: ActRequest;
-  emb: Embodiment;
-  steps: number;
-  solver: SolverName;
-  grid: GridName;
-  seed: number;
-  shift: number;
-  normState: Float32Array | null;
-  /** masked initial noise [h_max·k_max] */
-  noise: Float32Array;
-  input: VlmInput;
-}
-
-/** Rows of a batch sharing (solver, steps, grid, shift): integrated together. */
-interface Group {
-  /** indices into the batch */
-  rows: number[];
-  first: PreparedRow;
-  stepMs: number[];
-  trajectory: Map<number, Float32Array[]>;
-}
-
-/** A camera frame: raw pixels as a driver hands them over, or a PNG/JPEG file path. */
-export type ImageInput = (RawImage & { camera?: string }) | string;
-
-export interface ActRequest {
-  /** Camera frames in the embodiment's camera order, or keyed by camera name. Empty / absent: text-only (T2A). */
-  images?: ImageInput[] | Record<string, ImageInput>;
-  instruction: string;
-  embodiment: string;
-  /**
-   * Ablation: the embodiment whose prompt text goes into the prompt (default: `embodiment`). Action space,
-   * normalisation, state and cameras stay `embodiment`'s (qvla eval --prompt-as).
-   */
-  promptAs?: string;
-  /** Raw proprioceptive state (physical units, the embodiment's state.names order). */
-  state?: ArrayLike<number> | null;
-  /** Noise seed (portable generator, src/util/rng.ts). Default 0. Ignored when `noise` is given. */
-  seed?: number;
-  /** Caller-supplied initial noise [h_max · k_max] (masked entries are zeroed). */
-  noise?: Float32Array;
-  steps?: number;
-  solver?: SolverName;
-  grid?: GridName;
-  /** Shift parameter of the `shift` grid. */
-  shift?: number;
-  /** Return the raw chunk after every step (research). */
-  returnTrajectory?: boolean;
-}
+export { PolicyError };
+export type { ActRequest, ImageInput, ObservationRequest, SampleRequest, StageWorkMap };
+export { ObservationEncoder };
 
 export interface StageTimings {
   preprocessMs: number;
   visionMs: number;
   prefillMs: number;
   contextMs: number;
-  /** wall time of each denoising step (GPU work included) */
+  /** wall time of each denoising step (GPU work included when stage-synced; else the loop's encoding time, split evenly) */
   stepMs: number[];
   readbackMs: number;
   postprocessMs: number;
@@ -158,6 +87,8 @@ export interface ActResult {
   rawShape: [number, number];
   trajectory?: Float32Array[];
   timings: StageTimings;
+  /** GPU dispatches, queue submits and CPU encoding time per stage (a batch's totals for each of its rows) */
+  work: StageWorkMap;
   steps: number;
   solver: SolverName;
   evaluations: number;
@@ -180,26 +111,18 @@ export interface PolicyOptions {
   /** Reuse an existing device (otherwise one is created and owned by the policy). */
   gpu?: Gpu;
   onProgress?: (p: UploadProgress) => void;
-  /** Sync the GPU between stages so timings are per stage (default true; false = lowest latency, total only). */
+  /**
+   * Sync the GPU between stages and denoising steps so timings are per stage and per step (default true);
+   * false = lowest latency: no CPU wait before the readback, stage times are CPU encoding times.
+   */
   stageTimings?: boolean;
   /**
-   * After a device loss, let the next act()/chat() call recover() by itself (re-create the device, re-upload
-   * the weights) before running. Default true. Only for a policy that owns its device: with a caller-supplied
-   * `gpu`, calls keep failing with GpuError('lost') until `recover(newGpu)`. With false, calls fail with
-   * GpuError('lost') until `recover()` is called.
+   * After a device loss, let the next call recover() by itself (re-create the device, re-upload the weights)
+   * before running. Default true. Only for a policy that owns its device: with a caller-supplied `gpu`, calls keep
+   * failing with GpuError('lost') until `recover(newGpu)`. With false, calls fail with GpuError('lost') until
+   * `recover()` is called.
    */
   autoRecover?: boolean;
-}
-
-/** Everything bound to one GPU device; replaced whole by recover(). */
-interface DeviceState {
-  gpu: Gpu;
-  weights: WeightStore;
-  vlm: QwenVLM;
-  decoder: ActionDecoder;
-  /** longest prompt (tokens) a request may have */
-  maxContext: number;
-  disposed: boolean;
 }
 
 export interface PolicyStats {
@@ -213,21 +136,54 @@ export interface PolicyStats {
 
 const DEFAULT_MAX_BATCH_TOKENS = 16384;
 
-function nowMs(): number {
-  return performance.now();
+/**
+ * An observation encoded on the device (`Policy.encode`): the decoder context of its VLM tokens, ready for any
+ * number of `Policy.sample` calls. Holds GPU buffers until `release()`; bound to the device state it was made
+ * on (after a device loss / recover() it must be encoded again).
+ */
+export class EncodedObservation {
+  private released = false;
+
+  /** @internal */
+  constructor(
+    /** @internal */ readonly dev: DeviceState,
+    /** @internal */ readonly input: EncodedInput,
+    /** @internal */ readonly ctx: DiTContext,
+    /** CPU + GPU encoding times and work of this observation (stages preprocess … context) */
+    readonly timings: Pick<StageTimings, 'preprocessMs' | 'visionMs' | 'prefillMs' | 'contextMs'>,
+    /** @internal */ readonly work: StageWorkMap,
+  ) {}
+
+  get embodiment(): string {
+    return this.input.emb.key;
+  }
+
+  get promptTokens(): number {
+    return this.input.input.ids.length;
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  /** Frees the observation's GPU buffers (idempotent). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (!this.dev.disposed) this.ctx.release();
+  }
 }
 
 export class Policy {
-  private dev: DeviceState;
+  private readonly session: DeviceSession;
   private busy = false;
-  private readonly maskCache = new Map<string, { action: Float32Array; rows: Float32Array }>();
   private destroyed = false;
-  private lossCounted: Gpu | null = null;
+  private readonly observations: ObservationEncoder;
   readonly stats: PolicyStats = { deviceLosses: 0, recoveries: 0, nanGuardTrips: 0 };
 
   private constructor(
     dev: DeviceState,
-    private ownsGpu: boolean,
+    ownsGpu: boolean,
     readonly ckpt: Checkpoint,
     readonly config: QvlaConfig,
     readonly preprocessor: PreprocessorConfig,
@@ -235,40 +191,32 @@ export class Policy {
     readonly embodiments: EmbodimentRegistry,
     readonly options: PolicyOptions,
   ) {
-    this.dev = dev;
+    this.session = new DeviceSession(dev, ownsGpu, ckpt, options, this.stats);
+    this.observations = new ObservationEncoder({
+      config, preprocessor, tokenizer, embodiments, maxContext: options.maxContext ?? 4096,
+    });
   }
 
   /** The current device (a new one after recover()). */
   get gpu(): Gpu {
-    return this.dev.gpu;
+    return this.session.dev.gpu;
   }
 
   get weights(): WeightStore {
-    return this.dev.weights;
+    return this.session.dev.weights;
   }
 
   get vlm(): QwenVLM {
-    return this.dev.vlm;
+    return this.session.dev.vlm;
   }
 
   get decoder(): ActionDecoder {
-    return this.dev.decoder;
+    return this.session.dev.decoder;
   }
 
-  /** Uploads the weights to `gpu` and builds the device-bound state (on failure, frees what it made). */
-  private static async deviceState(gpu: Gpu, ckpt: Checkpoint, opts: PolicyOptions): Promise<DeviceState> {
-    const cfg = ckpt.config;
-    await ensureTuning(gpu); // gemm hook (src/tune/load.ts)
-    const weights = await loadWeights(gpu, ckpt, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
-    try {
-      const vlm = new QwenVLM(gpu, cfg, weights);
-      const decoder = new ActionDecoder(gpu, cfg.actionExpert!, weights);
-      await gpu.sync();
-      return { gpu, weights, vlm, decoder, maxContext: opts.maxContext ?? 4096, disposed: false };
-    } catch (e) {
-      weights.destroy();
-      throw e;
-    }
+  /** The CPU observation stage (validation without a GPU, e.g. for a server's request checks). */
+  get observationEncoder(): ObservationEncoder {
+    return this.observations;
   }
 
   static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
@@ -287,7 +235,7 @@ export class Policy {
         pre.maxPixels = opts.maxPixels;
       }
       gpu = opts.gpu ?? (await Gpu.create());
-      const dev = await Policy.deviceState(gpu, ckpt, opts);
+      const dev = await createDeviceState(gpu, ckpt, opts);
       return new Policy(dev, !opts.gpu, ckpt, cfg, pre, tokenizer, embodiments, opts);
     } catch (e) {
       if (gpu && !opts.gpu) gpu.destroy();
@@ -298,7 +246,7 @@ export class Policy {
 
   /** True when the device is lost (the next call recovers first, with autoRecover, or fails). */
   get deviceLost(): boolean {
-    return this.dev.gpu.isLost;
+    return this.session.dev.gpu.isLost;
   }
 
   /**
@@ -313,90 +261,9 @@ export class Policy {
     if (this.busy) throw new PolicyError('recover() cannot run while act()/chat() is running on this policy; await it first');
     this.busy = true;
     try {
-      await this.recoverInner(gpu);
+      await this.session.recover(gpu);
     } finally {
       this.busy = false;
-    }
-  }
-
-  private async recoverInner(gpu?: Gpu): Promise<void> {
-    if (!gpu && !this.ownsGpu) {
-      throw new PolicyError(
-        'this policy runs on a caller-supplied Gpu (PolicyOptions.gpu), which it cannot re-create: create a new Gpu and call policy.recover(gpu)',
-      );
-    }
-    this.noteLoss();
-    this.disposeDevice(this.dev, this.ownsGpu);
-    const next = gpu ?? (await Gpu.create());
-    try {
-      this.dev = await Policy.deviceState(next, this.ckpt, this.options);
-    } catch (e) {
-      if (!gpu) next.destroy();
-      throw e;
-    }
-    this.ownsGpu = !gpu;
-    this.stats.recoveries++;
-  }
-
-  /** Frees one device state (idempotent; fine on a lost device, where it only drops the handles). */
-  private disposeDevice(d: DeviceState, ownsGpu: boolean): void {
-    if (d.disposed) return;
-    d.disposed = true;
-    d.decoder.destroy();
-    d.vlm.text.destroy();
-    d.weights.destroy();
-    if (ownsGpu) d.gpu.destroy();
-  }
-
-  private noteLoss(): void {
-    const g = this.dev.gpu;
-    if (g.isLost && this.lossCounted !== g) {
-      this.lossCounted = g;
-      this.stats.deviceLosses++;
-    }
-  }
-
-  private lostMessage(what: string, during: boolean, cause: unknown): GpuError {
-    const why = cause instanceof GpuError ? cause.message.replace(/\.?\s*Re-create the Gpu \/ Policy to recover\.$/, '') : 'GPU device lost';
-    const how = !this.ownsGpu
-      ? 'This policy runs on a caller-supplied Gpu: create a new Gpu and call policy.recover(gpu) (or load a new Policy).'
-      : (this.options.autoRecover ?? true)
-        ? 'The next call re-creates the device and re-uploads the weights by itself (autoRecover), or call policy.recover() now.'
-        : 'Call policy.recover() to re-create the device and re-upload the weights (autoRecover is off).';
-    const err = new GpuError(
-      `${what} ${during ? 'failed: the GPU device was lost during the call' : 'cannot run: the GPU device was lost'} (${why}); no actions were produced. ${how}`,
-      'lost',
-    );
-    (err as Error & { cause?: unknown }).cause = cause;
-    return err;
-  }
-
-  /** Start of a call: a lost device is recovered (autoRecover, owned device) or reported. */
-  private async ensureDevice(what: string): Promise<DeviceState> {
-    if (this.destroyed) throw new PolicyError(`${what}: this policy was destroyed; load a new one`);
-    const g = this.dev.gpu;
-    if (g.isLost || this.dev.disposed) {
-      this.noteLoss();
-      if (this.ownsGpu && (this.options.autoRecover ?? true)) await this.recoverInner();
-      else if (g.isLost) throw this.lostMessage(what, false, g.lostError());
-      else throw new PolicyError(`${what}: the last recover() failed, so this policy has no device state; call recover() again`);
-    }
-    return this.dev;
-  }
-
-  /**
-   * Runs one call's body on `d`, raced against the loss of d's device: if the device goes away mid-call the
-   * call rejects at once with GpuError('lost') (the abandoned body unwinds on the dead device, harmlessly).
-   */
-  private async guarded<T>(what: string, d: DeviceState, body: () => Promise<T>): Promise<T> {
-    try {
-      return await d.gpu.guard(body());
-    } catch (e) {
-      if (d.gpu.isLost) {
-        this.noteLoss();
-        throw this.lostMessage(what, true, e instanceof GpuError && e.kind === 'lost' ? e : d.gpu.lostError());
-      }
-      throw e;
     }
   }
 
@@ -404,65 +271,42 @@ export class Policy {
     return this.embodiments.get(key);
   }
 
-  private async loadImages(req: ActRequest, emb: Embodiment): Promise<{ image: RawImage; camera: string }[]> {
-    const imgs = req.images;
-    if (imgs === undefined || imgs === null) return [];
-    const list: { input: ImageInput; camera: string }[] = [];
-    if (Array.isArray(imgs)) {
-      imgs.forEach((im, k) => {
-        const cam = im !== null && typeof im === 'object' ? im.camera : undefined; // null etc.: rejected below, naming the field
-        list.push({ input: im, camera: cam ?? emb.cameras[k] ?? `view${k}` });
-      });
-    } else if (typeof imgs === 'object') {
-      const known = new Set(emb.cameras);
-      for (const key of Object.keys(imgs)) {
-        if (!known.has(key)) throw new PolicyError(`unknown camera ${JSON.stringify(key)} for embodiment ${emb.key} (cameras: ${emb.cameras.join(', ')})`, 'images');
-      }
-      for (const cam of emb.cameras) if (cam in imgs) list.push({ input: imgs[cam], camera: cam });
-    } else {
-      throw new PolicyError('must be an array of images or an object keyed by camera name', 'images');
+  /** One call at a time per policy, on a healthy device, raced against the device's loss. */
+  private async call<T>(what: string, body: (d: DeviceState) => Promise<T>): Promise<T> {
+    if (this.busy) throw new PolicyError(`${what} cannot start: act() / actBatch() / encode() / sample() is already running on this policy (or chat() / recover()); await the previous call (or use one Policy per caller)`);
+    if (this.destroyed) throw new PolicyError(`${what}: this policy was destroyed; load a new one`);
+    this.busy = true;
+    try {
+      const d = await this.session.ensure(what);
+      return await this.session.guarded(what, d, () => body(d));
+    } finally {
+      this.busy = false;
     }
-    const out: { image: RawImage; camera: string }[] = [];
-    for (const [k, { input, camera }] of list.entries()) {
-      const field = `images[${Array.isArray(imgs) ? k : JSON.stringify(camera)}]`;
-      try {
-        out.push({ image: typeof input === 'string' ? await decodeImageFile(input) : input, camera });
-      } catch (e) {
-        throw new PolicyError(e instanceof Error ? e.message : String(e), field);
-      }
-    }
-    return out;
   }
 
-  private validate(req: ActRequest): { steps: number; solver: SolverName; grid: GridName; seed: number } {
-    if (req === null || typeof req !== 'object') throw new PolicyError('act() needs a request object');
-    if (typeof req.instruction !== 'string') throw new PolicyError('must be a string', 'instruction');
-    // Chat-template and vision tokens written into the instruction would be read as structure (a stray
-    // <|video_pad|> reaches the rope index as a video; <|image_pad|> miscounts the images): refuse them here.
-    for (const t of INSTRUCTION_FORBIDDEN) {
-      if (req.instruction.includes(t)) throw new PolicyError(`must not contain the special token ${t} (chat-template and vision tokens are structure, not text)`, 'instruction');
-    }
-    if (typeof req.embodiment !== 'string') throw new PolicyError('must be a string naming an embodiment', 'embodiment');
-    if (req.promptAs !== undefined && (typeof req.promptAs !== 'string' || !this.embodiments.has(req.promptAs))) {
-      throw new PolicyError(`must name an embodiment of this checkpoint (${this.embodiments.keys().join(', ')}), got ${JSON.stringify(req.promptAs)}`, 'promptAs');
-    }
-    const ae = this.config.actionExpert!;
-    const steps = req.steps ?? ae.defaultSteps;
-    if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new PolicyError(`must be an integer in [1, 1000], got ${steps}`, 'steps');
-    const solver = req.solver ?? (ae.defaultSolver as SolverName);
-    if (!SOLVERS.includes(solver)) throw new PolicyError(`must be one of ${SOLVERS.join(', ')}, got ${String(solver)}`, 'solver');
-    const grid = req.grid ?? 'uniform';
-    if (!GRIDS.includes(grid)) throw new PolicyError(`must be one of ${GRIDS.join(', ')}, got ${String(grid)}`, 'grid');
-    const seed = req.seed ?? 0;
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new PolicyError(`must be an integer in [0, 2^32), got ${seed}`, 'seed');
-    if (req.noise !== undefined) {
-      if (!(req.noise instanceof Float32Array) || req.noise.length !== ae.hMax * ae.kMax) {
-        throw new PolicyError(`must be a Float32Array of h_max·k_max = ${ae.hMax * ae.kMax} values`, 'noise');
-      }
-      for (const v of req.noise) if (!Number.isFinite(v)) throw new PolicyError('contains NaN or Inf', 'noise');
-    }
-    if (req.shift !== undefined && !(req.shift > 0 && Number.isFinite(req.shift))) throw new PolicyError(`must be a positive number, got ${req.shift}`, 'shift');
-    return { steps, solver, grid, seed };
+  /**
+   * The segment tables of the ragged kernels (attention / Gated DeltaNet cu_seqlens, src/ops/segments.ts) are
+   * cached per shape; uploading one submits mid-stage. A call whose shapes equal the previous call's reuses them
+   * (a controller's steady loop uploads nothing); a call with new shapes first gives the old ones back to the
+   * pool, so changing prompts recycle the same buffers instead of growing the cache.
+   */
+  private tableShapes = { encode: '', sample: '' };
+  private refreshTables(d: DeviceState, shapes: { encode?: string; sample?: string }): void {
+    const next = { ...this.tableShapes, ...shapes };
+    if (next.encode !== this.tableShapes.encode || next.sample !== this.tableShapes.sample) releaseSegmentTables(d.gpu);
+    this.tableShapes = next;
+  }
+
+  private static encodeShape(inputs: EncodedInput[]): string {
+    return inputs.map((r) => `${r.input.ids.length}:${r.input.images.map((im) => `${im.grid.t}x${im.grid.h}x${im.grid.w}`).join(',')}`).join(';');
+  }
+
+  private static sampleShape(rows: { input: EncodedInput; plan: SamplingPlan }[]): string {
+    return rows.map((r) => `${r.input.input.ids.length}:${r.plan.solver}|${r.plan.steps}|${r.plan.grid}|${r.plan.shift}`).join(';');
+  }
+
+  private get stageSynced(): boolean {
+    return this.options.stageTimings ?? true;
   }
 
   /**
@@ -471,7 +315,7 @@ export class Policy {
    * `act(r)` is `actBatch([r])[0]` (one code path), with error fields named without the `requests[i].` prefix.
    */
   async act(req: ActRequest): Promise<ActResult> {
-    return (await this.runCall('act()', [req], false))[0];
+    return (await this.call('act()', (d) => this.actRows([req], d, false)))[0];
   }
 
   /**
@@ -485,93 +329,63 @@ export class Policy {
    */
   async actBatch(requests: ActRequest[]): Promise<ActResult[]> {
     if (!Array.isArray(requests)) throw new PolicyError('actBatch() needs an array of requests');
-    return this.runCall('actBatch()', requests, true);
-  }
-
-  private async runCall(what: string, reqs: ActRequest[], batch: boolean): Promise<ActResult[]> {
-    if (this.busy) throw new PolicyError(`${what} cannot start: act() / actBatch() is already running on this policy (or chat() / recover()); await the previous call (or use one Policy per caller)`);
-    if (reqs.length === 0) return [];
-    this.busy = true;
-    try {
-      const d = await this.ensureDevice(what);
-      return await this.guarded(what, d, () => this.actRows(reqs, d, batch));
-    } finally {
-      this.busy = false;
+    if (requests.length === 0) {
+      if (this.busy) throw new PolicyError('actBatch() cannot start: another call is running on this policy; await it first');
+      return [];
     }
-  }
-
-  /** Host arrays of an embodiment: action mask [h_max·k_max] and self-attention key mask [1 + h_max]. */
-  private hostMasks(emb: Embodiment): { action: Float32Array; rows: Float32Array } {
-    let m = this.maskCache.get(emb.key);
-    if (!m) {
-      const ae = this.config.actionExpert!;
-      const rows = new Float32Array(1 + ae.hMax);
-      rows.fill(1, 0, 1 + emb.control.chunk);
-      m = { action: actionMask(emb, ae.hMax, ae.kMax), rows };
-      this.maskCache.set(emb.key, m);
-    }
-    return m;
-  }
-
-  /** Validation and the CPU side of one request: state, images, prompt, masked initial noise. */
-  private async prepareRow(req: ActRequest, d: DeviceState): Promise<PreparedRow> {
-    const { steps, solver, grid, seed } = this.validate(req);
-    const emb = this.embodiments.get(req.embodiment);
-    const ae = this.config.actionExpert!;
-    let normState: Float32Array | null = null;
-    if (req.state !== undefined && req.state !== null) {
-      if (!emb.state) throw new PolicyError(`embodiment ${emb.key} takes no state`, 'state');
-      try {
-        normState = normalizeState(emb, req.state, ae.sMax);
-      } catch (e) {
-        throw new PolicyError(e instanceof Error ? e.message : String(e), 'state');
-      }
-    } else if (emb.action.relative.some((r) => r)) {
-      // checked up front: unnormalising relative actions needs it, and failing after the GPU work wastes a call
-      throw new PolicyError(`is required: embodiment ${emb.key} has relative actions and needs the current state (${emb.state?.names.join(', ')})`, 'state');
-    }
-    const frames = await this.loadImages(req, emb);
-    const images: VlmImage[] = [];
-    for (const [k, f] of frames.entries()) {
-      try {
-        const p = preprocessImage(f.image, this.preprocessor);
-        images.push({ pixels: p.pixelValues, grid: p.grid });
-      } catch (e) {
-        throw new PolicyError(e instanceof Error ? e.message : String(e), `images[${k}]`);
-      }
-    }
-    let prompt;
-    try {
-      prompt = buildActionPrompt(
-        this.tokenizer, req.promptAs === undefined ? emb : this.embodiments.get(req.promptAs), req.instruction,
-        images.map((im, k) => ({ camera: frames[k].camera, gridH: im.grid.h, gridW: im.grid.w })),
-        { maxTokens: d.maxContext, mergeSize: this.config.vision.spatialMergeSize },
-      );
-    } catch (e) {
-      throw new PolicyError(e instanceof Error ? e.message : String(e), 'instruction');
-    }
-    const noise = req.noise ? Float32Array.from(req.noise) : new Rng(seed).normals(ae.hMax * ae.kMax);
-    const m = this.hostMasks(emb).action;
-    for (let k = 0; k < noise.length; k++) noise[k] *= m[k];
-    return {
-      req, emb, steps, solver, grid, seed, shift: req.shift ?? ae.timeShift, normState, noise,
-      input: { ids: prompt.ids, mmTokenTypeIds: prompt.mmTokenTypeIds, images },
-    };
+    return this.call('actBatch()', (d) => this.actRows(requests, d, true));
   }
 
   /**
-   * The batched act. Row layout: prompts concatenated along the token axis (cu_seqlens `pre.segments`) through
-   * the vision tower, the ragged prefill and the decoder context; rows grouped by (solver, steps, grid, shift),
-   * each group one [B_g·h_max, k_max] chunk integrated with one network evaluation per solver stage for all its
-   * rows. Every kernel keeps a row's arithmetic independent of the other rows (see src/model/*: tiled linears,
-   * per-segment attention / conv / delta rule), which is what makes a row bit-identical alone and batched.
+   * Stages 1–2 of act() for one observation: CPU encoding, then vision, prefill and the decoder context on the
+   * GPU (submitted, not awaited). The handle serves any number of `sample()` calls until `release()`.
    */
+  async encode(obs: ObservationRequest): Promise<EncodedObservation> {
+    return this.call('encode()', async (d) => {
+      const t0 = nowMs();
+      const input = await this.observations.encode(obs);
+      this.refreshTables(d, { encode: Policy.encodeShape([input]) });
+      const meter = new StageMeter(d.gpu, this.stageSynced);
+      const tPre = nowMs();
+      const enc = await encodeOnDevice(d, [input], meter);
+      return new EncodedObservation(d, input, enc.ctx, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs }, meter.work);
+    });
+  }
+
+  /**
+   * Stages 3–4 of act(): a chunk sampled from an encoded observation (`opts`: seed / noise, steps, solver, grid,
+   * shift, returnTrajectory, as in ActRequest). `sample(encode(r), r)` is bit-identical to `act(r)`. The handle
+   * stays valid (release it when done). Timings: the encoding's stages plus this sampling.
+   */
+  async sample(obs: EncodedObservation, opts: SampleRequest = {}): Promise<ActResult> {
+    if (!(obs instanceof EncodedObservation)) throw new PolicyError('sample() needs the handle returned by encode()');
+    return this.call('sample()', async (d) => {
+      if (obs.isReleased) throw new PolicyError('sample(): this encoded observation was released; encode it again');
+      if (obs.dev !== d) throw new PolicyError('sample(): this observation was encoded on a device state that is gone (device loss / recover()); encode it again');
+      const plan = this.observations.samplingPlan(opts, obs.input.emb);
+      this.refreshTables(d, { sample: Policy.sampleShape([{ input: obs.input, plan }]) });
+      const meter = new StageMeter(d.gpu, this.stageSynced);
+      const t0 = nowMs();
+      const rows: SampleRow[] = [{ input: obs.input, plan, ctxRow: 0 }];
+      const s = await sampleOnDevice(d, obs.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced, startMs: t0 });
+      const [res] = this.results(rows, s, false, 0, t0);
+      const enc = obs.timings;
+      res.work = { ...meter.work, vision: { ...obs.work.vision }, prefill: { ...obs.work.prefill }, context: { ...obs.work.context } };
+      Object.assign(res.timings, enc);
+      res.timings.totalMs += enc.preprocessMs + enc.visionMs + enc.prefillMs + enc.contextMs;
+      this.settle(d);
+      return res;
+    });
+  }
+
+  /** Stage 1 for every request, then passes of at most maxBatchTokens prompt tokens through stages 2–4. */
   private async actRows(reqs: ActRequest[], d: DeviceState, batch: boolean): Promise<ActResult[]> {
     const t0 = nowMs();
-    const rows: PreparedRow[] = [];
+    const rows: { input: EncodedInput; plan: SamplingPlan }[] = [];
     for (const [i, req] of reqs.entries()) {
       try {
-        rows.push(await this.prepareRow(req, d));
+        const { emb, normState, plan } = this.observations.validate(req);
+        rows.push({ input: await this.observations.encode(req, { emb, normState }), plan });
       } catch (e) {
         throw batch ? rowError(e, i) : e;
       }
@@ -581,225 +395,88 @@ export class Policy {
     const out: ActResult[] = [];
     for (let start = 0; start < rows.length; ) {
       let end = start + 1;
-      let tokens = rows[start].input.ids.length;
-      while (end < rows.length && tokens + rows[end].input.ids.length <= budget) tokens += rows[end++].input.ids.length;
+      let tokens = rows[start].input.input.ids.length;
+      while (end < rows.length && tokens + rows[end].input.input.ids.length <= budget) tokens += rows[end++].input.input.ids.length;
       out.push(...(await this.actPass(rows.slice(start, end), start, d, batch, t0)));
       start = end;
     }
     return out;
   }
 
-  /** One GPU pass over `rows` (requests first … first + rows.length − 1 of the call). */
-  private async actPass(rows: PreparedRow[], first: number, d: DeviceState, batch: boolean, t0: number): Promise<ActResult[]> {
-    const gpu = d.gpu;
-    gpu.checkHealthy();
-    const ae = this.config.actionExpert!;
-    const H = ae.hMax, K = ae.kMax, T = 1 + H, n = H * K;
-    const sync = this.options.stageTimings ?? true;
-    const stage = async () => {
-      if (sync) await gpu.sync();
-      return nowMs();
-    };
+  /** Stages 2–4 for one pass over `rows` (requests first … first + rows.length − 1 of the call). */
+  private async actPass(pass: { input: EncodedInput; plan: SamplingPlan }[], first: number, d: DeviceState, batch: boolean, t0: number): Promise<ActResult[]> {
+    this.refreshTables(d, { encode: Policy.encodeShape(pass.map((r) => r.input)), sample: Policy.sampleShape(pass) });
+    const meter = new StageMeter(d.gpu, this.stageSynced);
     const tPre = nowMs();
-
-    // ---- VLM: every image, every prompt, one pass
-    let tVision = tPre;
-    const pre = await d.vlm.prefillRows(rows.map((r) => r.input), ae.vlmLayer, { afterVision: async () => { tVision = await stage(); } });
-    const tPrefill = await stage();
-
-    // ---- decoder context (once per observation, all rows at once)
-    const ctx = d.decoder.prepareContext(pre.hidden, undefined, pre.segments);
-    pre.hidden.release();
-    const byKey = new Map<string, Group>();
-    const groups: Group[] = [];
-    rows.forEach((r, i) => {
-      const key = `${r.solver}|${r.steps}|${r.grid}|${r.shift}`;
-      let g = byKey.get(key);
-      if (!g) {
-        g = { rows: [], first: r, stepMs: [], trajectory: new Map() };
-        byKey.set(key, g);
-        groups.push(g);
-      }
-      g.rows.push(i);
-    });
-    const owned: Tensor[] = [];
-    const groupGpu = groups.map((g) => {
-      const Bg = g.rows.length;
-      const withState = g.rows.filter((i) => rows[i].normState);
-      const stateRow = g.rows.map((i) => (rows[i].normState ? withState.indexOf(i) : -1));
-      let states: Tensor | null = null;
-      if (withState.length) {
-        const s = new Float32Array(withState.length * ae.sMax);
-        withState.forEach((i, k) => s.set(rows[i].normState!, k * ae.sMax));
-        states = Tensor.from(gpu, s, [withState.length, ae.sMax], 'f32', 'states');
-      }
-      const base = d.decoder.tokenBase(states, stateRow);
-      states?.release();
-      const rowMask = new Float32Array(Bg * T);
-      const actMask = new Float32Array(Bg * n);
-      const noise = new Float32Array(Bg * n);
-      g.rows.forEach((i, k) => {
-        const hm = this.hostMasks(rows[i].emb);
-        rowMask.set(hm.rows, k * T);
-        actMask.set(hm.action, k * n);
-        noise.set(rows[i].noise, k * n);
-      });
-      const t = {
-        base,
-        rowMask: Tensor.from(gpu, rowMask, [Bg * T], 'f32', 'rowmask'),
-        mask: Tensor.from(gpu, actMask, [Bg * H, K], 'f32', 'mask'),
-        Y: Tensor.from(gpu, noise, [Bg * H, K], 'f32', 'chunk'),
-      };
-      owned.push(t.base, t.rowMask, t.mask, t.Y);
-      return { ...t, dit: { B: Bg, base, rowMask: t.rowMask, keyRanges: ctx.keyRanges(g.rows) } as DiTRows };
-    });
-    const tCtx = await stage();
-
-    // ---- denoising: one network evaluation per solver stage for all rows of a group
-    const pendingReads: Promise<void>[] = [];
-    let tStep = tCtx;
-    let readback: Tensor | null = null;
+    const enc = await encodeOnDevice(d, pass.map((r) => r.input), meter, tPre);
     let completed = false;
     try {
-      for (const [gi, g] of groups.entries()) {
-        const G = groupGpu[gi];
-        const traj = g.rows.filter((i) => rows[i].req.returnTrajectory);
-        for (const i of traj) g.trajectory.set(i, []);
-        const f = g.first;
-        await integrate(
-          (y, tau, out) => d.decoder.velocityRows(y, tau, ctx, G.dit, out),
-          G.Y, G.mask,
-          {
-            steps: f.steps, solver: f.solver, grid: f.grid, shift: f.shift,
-            onStep: async (step) => {
-              if (traj.length) {
-                const copy = Tensor.empty(gpu, G.Y.shape, 'f32');
-                gpu.stream.copy(G.Y.buffer, G.Y.offset, copy.buffer, 0, G.Y.byteLength);
-                pendingReads.push(copy.readF32().then((v) => {
-                  for (const i of traj) {
-                    const k = g.rows.indexOf(i);
-                    g.trajectory.get(i)![step] = v.slice(k * n, (k + 1) * n);
-                  }
-                  copy.release();
-                }));
-              }
-              const t = await stage();
-              g.stepMs[step] = t - tStep;
-              tStep = t;
-            },
-          },
-        );
-      }
-      // NaN guard: the chunks and, per group, their non-finite count (on the GPU) come back in one readback.
-      const B = rows.length;
-      readback = Tensor.empty(gpu, [B * n + groups.length], 'u32', 'chunk+flag');
-      const slot = new Int32Array(B); // row → chunk slot in the readback (groups in order)
-      let o = 0;
-      for (const [gi, g] of groups.entries()) {
-        const Y = groupGpu[gi].Y;
-        gpu.stream.copy(Y.buffer, Y.offset, readback.buffer, readback.offset + o * n * 4, Y.byteLength);
-        countNonFinite(Y, { out: readback, outOffset: B * n + gi });
-        g.rows.forEach((i, k) => { slot[i] = o + k; });
-        o += g.rows.length;
-      }
-      const bytes = await gpu.stream.read(readback.buffer, readback.offset, (B * n + groups.length) * 4);
-      const all = new Float32Array(bytes, 0, B * n);
-      const flags = new Uint32Array(bytes, B * n * 4, groups.length);
-      await Promise.all(pendingReads);
-      const tRead = nowMs();
-
-      const results: ActResult[] = [];
-      for (const [i, r] of rows.entries()) {
-        const g = groups.find((x) => x.rows.includes(i))!;
-        const raw = all.slice(slot[i] * n, (slot[i] + 1) * n);
-        // Locating the first bad value (and the CPU's own count, a free cross-check of the GPU's).
-        let first = -1;
-        let bad = 0;
-        for (let k = 0; k < n; k++) {
-          if (!Number.isFinite(raw[k])) {
-            if (first < 0) first = k;
-            bad++;
-          }
-        }
-        // The GPU counts per group; should it see what the CPU does not (it never has), the group's first row fails.
-        const gpuBad = flags[groups.indexOf(g)];
-        if (bad === 0 && gpuBad > 0 && i === g.rows[0] && !g.rows.some((j) => rowHasNonFinite(all, slot[j], n))) bad = gpuBad;
-        if (bad > 0) {
-          this.stats.nanGuardTrips++;
-          const where = first >= 0 ? `, first at chunk[${Math.floor(first / K)}][${first % K}]` : '';
-          throw new PolicyError(
-            `${batch ? `requests[${first + i}]: ` : ''}the action decoder produced ${bad} non-finite value${bad === 1 ? '' : 's'} (NaN/Inf) in the ${H}×${K} chunk${where} (NaN guard); ` +
-              'no actions were returned. The checkpoint weights (or the inputs) produce NaN/Inf: check the weights, the state values and the image data.',
-          );
-        }
-        const actions = unnormalizeActions(r.emb, raw, K, r.req.state ?? null);
-        // The same guard after unnormalisation (CPU, a few hundred values): statistics inside float32 range (all
-        // embodiments.json accepts) can still overflow to ±Inf here, e.g. mean = FLT_MAX or a huge std.
-        for (let k = 0; k < actions.actions.length; k++) {
-          if (!Number.isFinite(actions.actions[k])) {
-            this.stats.nanGuardTrips++;
-            const ch = actions.names[k % actions.dims] ?? String(k % actions.dims);
-            throw new PolicyError(
-              `${batch ? `requests[${first + i}]: ` : ''}the unnormalised action ${ch} of row ${Math.floor(k / actions.dims)} is ${actions.actions[k]} (NaN guard): the normalization ` +
-                `statistics of embodiment ${r.emb.key} in embodiments.json (or the state added to relative channels) overflow float32; no actions were returned`,
-            );
-          }
-        }
-        results.push({
-          embodiment: r.emb.key,
-          actions,
-          raw,
-          rawShape: [H, K],
-          trajectory: r.req.returnTrajectory ? g.trajectory.get(i) : undefined,
-          timings: {
-            preprocessMs: tPre - t0, // the CPU work of every row (and earlier passes of the call, if any)
-            visionMs: tVision - tPre,
-            prefillMs: tPrefill - tVision,
-            contextMs: tCtx - tPrefill,
-            stepMs: g.stepMs.slice(),
-            readbackMs: tRead - tStep,
-            postprocessMs: 0,
-            totalMs: 0,
-          },
-          steps: r.steps,
-          solver: r.solver,
-          evaluations: evaluations(r.solver, r.steps),
-          seed: r.seed,
-          promptTokens: r.input.ids.length,
-        });
-      }
-      const tEnd = nowMs();
-      for (const res of results) {
-        res.timings.postprocessMs = tEnd - tRead;
-        res.timings.totalMs = tEnd - t0;
+      const rows: SampleRow[] = pass.map((r, k) => ({ ...r, ctxRow: k }));
+      const s = await sampleOnDevice(d, enc.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced, startMs: enc.endMs });
+      // the stages partition [t0, end]: preprocess (every row's CPU work, and earlier passes) … postprocess
+      const results = this.results(rows, s, batch, first, t0);
+      for (const r of results) {
+        r.work = meter.work;
+        Object.assign(r.timings, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs });
       }
       completed = true;
       return results;
     } finally {
-      for (const t of owned) t.release();
-      ctx.release();
-      readback?.release();
-      if (completed && !gpu.isLost) {
-        // Everything this call encoded was submitted and has completed (the readback waited for it), so what it
-        // released can be reused right away: the next call then starts from the same free pool whatever it
-        // follows, which keeps steady state at zero new GPU buffers independently of the call order.
-        releaseSegmentTables(gpu);
-        gpu.stream.flush();
-        gpu.buffers.afterSubmit();
-      }
+      enc.ctx.release();
+      if (completed) this.settle(d);
     }
+  }
+
+  /** Stage 4 for every row, and the rows' results (timings of the sampling; the caller adds the encoding's). */
+  private results(rows: SampleRow[], s: SampledRows, batch: boolean, first: number, tStart: number): ActResult[] {
+    const ae = this.config.actionExpert!;
+    const out: ActResult[] = [];
+    for (const [i, r] of rows.entries()) {
+      const { raw, actions } = rowActions(rows, s, i, { H: ae.hMax, K: ae.kMax }, batch ? `requests[${first + i}]: ` : '', () => { this.stats.nanGuardTrips++; });
+      out.push({
+        embodiment: r.input.emb.key,
+        actions,
+        raw,
+        rawShape: [ae.hMax, ae.kMax],
+        trajectory: r.plan.returnTrajectory ? s.trajectories.get(i) : undefined,
+        timings: {
+          preprocessMs: 0, visionMs: 0, prefillMs: 0, contextMs: 0,
+          stepMs: s.groups[s.groupOf[i]].stepMs.slice(),
+          readbackMs: s.readbackEndMs - s.denoiseEndMs,
+          postprocessMs: 0,
+          totalMs: 0,
+        },
+        work: emptyWork(),
+        steps: r.plan.steps,
+        solver: r.plan.solver,
+        evaluations: evaluations(r.plan.solver, r.plan.steps),
+        seed: r.plan.seed,
+        promptTokens: r.input.input.ids.length,
+      });
+    }
+    const tEnd = nowMs();
+    for (const res of out) {
+      res.timings.postprocessMs = tEnd - s.readbackEndMs;
+      res.timings.totalMs = tEnd - tStart;
+    }
+    return out;
+  }
+
+  /**
+   * After a completed call: everything it encoded was submitted and has completed (the readback waited for it), so
+   * what it released can be reused right away — the next call then starts from the same free pool whatever it
+   * follows, which keeps steady state at zero new GPU buffers independently of the call order.
+   */
+  private settle(d: DeviceState): void {
+    if (d.gpu.isLost) return;
+    d.gpu.stream.flush();
+    d.gpu.buffers.afterSubmit();
   }
 
   /** VLM text answer about images (the model's language head). */
   async chat(messages: ChatMessage[], images: ImageInput[] = [], opts: GenerateOptions & { thinking?: boolean } = {}): Promise<{ text: string; tokens: number[] }> {
     if (this.busy) throw new PolicyError('chat() cannot run while another call is running on this policy; await it first');
-    this.busy = true;
-    try {
-      const d = await this.ensureDevice('chat()');
-      return await this.guarded('chat()', d, () => this.chatInner(d, messages, images, opts));
-    } finally {
-      this.busy = false;
-    }
+    return this.call('chat()', (d) => this.chatInner(d, messages, images, opts));
   }
 
   private async chatInner(d: DeviceState, messages: ChatMessage[], images: ImageInput[], opts: GenerateOptions & { thinking?: boolean }): Promise<{ text: string; tokens: number[] }> {
@@ -807,7 +484,7 @@ export class Policy {
     for (const im of images) frames.push(typeof im === 'string' ? await decodeImageFile(im) : im);
     const pre = frames.map((f) => preprocessImage(f, this.preprocessor));
     const prompt = buildChatPrompt(this.tokenizer, messages, pre.map((p) => ({ gridH: p.grid.h, gridW: p.grid.w })), {
-      thinking: opts.thinking ?? false, maxTokens: d.maxContext, mergeSize: this.config.vision.spatialMergeSize,
+      thinking: opts.thinking ?? false, maxTokens: this.options.maxContext ?? 4096, mergeSize: this.config.vision.spatialMergeSize,
     });
     const sp = this.tokenizer.specialIds;
     // The config's vocab_size may be padded beyond the tokenizer's ids: never pick a row that has no text, and
@@ -822,7 +499,7 @@ export class Policy {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.disposeDevice(this.dev, this.ownsGpu);
+    this.session.dispose();
     void this.ckpt.close().catch(() => undefined);
   }
 }

@@ -38,6 +38,28 @@ export function timeGrid(steps: number, grid: GridName = 'uniform', shift = 3): 
   return out;
 }
 
+/**
+ * The τ of every network evaluation `integrate` makes, in order (same arithmetic as the solver loop), so the
+ * τ-only parts of the network can be computed for the whole loop before it starts.
+ */
+export function evaluationTimes(opts: Pick<SampleOptions, 'steps' | 'solver' | 'grid' | 'shift'>): number[] {
+  const taus = timeGrid(opts.steps, opts.grid ?? 'uniform', opts.shift ?? 3);
+  const out: number[] = [];
+  for (let n = 0; n < opts.steps; n++) {
+    const t = taus[n];
+    const dt = taus[n + 1] - t;
+    const last = n === opts.steps - 1;
+    out.push(t);
+    switch (opts.solver) {
+      case 'euler': break;
+      case 'heun': if (!last) out.push(t + dt); break;
+      case 'midpoint': out.push(t + dt / 2); break;
+      case 'rk4': out.push(t + dt / 2, t + dt / 2, t + dt); break;
+    }
+  }
+  return out;
+}
+
 /** One network evaluation: write v(Y, τ) into `out`. */
 export type VelocityFn = (Y: Tensor, tau: number, out: Tensor) => void;
 
