@@ -1,15 +1,17 @@
 // Gated DeltaNet prefill kernels, batched vs unbatched, at the shapes `Policy.actBatch` gives them on weights/tiny
 // (convDim 256, Hk 2, Hv 4, dk = dv = 32; one GDN layer): B rows as one ragged call (cu_seqlens segments, one
-// dispatch per kernel) against B calls of one segment each, in alternating order, GPU time per kernel family from
-// timestamp queries, medians over rounds. Prints ms per row for each family and the ratio unbatched / batched
-// (> 1: a batched row is cheaper). `cpu` is the process's CPU time (host encoding + lavapipe's threads, which run
-// in-process) per row: on a CPU shared with other work it is steadier than the timestamps, which count wall time.
-//
+// dispatch per kernel) against B calls of one segment each, per kernel family (conv, gates, delta rule = chunk
+// prep + chunked, the gated RMSNorm after it), in alternating order; medians over rounds, ms per row.
+// Two clocks: the process's CPU time (host encoding + lavapipe's worker threads, which run in-process) and the
+// GPU timestamps. On a CPU shared with other work the timestamps count wall time, including the time lavapipe's
+// threads wait for a core, and that wait is not the same for one long dispatch as for B short ones; the CPU time
+// is the work itself, which is what limits a server's throughput on this device.
 //   npx tsc -p tsconfig.json && node dist/bench/gdn-batch.js [--rows 145,139,152,...] [--reps 9] [--b 1,4,8]
 import { pinLpNumThreads } from '../src/bench/env.js';
 import { Gpu } from '../src/gpu/device.js';
 import { Tensor } from '../src/tensor.js';
-import { causalConv1dSilu, gatedDeltaNetConfig, gatedDeltaNetGates, gatedDeltaRule } from '../src/ops/gatedDeltaNet.js';
+import { causalConv1dSilu, gatedDeltaNetGates, gatedDeltaRule } from '../src/ops/gatedDeltaNet.js';
+import { rmsNormGated } from '../src/ops/norm.js';
 import { Rng } from '../src/util/rng.js';
 
 pinLpNumThreads();
@@ -31,20 +33,34 @@ const rand = (n: number, s = 1) => Float32Array.from(rng.normals(n), (x) => x * 
 const convW = Tensor.from(gpu, rand(C * K, 0.5), [C, 1, K]);
 const aLog = Tensor.from(gpu, rand(Hv, 0.3), [Hv]);
 const dtBias = Tensor.from(gpu, rand(Hv, 0.3), [Hv]);
+const normW = Tensor.from(gpu, rand(dv, 0.3), [dv]);
 
-/** One GDN layer's prefill kernels over `segs` (cu_seqlens) of the given tensors. */
-function layer(mixed: Tensor, ab: Tensor, segs: Int32Array): void {
-  const L = segs[segs.length - 1];
-  gpu.scope(() => {
-    const conv = causalConv1dSilu({ tensor: mixed, rowStride: C }, convW, null, { L, channels: C, kernel: K, segments: segs });
-    const { g, beta } = gatedDeltaNetGates({ tensor: ab, rowStride: 2 * Hv }, { tensor: ab, rowStride: 2 * Hv, offset: Hv }, aLog, dtBias, { L, numValueHeads: Hv });
-    gatedDeltaRule({
-      q: { tensor: conv, rowStride: C, headStride: dk },
-      k: { tensor: conv, rowStride: C, offset: Hk * dk, headStride: dk },
-      v: { tensor: conv, rowStride: C, offset: 2 * Hk * dk, headStride: dv },
-      g, beta, state: null, segments: segs, L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
-    });
+interface Inputs { mixed: Tensor; ab: Tensor; z: Tensor; segs: Int32Array; conv?: Tensor; g?: Tensor; beta?: Tensor; o?: Tensor }
+/** The kernel families of one GDN layer's prefill, each run on its own (inputs made once by `prepare`). */
+const families: Record<string, (x: Inputs) => void> = {
+  conv: (x) => causalConv1dSilu({ tensor: x.mixed, rowStride: C }, convW, null, { L: len(x), channels: C, kernel: K, segments: x.segs }).release(),
+  gates: (x) => {
+    const r = gatedDeltaNetGates({ tensor: x.ab, rowStride: 2 * Hv }, { tensor: x.ab, rowStride: 2 * Hv, offset: Hv }, aLog, dtBias, { L: len(x), numValueHeads: Hv });
+    r.g.release(); r.beta.release();
+  },
+  rule: (x) => rule(x).release(),
+  rmsNormGated: (x) => rmsNormGated(x.o!.reshape([len(x) * Hv, dv]), x.z.reshape([len(x) * Hv, dv]), normW, { eps: 1e-6 }).release(),
+};
+const len = (x: Inputs) => x.segs[x.segs.length - 1];
+function rule(x: Inputs): Tensor {
+  return gatedDeltaRule({
+    q: { tensor: x.conv!, rowStride: C, headStride: dk },
+    k: { tensor: x.conv!, rowStride: C, offset: Hk * dk, headStride: dk },
+    v: { tensor: x.conv!, rowStride: C, offset: 2 * Hk * dk, headStride: dv },
+    g: x.g!, beta: x.beta!, state: null, segments: x.segs, L: len(x), numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
   });
+}
+function prepare(x: Inputs): Inputs {
+  const L = len(x);
+  x.conv = causalConv1dSilu({ tensor: x.mixed, rowStride: C }, convW, null, { L, channels: C, kernel: K, segments: x.segs });
+  Object.assign(x, gatedDeltaNetGates({ tensor: x.ab, rowStride: 2 * Hv }, { tensor: x.ab, rowStride: 2 * Hv, offset: Hv }, aLog, dtBias, { L, numValueHeads: Hv }));
+  x.o = rule(x);
+  return x;
 }
 
 const family = (label: string) => label.replace(/^gatedDeltaNet\./, '');
@@ -75,37 +91,35 @@ for (const B of Bs) {
   const L = rows.reduce((s, x) => s + x, 0);
   const cu = new Int32Array(B + 1);
   rows.forEach((n, i) => { cu[i + 1] = cu[i] + n; });
-  const mixedAll = rand(L * C), abAll = rand(L * 2 * Hv);
-  const bat = { mixed: Tensor.from(gpu, mixedAll, [L, C]), ab: Tensor.from(gpu, abAll, [L, 2 * Hv]) };
-  const one = rows.map((n, i) => ({
+  const mixedAll = rand(L * C), abAll = rand(L * 2 * Hv), zAll = rand(L * Hv * dv);
+  const bat = prepare({ mixed: Tensor.from(gpu, mixedAll, [L, C]), ab: Tensor.from(gpu, abAll, [L, 2 * Hv]), z: Tensor.from(gpu, zAll, [L, Hv * dv]), segs: cu });
+  const one = rows.map((n, i) => prepare({
     mixed: Tensor.from(gpu, mixedAll.slice(cu[i] * C, cu[i + 1] * C), [n, C]),
     ab: Tensor.from(gpu, abAll.slice(cu[i] * 2 * Hv, cu[i + 1] * 2 * Hv), [n, 2 * Hv]),
+    z: Tensor.from(gpu, zAll.slice(cu[i] * Hv * dv, cu[i + 1] * Hv * dv), [n, Hv * dv]),
     segs: Int32Array.of(0, n),
   }));
-  const runBatch = () => layer(bat.mixed, bat.ab, cu);
-  let runRows = () => { for (const o of one) layer(o.mixed, o.ab, o.segs); };
-  if (process.env.GDN_AB === 'rolled') {
-    // A/B experiment: 'unbatched' column = batched with the unrolled (GPU) variant.
-    runRows = () => { gatedDeltaNetConfig.rolled = false; try { runBatch(); } finally { gatedDeltaNetConfig.rolled = 'auto'; } };
-  }
-  await timed(runBatch);
-  await timed(runRows); // warm-up
-  const sb = new Map<string, number[]>(), sr = new Map<string, number[]>();
-  const push = (s: Map<string, number[]>, m: Map<string, number>) => {
-    let tot = 0;
-    for (const [k, v] of m) { (s.get(k) ?? s.set(k, []).get(k)!).push(v); if (k !== 'cpu') tot += v; }
-    (s.get('total') ?? s.set('total', []).get('total')!).push(tot);
+  // family → per-round [cpu ms, gpu ms] for the batch and for the B single-row calls
+  const sb = new Map<string, number[][]>(), sr = new Map<string, number[][]>();
+  const push = (s: Map<string, number[][]>, k: string, m: Map<string, number>) => {
+    let gpuMs = 0;
+    for (const [f, v] of m) if (f !== 'cpu') gpuMs += v;
+    (s.get(k) ?? s.set(k, []).get(k)!).push([m.get('cpu')!, gpuMs]);
   };
-  for (let r = 0; r < reps; r++) {
-    if (r % 2) { push(sb, await timed(runBatch)); push(sr, await timed(runRows)); }
-    else { push(sr, await timed(runRows)); push(sb, await timed(runBatch)); }
+  for (let r = -1; r < reps; r++) { // r = -1: warm-up
+    for (const [k, f] of Object.entries(families)) {
+      const runBatch = () => f(bat);
+      const runRows = () => { for (const o of one) f(o); };
+      if (r % 2) { const a = await timed(runBatch), b = await timed(runRows); if (r >= 0) { push(sb, k, a); push(sr, k, b); } }
+      else { const b = await timed(runRows), a = await timed(runBatch); if (r >= 0) { push(sb, k, a); push(sr, k, b); } }
+    }
   }
-  console.log(`B=${B} rows ${rows.join(',')} (L=${L})`);
+  console.log(`B=${B} rows ${rows.join(',')} (L=${L}); ms per row, medians of ${reps} interleaved rounds; ratio = unbatched / batched`);
   for (const k of sb.keys()) {
-    const b = median(sb.get(k)!) / B, u = median(sr.get(k)!) / B;
-    console.log(`  ${k.padEnd(12)} unbatched ${u.toFixed(3).padStart(8)} ms/row  batched ${b.toFixed(3).padStart(8)} ms/row  ratio ${(u / b).toFixed(2)}`);
+    const cell = (s: Map<string, number[][]>, w: number) => median(s.get(k)!.map((x) => x[w])) / B;
+    const [ub, bb, ug, bg] = [cell(sr, 0), cell(sb, 0), cell(sr, 1), cell(sb, 1)];
+    console.log(`  ${k.padEnd(13)} CPU unbatched ${ub.toFixed(2).padStart(7)} batched ${bb.toFixed(2).padStart(7)} ratio ${(ub / bb).toFixed(2)}   GPU(ts) unbatched ${ug.toFixed(2).padStart(7)} batched ${bg.toFixed(2).padStart(7)} ratio ${(ug / bg).toFixed(2)}`);
   }
-  bat.mixed.release(); bat.ab.release();
-  for (const o of one) { o.mixed.release(); o.ab.release(); }
+  for (const x of [bat, ...one]) for (const t of [x.mixed, x.ab, x.z, x.conv, x.g, x.beta, x.o]) t?.release();
 }
 gpu.destroy();
