@@ -7,6 +7,9 @@ import { expectedTensors, isIgnoredTensor, numel, type TensorGroup } from '../mo
 import { getFlag, DEVICE_INFO_OPT, HELP_OPT, type CommandSpec, type Parsed } from './args.js';
 import { CHECKPOINT_OPT, checkpointDir, isTinyCheckpoint } from './common.js';
 import { fmtBytes, fmtCount, fmtParams, oneLine, prettyJson, table } from './format.js';
+import { bindQuantized, isQuantizedCheckpoint, type QuantizedCheckpointView } from '../quant/load.js';
+import { quantizedBytes } from '../quant/format.js';
+import { keepsF32 } from '../io/upload.js';
 
 export const INSPECT_SPEC: CommandSpec = {
   name: 'inspect',
@@ -20,7 +23,7 @@ export const INSPECT_SPEC: CommandSpec = {
     '',
     'exit status: 0 when the checkpoint is usable; 1 when a required file is missing (a missing config.json or',
     'weights fail outright; a missing tokenizer.json is named after the summary: no command can run the model',
-    'without it), when an expected tensor is missing or mis-shaped, or when embodiments.json is invalid.',
+    'without it), when an expected tensor is missing or mis-shaped, when embodiments.json is invalid, or when a quantised checkpoint is malformed (docs/quantization.md).',
     'A missing embodiments.json is a warning with exit 0: the checkpoint is complete as a VLM, but the commands',
     'listed above need it. A missing preprocessor_config.json is a note (defaults apply).',
   ].join('\n'),
@@ -60,6 +63,27 @@ export async function cmdInspect(p: Parsed): Promise<number> {
     // tensors by module
     const groupOf = new Map<string, TensorGroup>();
     for (const x of expectedTensors(cfg)) groupOf.set(x.name, x.group);
+    // A quantised checkpoint (docs/quantization.md) is checked through its logical tensors; its packed tensors
+    // count in the module of the weight they replace.
+    const quantized = isQuantizedCheckpoint(ckpt);
+    let qview: QuantizedCheckpointView | null = null;
+    let qError: string | null = null;
+    const logicalParams = new Map<string, number>();
+    if (quantized) {
+      try {
+        qview = bindQuantized(ckpt);
+      } catch (e) {
+        qError = oneLine(e instanceof Error ? e.message : String(e));
+      }
+      for (const q of qview?.quantized.values() ?? []) {
+        // parameters: the weight's N·K on its packed tensor, none on its scales and zeros
+        logicalParams.set(q.qweight.name, q.shape[0] * q.shape[1]);
+        logicalParams.set(q.scales.name, 0);
+        if (q.qzeros) logicalParams.set(q.qzeros.name, 0);
+        const g = groupOf.get(q.name);
+        if (g) for (const t of [q.qweight, q.scales, q.qzeros]) if (t) groupOf.set(t.name, g);
+      }
+    }
     const modules: Record<Module, { tensors: number; params: number; bytes: number }> = {
       vision: { tensors: 0, params: 0, bytes: 0 },
       text: { tensors: 0, params: 0, bytes: 0 },
@@ -71,7 +95,7 @@ export async function cmdInspect(p: Parsed): Promise<number> {
     const dtypes = new Map<string, { tensors: number; bytes: number; params: number }>();
     for (const [name, info] of ckpt.tensorInfos) {
       const m: Module = groupOf.get(name) ?? (isIgnoredTensor(name) ? 'ignored' : 'unexpected');
-      const n = numel(info.shape);
+      const n = logicalParams.get(name) ?? numel(info.shape);
       modules[m].tensors++;
       modules[m].params += n;
       modules[m].bytes += info.byteLength;
@@ -85,11 +109,40 @@ export async function cmdInspect(p: Parsed): Promise<number> {
     let check = 'ok: every expected tensor is present with the right shape and dtype';
     let checkOk = true;
     try {
-      ckpt.bind();
+      if (qError !== null) throw new Error(qError);
+      if (!quantized) ckpt.bind();
     } catch (e) {
       checkOk = false;
       check = oneLine(e instanceof Error ? e.message : String(e));
     }
+    // Weight memory on the GPU: as loaded with f32 / f16 matrices (quantised weights as stored, padded to 4 bytes).
+    const gpuBytes = { f32: 0, f16: 0 };
+    const quantizedParams = { tensors: 0, params: 0, bytes: 0 };
+    const packedNames = new Set<string>();
+    for (const q of qview?.quantized.values() ?? []) {
+      const b = [q.qweight, q.scales, q.qzeros].reduce((n, t) => n + (t ? Math.ceil(t.byteLength / 4) * 4 : 0), 0);
+      gpuBytes.f32 += b;
+      gpuBytes.f16 += b;
+      quantizedParams.tensors++;
+      quantizedParams.params += q.shape[0] * q.shape[1];
+      quantizedParams.bytes += quantizedBytes(q);
+      for (const t of [q.qweight, q.scales, q.qzeros]) if (t) packedNames.add(t.name);
+    }
+    for (const [name, info] of ckpt.tensorInfos) {
+      if (packedNames.has(name) || !groupOf.has(name)) continue;
+      const n = numel(info.shape);
+      const float = info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16';
+      gpuBytes.f32 += float ? n * 4 : info.byteLength;
+      gpuBytes.f16 += float ? n * (keepsF32(name, info.shape) ? 4 : 2) : info.byteLength;
+    }
+    const qc = qview?.config;
+    const quantSummary = qc
+      ? {
+        method: qc.method, bits: qc.bits, group_size: qc.groupSize, zero_point: qc.zeroPoint,
+        tensors: quantizedParams.tensors, parameters: quantizedParams.params, stored_bytes: quantizedParams.bytes,
+        bits_per_weight: quantizedParams.params > 0 ? (8 * quantizedParams.bytes) / quantizedParams.params : 0,
+      }
+      : null;
 
     // embodiments
     let registry: EmbodimentRegistry | null = null;
@@ -150,6 +203,8 @@ export async function cmdInspect(p: Parsed): Promise<number> {
         },
         tensors: ckpt.tensorInfos.size,
         tensor_check: { ok: checkOk, message: check },
+        quantization: quantSummary,
+        gpu_weight_bytes: { f32: gpuBytes.f32, f16: gpuBytes.f16 },
         parameters: { ...Object.fromEntries(Object.entries(modules).map(([k, m]) => [k, m.params])), total: used },
         modules,
         dtypes: Object.fromEntries(dtypes),
@@ -181,6 +236,16 @@ export async function cmdInspect(p: Parsed): Promise<number> {
     L.push(`  preprocessor    min_pixels ${fmtCount(ckpt.preprocessor.minPixels)}, max_pixels ${fmtCount(ckpt.preprocessor.maxPixels)}`);
     L.push('');
     L.push(`tensors     ${fmtCount(ckpt.tensorInfos.size)} in ${ckpt.files.length} file(s); check: ${check}`);
+    if (quantSummary) {
+      L.push('');
+      L.push(`quantised   ${quantSummary.method} int${quantSummary.bits}${quantSummary.bits === 4 ? `, groups of ${quantSummary.group_size} along K${quantSummary.zero_point ? ', zero points' : ', symmetric'}` : ', one scale per output channel'}: ` +
+        `${fmtCount(quantSummary.tensors)} Linear weights, ${fmtParams(quantSummary.parameters)} parameters in ${fmtBytes(quantSummary.stored_bytes)} ` +
+        `(${quantSummary.bits_per_weight.toFixed(2)} bits/weight with scales${quantSummary.zero_point ? ' and zeros' : ''}); docs/quantization.md`);
+    } else if (quantized) {
+      L.push('');
+      L.push(`quantised   INVALID: ${qError ?? check}`);
+    }
+    L.push(`GPU memory  weights ${fmtBytes(gpuBytes.f32)} as loaded (other matrices f32), ${fmtBytes(gpuBytes.f16)} with --f16`);
     L.push('');
     L.push('parameters');
     const mrows: string[][] = [];

@@ -12,6 +12,7 @@ import { BENCH_SPEC, cmdBench } from './cmdBench.js';
 import { WORLDS_SPEC, cmdWorlds } from './cmdWorlds.js';
 import { EVAL_SPEC, cmdEval } from './cmdEval.js';
 import { WEB_SPEC, cmdWeb } from './cmdWeb.js';
+import { QUANTIZE_SPEC, cmdQuantize } from './cmdQuantize.js';
 
 interface Command {
   spec: CommandSpec;
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { spec: SERVE_SPEC, run: cmdServe },
   eval: { spec: EVAL_SPEC, run: cmdEval },
   web: { spec: WEB_SPEC, run: cmdWeb },
+  quantize: { spec: QUANTIZE_SPEC, run: cmdQuantize },
 };
 
 const ONE_LINERS: [string, string][] = [
@@ -37,6 +39,7 @@ const ONE_LINERS: [string, string][] = [
   ['bench', 'benchmarks: kernels | e2e | steps'],
   ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
   ['eval', 'closed-loop evaluation on the toy worlds: success rate [95 % CI], SR/OSR/SPL, ADE/FDE; --json, --plot, --rollouts'],
+  ['quantize', 'weight-only int8 / int4 copy of a checkpoint (docs/quantization.md)'],
   ['web', 'the browser playground: serve web/ + a checkpoint on localhost (episodes, chunk explorer, chat in a tab)'],
 ];
 

@@ -5,6 +5,7 @@ import type { Checkpoint } from '../io/checkpoint.js';
 import { uploadTensors, type UploadProgress } from '../io/upload.js';
 import { expectedTensors } from './expectedTensors.js';
 import { WeightStore } from './weights.js';
+import { isQuantizedCheckpoint, loadQuantizedWeights } from '../quant/load.js'; // int8/int4 checkpoints: docs/quantization.md
 
 export interface LoadWeightsOptions {
   /** GPU storage type of matrices; norms, biases and the GDN f32 tensors stay f32. Default 'f32'. */
@@ -17,6 +18,7 @@ export interface LoadWeightsOptions {
 }
 
 export async function loadWeights(gpu: Gpu, ckpt: Checkpoint, opts: LoadWeightsOptions = {}): Promise<WeightStore> {
+  if (isQuantizedCheckpoint(ckpt)) return loadQuantizedWeights(gpu, ckpt, opts);
   // Bind against everything the config implies (so a wrong checkpoint is rejected whole), upload what is asked.
   const expected = expectedTensors(ckpt.config);
   const skip = new Set<string>();

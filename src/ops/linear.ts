@@ -17,6 +17,7 @@
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { ACT, type Activation } from './activations.js';
+import { isQuantized, linearQuantized } from '../quant/index.js'; // int8/int4 weights: docs/quantization.md
 
 export const GEMV_MAX_ROWS = 4;
 
@@ -101,6 +102,7 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     M, N, K, x_batch: xBatch, w_batch: batched ? N * ldw : 0, y_batch: yBatch,
     x_off: xOff * K, w_off: wOff, y_off: yOff, b_off: 0, ldx: K, ldw, ldy,
   };
+  if (isQuantized(w)) return linearQuantized(x, w, out, opts, { params, gemv, flags, B }); // same checks and geometry, quantised kernels
   const buffers = { X: x.binding(), W: w.binding(), Bias: opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, Y: out.binding() };
   const base = {
     ...LINEAR_IO,

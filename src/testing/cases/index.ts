@@ -10,6 +10,7 @@ import { elementwiseCases, elementwisePerfCases } from './elementwise.js';
 import { normCases, normPerfCases } from './norm.js';
 import { gatherCases, gatherPerfCases } from './gather.js';
 import { checkFiniteCases, checkFinitePerfCases } from './checkFinite.js';
+import { linearQCases, linearQPerfCases } from '../../quant/cases.js';
 
-export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...gatherCases, ...checkFiniteCases];
-export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...gatherPerfCases, ...checkFinitePerfCases];
+export const allCases: OpCase[] = [...linearCases, ...ropeCases, ...posEmbedCases, ...sinusoidCases, ...attentionCases, ...gatedDeltaNetCases, ...elementwiseCases, ...normCases, ...gatherCases, ...checkFiniteCases, ...linearQCases];
+export const perfCases: OpCase[] = [...linearPerfCases, ...ropePerfCases, ...posEmbedPerfCases, ...sinusoidPerfCases, ...attentionPerfCases, ...gatedDeltaNetPerfCases, ...elementwisePerfCases, ...normPerfCases, ...gatherPerfCases, ...checkFinitePerfCases, ...linearQPerfCases];
