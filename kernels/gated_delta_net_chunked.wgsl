@@ -25,6 +25,23 @@ const NSR: u32 = (DKB + RG - 1u) / RG;
 fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 const_assert NRM <= 8u;   // X, Y hold 8 rows per thread (CH ≤ 64, RG ≥ 8)
 fn pick(a: vec4f, b: vec4f, m: u32) -> f32 { return select(b[m & 3u], a[m & 3u], m < 4u); }
+const_assert NSR <= 16u;  // the state update holds 16 rows per thread (DKB / RG)
+// Four state rows of column tv (rows ≥ dk read as whatever the block holds and are never stored).
+fn ss4(i: vec4u, tv: u32) -> vec4f {
+  let c = min(i, vec4u(DKB - 1u)) * BV + tv;
+  return vec4f(Ss[c.x], Ss[c.y], Ss[c.z], Ss[c.w]);
+}
+fn put_ss(i: vec4u, tv: u32, v: vec4f) {
+  if (i.x < P.dk) { Ss[i.x * BV + tv] = v.x; }
+  if (i.y < P.dk) { Ss[i.y * BV + tv] = v.y; }
+  if (i.z < P.dk) { Ss[i.z * BV + tv] = v.z; }
+  if (i.w < P.dk) { Ss[i.w * BV + tv] = v.w; }
+}
+// k[i] of the key row at kr for four i (clamped into the row: rows ≥ dk are computed and never stored).
+fn k4(kr: u32, i: vec4u) -> vec4f {
+  let c = kr + min(i, vec4u(P.dk - 1u));
+  return vec4f(K[c.x], K[c.y], K[c.z], K[c.w]);
+}
 
 var<workgroup> Ss: array<f32, DKB * BV>;   // S block, [i][v]
 var<workgroup> RV: array<f32, CH * BV>;   // R, then V'
@@ -131,18 +148,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
 
-    // S ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'  (this thread's own elements of Ss).
+    // S ← e^{γ_C} S + (e^{γ_C−γ} ⊙ K̂)ᵀ V'  (this thread's own elements of Ss): rows i = tr + RG·m, m = 0..15, in
+    // four vec4 registers (a block whose rows are all ≥ dk is skipped), tokens outermost so each V'[r] is read once.
     let eC = ax[CH].x;
-    for (var m = 0u; m < trip(NSR, P.nsr); m++) {
-      let i = tr + RG * m;
-      if (i < P.dk) {
-        var acc = eC * Ss[i * BV + tv];
-        for (var r = 0u; r < n; r++) {
-          acc += ax[r].w * K[kh + (t0 + r) * P.k_row + i] * RV[r * BV + tv];
-        }
-        Ss[i * BV + tv] = acc;
-      }
+    let i0 = vec4u(0u, 1u, 2u, 3u) * RG + tr;
+    let i1 = i0 + 4u * RG;
+    let i2 = i0 + 8u * RG;
+    let i3 = i0 + 12u * RG;
+    let on1 = 4u * RG < P.dk;
+    let on2 = 8u * RG < P.dk;
+    let on3 = 12u * RG < P.dk;
+    var S0 = eC * ss4(i0, tv);
+    var S1 = vec4f(0.0); var S2 = vec4f(0.0); var S3 = vec4f(0.0);
+    if (on1) { S1 = eC * ss4(i1, tv); }
+    if (on2) { S2 = eC * ss4(i2, tv); }
+    if (on3) { S3 = eC * ss4(i3, tv); }
+    for (var r = 0u; r < n; r++) {
+      let a = ax[r].w;
+      let rv = RV[r * BV + tv];
+      let kr = kh + (t0 + r) * P.k_row;
+      S0 += a * k4(kr, i0) * rv;
+      if (on1) { S1 += a * k4(kr, i1) * rv; }
+      if (on2) { S2 += a * k4(kr, i2) * rv; }
+      if (on3) { S3 += a * k4(kr, i3) * rv; }
     }
+    put_ss(i0, tv, S0);
+    if (on1) { put_ss(i1, tv, S1); }
+    if (on2) { put_ss(i2, tv, S2); }
+    if (on3) { put_ss(i3, tv, S3); }
   }
   workgroupBarrier();
 
