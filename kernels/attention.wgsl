@@ -20,29 +20,8 @@
 // ROLLED (software adapters only): the constant-trip loops take their trip counts from Params (`trip()`), so the
 // compiler keeps them rolled. lavapipe's LLVM otherwise spends 5–25 s unrolling one variant; GPUs get the
 // constants (select on a false const folds away) so the loops unroll and O / the scores stay in registers.
-struct Params {
-  Lq: u32, Lk: u32, H: u32, G: u32,
-  q_off: u32, q_rs: u32, q_hs: u32,
-  k_off: u32, k_rs: u32, k_hs: u32,
-  v_off: u32, v_rs: u32, v_hs: u32,
-  g_off: u32, g_rs: u32, g_hs: u32,
-  o_off: u32, m_off: u32,
-  scale: f32,
-  causal: u32, causal_off: i32,
-  nseg: u32,        // number of segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
-  mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
-  has_gate: u32,
-  n_hd4: u32, n_kpt: u32, n_bk: u32, n_dpt4: u32,   // = HD/4, KPT, BK, DPT4 (read only when ROLLED)
-  kr_base: u32, tile_base: u32,                     // offsets of the key ranges and the tile table in Seg
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> Gt: array<f32>;
-@group(0) @binding(5) var<storage, read> Mk: array<u32>;
-@group(0) @binding(6) var<storage, read> Seg: array<u32>;
-@group(0) @binding(7) var<storage, read_write> Out: array<f32>;
+// Interface (P: shapes, view strides, flags, ROLLED trip counts; Q K V Gt Mk Seg → Out) generated from ATTENTION_IO
+// in src/ops/attention.ts.
 
 const HD4: u32 = HD / 4u;
 const STR: u32 = HD4 + 1u;     // padded vec4 row stride of Qs / Ks: rows of a tile start in different banks

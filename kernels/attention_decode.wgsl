@@ -13,28 +13,8 @@
 // Consts: HD (head dim, multiple of 4), NQ (rows per workgroup, held in registers), DPT4 = ceil(HD/4 / WG_X), ROLLED
 // (software adapters: constant-trip loops read their trip counts from Params so LLVM keeps them rolled; see
 // attention.wgsl). key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl.
-struct Params {
-  Lq: u32, Lk: u32, H: u32, G: u32,
-  q_off: u32, q_rs: u32, q_hs: u32,
-  k_off: u32, k_rs: u32, k_hs: u32,
-  v_off: u32, v_rs: u32, v_hs: u32,
-  m_off: u32,
-  scale: f32,
-  causal: u32, causal_off: i32,
-  nseg: u32,
-  mask_kind: u32,   // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
-  chunk: u32,       // keys per split (a multiple of WG_X)
-  nsplit: u32,
-  n_hd4: u32, n_nq: u32, n_kt: u32, n_dpt4: u32,   // = HD/4, NQ, KT, DPT4 (read only when ROLLED)
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read> Mk: array<u32>;
-@group(0) @binding(5) var<storage, read> Seg: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Part: array<vec4f>;   // [H, Lq, nsplit, HD/4]
-@group(0) @binding(7) var<storage, read_write> Meta: array<vec2f>;   // [H, Lq, nsplit] (m, l)
+// Interface (P: shapes, view strides, flags, split sizes, ROLLED trip counts; Q K V Mk Seg → Part [H, Lq, nsplit,
+// HD/4] vec4f and Meta [H, Lq, nsplit] (m, l) vec2f) generated from DECODE_IO in src/ops/attention.ts.
 
 const HD4: u32 = HD / 4u;
 const KT: u32 = WG_X;

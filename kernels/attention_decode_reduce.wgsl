@@ -2,16 +2,8 @@
 //   M = max over splits with l > 0 of m_s;  L = Σ_s l_s·exp(m_s − M);  out = Σ_s exp(m_s − M)·O_s / L
 // Splits that saw no key (l = 0) are skipped; a row with L = 0 (everything masked) writes zeros.
 // One workgroup per (query row, head); threads stride over the vec4 columns. No consts: shapes are in Params.
-struct Params {
-  Lq: u32, H: u32, HD4: u32, nsplit: u32,
-  g_off: u32, g_rs: u32, g_hs: u32, has_gate: u32,
-  o_off: u32,
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Part: array<vec4f>;   // [H, Lq, nsplit, HD4]
-@group(0) @binding(2) var<storage, read> Meta: array<vec2f>;   // [H, Lq, nsplit] (m, l)
-@group(0) @binding(3) var<storage, read> Gt: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+// Interface (P: Lq, H, HD4, nsplit, gate view, o_off; Part, Meta, Gt → Out) generated from DECODE_REDUCE_IO in
+// src/ops/attention.ts.
 
 const NEG: f32 = -1.0e30;
 

@@ -14,9 +14,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Policy, type ActRequest } from '../policy/policy.js';
 import { TINY_DIR } from '../testing/fixtures.js';
-import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
+import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, parseIntList, type CommandSpec, type OptSpec, type Parsed } from '../cli/args.js';
 import { Gpu } from '../gpu/device.js';
-import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
+import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader, writeJsonReport } from './env.js';
 import { median } from './stats.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
 
@@ -182,10 +182,7 @@ export async function runBatchBenchmark(opts: BatchBenchOptions = {}): Promise<B
     const report: BatchReport = {
       header, command: opts.command ?? '(programmatic runBatchBenchmark)', checkpoint: dir, weightDtype, steps, imageSize, promptTokens, rows,
     };
-    if (opts.json) {
-      await fsp.mkdir(path.dirname(path.resolve(opts.json)), { recursive: true });
-      await fsp.writeFile(opts.json, JSON.stringify(report, null, 2) + '\n');
-    }
+    if (opts.json) await writeJsonReport(opts.json, report);
     return report;
   } finally {
     policy?.destroy();
@@ -214,6 +211,26 @@ export function formatBatchReport(r: BatchReport): string[] {
   return out;
 }
 
+/** The workload options shared by `qvla bench batch` and `qvla bench serve` (+ --json). */
+export const WORKLOAD_OPTS: OptSpec[] = [
+  { name: 'steps', type: 'int', min: 1, max: 1000, help: 'Euler steps per request', defaultText: '10' },
+  { name: 'image-size', type: 'int', min: 32, max: 2048, help: 'camera frame side in pixels', defaultText: '128' },
+  { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory', defaultText: 'weights/tiny' },
+  { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
+  { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+];
+
+/** The values of {@link WORKLOAD_OPTS} (undefined: the benchmark's default). */
+export function workloadOptions(p: Parsed): { steps?: number; imageSize?: number; checkpoint?: string; weightDtype?: 'f32' | 'f16'; json?: string } {
+  return {
+    steps: getNumber(p, 'steps'),
+    imageSize: getNumber(p, 'image-size'),
+    checkpoint: getString(p, 'checkpoint'),
+    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
+    json: getString(p, 'json'),
+  };
+}
+
 export const BATCH_SPEC: CommandSpec = {
   name: 'bench batch',
   usage: 'bench batch [--batch 1,8,32,100] [--reps N] [options]',
@@ -225,11 +242,7 @@ export const BATCH_SPEC: CommandSpec = {
   options: [
     { name: 'batch', type: 'string', metavar: 'LIST', help: 'comma-separated batch sizes', defaultText: DEFAULT_BATCHES.join(',') },
     { name: 'reps', type: 'int', min: 1, help: 'measured rounds per batch size', defaultText: '1 on a software adapter, else 3' },
-    { name: 'steps', type: 'int', min: 1, max: 1000, help: 'Euler steps', defaultText: '10' },
-    { name: 'image-size', type: 'int', min: 32, max: 2048, help: 'camera frame side in pixels', defaultText: '128' },
-    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory', defaultText: 'weights/tiny' },
-    { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
-    { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    ...WORKLOAD_OPTS,
     HELP_OPT,
   ],
   examples: ['qvla bench batch', 'qvla bench batch --batch 1,8 --reps 3 --json bench/out/batch.json'],
@@ -244,19 +257,11 @@ export async function runBatchBench(args: string[]): Promise<number> {
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench batch: unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const list = getString(p, 'batch');
-  let batches: number[] | undefined;
-  if (list !== undefined) {
-    batches = list.split(',').map((s) => Number(s.trim()));
-    if (batches.length === 0 || batches.some((b) => !Number.isInteger(b) || b < 1)) throw new UsageError(`qvla bench batch: --batch must be positive integers, got ${JSON.stringify(list)}`);
-  }
+  const batches = list !== undefined ? parseIntList(list, 'qvla bench batch: --batch') : undefined;
   const report = await runBatchBenchmark({
     batches,
     reps: getNumber(p, 'reps'),
-    steps: getNumber(p, 'steps'),
-    imageSize: getNumber(p, 'image-size'),
-    checkpoint: getString(p, 'checkpoint'),
-    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
-    json: getString(p, 'json'),
+    ...workloadOptions(p),
     command: ['qvla bench batch', ...args].join(' '),
   });
   process.stdout.write(`\n${formatBatchReport(report).join('\n')}\n`);

@@ -4,6 +4,8 @@
 // `Gpu.create()` of the process: pin it before that. An existing value is respected; the default is the
 // number of cores Node may use. Its value changes lavapipe results a lot, so every report prints it.
 import os from 'node:os';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 
 /** Set `LP_NUM_THREADS` to the core count unless already set; returns the value in effect. */
@@ -83,4 +85,22 @@ export function fmt(x: number | undefined | null, digits = 3): string {
   if (a >= 10 ** digits) return x.toFixed(0);
   const d = Math.max(0, digits - 1 - Math.floor(Math.log10(a)));
   return x.toFixed(Math.min(d, 6));
+}
+
+/** Writes a benchmark report as indented JSON (creating the directory). */
+export async function writeJsonReport(file: string, report: unknown): Promise<void> {
+  await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await fsp.writeFile(file, JSON.stringify(report, null, 2) + '\n');
+}
+
+/** An error value: 3 significant digits, exponent below 1e-3. */
+export function fe(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '-';
+  if (x !== 0 && Math.abs(x) < 1e-3) return x.toExponential(2);
+  return fmt(x);
+}
+
+/** An order: 2 decimals. */
+export function fo(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(2);
 }

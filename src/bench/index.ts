@@ -5,5 +5,5 @@ export { runOpBench, benchCase, selectCases, formatOpTable, parseOpBenchArgs, OP
 export type { OpBenchOptions, OpBenchRow, OpBenchReport } from './ops.js';
 export { pinLpNumThreads, benchHeader, formatHeader, formatTable, fmt } from './env.js';
 export type { BenchHeader } from './env.js';
-export { median, summarize, wallClock } from './stats.js';
+export { median, percentile, summarize, wallClock } from './stats.js';
 export type { Summary, WallClock, WallClockOptions } from './stats.js';

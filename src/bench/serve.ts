@@ -5,8 +5,10 @@
 // unbatched, same checkpoint and options otherwise — and stay up for the whole run; only one of them has work at
 // any time. Per client count C and mode: C WebSocket clients (openpi protocol, in this process) each send one
 // warm-up request and then run closed-loop (send, wait for the reply, send the next) for `--duration` seconds.
-// Requests completed inside that window count: throughput = completed / window, latency = send → reply as
-// the client sees it. The two modes alternate which goes first from one client count to the next, so a drift in
+// Requests completed inside that window count: throughput = completed / (time from the start of the window to
+// the last completion in it) — not / window: a batched server completes requests in bursts of a whole batch, and
+// with batches of several seconds (lavapipe) the batch cut off by the window's end would otherwise count as
+// idle time (up to one batch of the window); latency = send → reply as the client sees it. The two modes alternate which goes first from one client count to the next, so a drift in
 // the machine's load hits both alike. From each server's /stats: the mean batch size of the window; from
 // /proc: the server process's CPU time per request (on a software adapter, lavapipe's workers run inside it).
 //
@@ -20,13 +22,13 @@ import * as http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type CommandSpec } from '../cli/args.js';
+import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, parseIntList, type CommandSpec } from '../cli/args.js';
 import { packb, unpackb } from '../server/msgpack.js';
 import { NdArray } from '../server/ndarray.js';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS } from '../server/batcher.js';
-import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader } from './env.js';
-import { percentile } from './e2e.js';
-import { BATCH_INSTRUCTION, syntheticFrame } from './batch.js';
+import { fmt, formatHeader, formatTable, machineHeader, pinLpNumThreads, type BenchHeader, writeJsonReport } from './env.js';
+import { percentile } from './stats.js';
+import { BATCH_INSTRUCTION, WORKLOAD_OPTS, syntheticFrame, workloadOptions } from './batch.js';
 import { DEFAULT_WIDOWX_STATE } from './steps.js';
 import { panelChart, writePlot, type Series } from '../plot/index.js';
 import { Gpu } from '../gpu/device.js';
@@ -59,7 +61,10 @@ export interface ServeCell {
   /** requests completed in the window */
   completed: number;
   windowS: number;
+  /** completed / busyS */
   throughput: number;
+  /** seconds from the window's start to its last completion */
+  busyS?: number;
   p50Ms: number;
   p99Ms: number;
   meanMs: number;
@@ -246,7 +251,8 @@ async function runCell(
     clients: C, mode, maxBatch,
     completed: latencies.length,
     windowS,
-    throughput: latencies.length / windowS,
+    throughput: latencies.length / Math.max(1e-3, (lastDone - t0) / 1000),
+    busyS: (lastDone - t0) / 1000,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
@@ -293,9 +299,10 @@ export async function runServeBenchmark(opts: ServeBenchOptions = {}): Promise<S
       }
       mismatches += bits.batched!.filter((b, k) => b !== bits.unbatched![k]).length;
     }
-    const speedup = clientsList.map((C) => {
-      const b = cells.find((c) => c.clients === C && c.mode === 'batched')!;
-      const u = cells.find((c) => c.clients === C && c.mode === 'unbatched')!;
+    const speedup = clientsList.map((C, i) => {
+      const pair = cells.slice(2 * i, 2 * i + 2);
+      const b = pair.find((c) => c.mode === 'batched')!;
+      const u = pair.find((c) => c.mode === 'unbatched')!;
       return { clients: C, throughput: b.throughput / u.throughput };
     });
     const adapter = String(((await metadataOf(batched!.port))['model'] as Record<string, unknown> | undefined)?.['device'] ?? 'unknown');
@@ -304,10 +311,7 @@ export async function runServeBenchmark(opts: ServeBenchOptions = {}): Promise<S
       header, command: opts.command ?? '(programmatic runServeBenchmark)', checkpoint, weightDtype, steps, imageSize, durationS, maxBatch, maxWaitMs,
       cells, speedup, mismatches,
     };
-    if (opts.json) {
-      await fsp.mkdir(path.dirname(path.resolve(opts.json)), { recursive: true });
-      await fsp.writeFile(opts.json, JSON.stringify(report, null, 2) + '\n');
-    }
+    if (opts.json) await writeJsonReport(opts.json, report);
     if (opts.plot) {
       await fsp.mkdir(path.dirname(path.resolve(opts.plot)), { recursive: true });
       await writePlot(opts.plot, serveChart(report));
@@ -362,9 +366,11 @@ export function formatServeReport(r: ServeReport): string[] {
       `${r.steps} Euler steps; closed-loop clients, ${r.durationS} s window per point; batched server --max-batch ${r.maxBatch} --max-wait-ms ${r.maxWaitMs}`,
     '',
   ];
-  const rows = r.speedup.map(({ clients, throughput }) => {
-    const b = r.cells.find((c) => c.clients === clients && c.mode === 'batched')!;
-    const u = r.cells.find((c) => c.clients === clients && c.mode === 'unbatched')!;
+  // One row per point of --clients (a client count may repeat: its points alternate which mode goes first).
+  const rows = r.speedup.map(({ clients, throughput }, i) => {
+    const pair = r.cells.slice(2 * i, 2 * i + 2);
+    const b = pair.find((c) => c.mode === 'batched')!;
+    const u = pair.find((c) => c.mode === 'unbatched')!;
     return [
       String(clients), fmt(u.throughput), fmt(b.throughput), `${fmt(throughput)}×`, fmt(u.p50Ms), fmt(b.p50Ms), fmt(u.p99Ms), fmt(b.p99Ms),
       fmt(b.meanBatch), fmt(u.serverCpuMsPerRequest), fmt(b.serverCpuMsPerRequest), `${u.completed}/${b.completed}`,
@@ -374,6 +380,14 @@ export function formatServeReport(r: ServeReport): string[] {
     'clients', 'unbatched req/s', 'batched req/s', 'speedup', 'p50 ms unb.', 'p50 ms bat.', 'p99 ms unb.', 'p99 ms bat.', 'mean batch',
     'srv CPU ms/req unb.', 'srv CPU ms/req bat.', 'n unb./bat.',
   ], rows));
+  for (const C of [...new Set(r.speedup.map((x) => x.clients))]) {
+    const pooled = (mode: ServeCell['mode']) => {
+      const cs = r.cells.filter((c) => c.clients === C && c.mode === mode);
+      return { n: cs.length, rate: cs.reduce((a, c) => a + c.completed, 0) / cs.reduce((a, c) => a + (c.busyS ?? c.windowS), 0) };
+    };
+    const b = pooled('batched'), u = pooled('unbatched');
+    if (b.n > 1) out.push(`${C} clients, ${b.n} points pooled: unbatched ${fmt(u.rate)} req/s, batched ${fmt(b.rate)} req/s, speedup ${fmt(b.rate / u.rate)}×`);
+  }
   out.push(`bit mismatches between the two servers (warm-up replies, same seed): ${r.mismatches}`);
   return out;
 }
@@ -503,11 +517,7 @@ export const SERVE_BENCH_SPEC: CommandSpec = {
     { name: 'duration', type: 'number', metavar: 'S', min: 1, help: 'measured window per point, seconds', defaultText: '20' },
     { name: 'max-batch', type: 'int', min: 2, max: 1024, help: "the batched server's --max-batch", defaultText: String(DEFAULT_MAX_BATCH) },
     { name: 'max-wait-ms', type: 'number', min: 0, max: 10000, help: "the batched server's --max-wait-ms", defaultText: String(DEFAULT_MAX_WAIT_MS) },
-    { name: 'steps', type: 'int', min: 1, max: 1000, help: 'Euler steps per request', defaultText: '10' },
-    { name: 'image-size', type: 'int', min: 32, max: 2048, help: 'camera frame side in pixels', defaultText: '128' },
-    { name: 'checkpoint', type: 'string', metavar: 'DIR', help: 'checkpoint directory', defaultText: 'weights/tiny' },
-    { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'matrix storage on the GPU', defaultText: 'f32' },
-    { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
+    ...WORKLOAD_OPTS,
     { name: 'plot', type: 'string', metavar: 'FILE', help: 'throughput / p50 / p99 vs clients chart (.svg or .png)' },
     { name: 'from-json', type: 'string', metavar: 'FILE', help: 'instead: print (and with --plot, plot) a recorded --json report' },
     { name: 'profile-batch', type: 'int', metavar: 'B', min: 1, max: 1024, help: 'instead: profile B × act() vs actBatch(B) in this process (stage times, GPU time per kernel family)' },
@@ -529,23 +539,14 @@ export async function runServeBench(args: string[]): Promise<number> {
   }
   if (p.positionals.length > 0) throw new UsageError(`qvla bench serve: unexpected argument ${JSON.stringify(p.positionals[0])}`);
   const list = getString(p, 'clients');
-  let clients: number[] | undefined;
-  if (list !== undefined) {
-    clients = list.split(',').map((s) => Number(s.trim()));
-    if (clients.length === 0 || clients.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new UsageError(`qvla bench serve: --clients must be integers in [1, 256], got ${JSON.stringify(list)}`);
-  }
+  const clients = list !== undefined ? parseIntList(list, 'qvla bench serve: --clients', 1, 256) : undefined;
   const profileB = getNumber(p, 'profile-batch');
   if (profileB !== undefined) {
-    const prof = await profileActBatch({
-      B: profileB, steps: getNumber(p, 'steps'), imageSize: getNumber(p, 'image-size'), checkpoint: getString(p, 'checkpoint'),
-      weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
-    });
+    const { json: _json, ...workload } = workloadOptions(p);
+    const prof = await profileActBatch({ B: profileB, ...workload });
     process.stdout.write(`${formatBatchProfile(prof).join('\n')}\n`);
     const json = getString(p, 'json');
-    if (json) {
-      await fsp.mkdir(path.dirname(path.resolve(json)), { recursive: true });
-      await fsp.writeFile(json, JSON.stringify(prof, null, 2) + '\n');
-    }
+    if (json) await writeJsonReport(json, prof);
     return 0;
   }
   const plot = getString(p, 'plot');
@@ -563,11 +564,7 @@ export async function runServeBench(args: string[]): Promise<number> {
     durationS: getNumber(p, 'duration'),
     maxBatch: getNumber(p, 'max-batch'),
     maxWaitMs: getNumber(p, 'max-wait-ms'),
-    steps: getNumber(p, 'steps'),
-    imageSize: getNumber(p, 'image-size'),
-    checkpoint: getString(p, 'checkpoint'),
-    weightDtype: getString(p, 'weight-dtype') as 'f32' | 'f16' | undefined,
-    json: getString(p, 'json'),
+    ...workloadOptions(p),
     plot,
     command: ['qvla bench serve', ...args].join(' '),
   });

@@ -21,6 +21,7 @@ import type { SolverName } from '../policy/samplers.js';
 import { decodeImageFile, type RawImage } from '../preprocess/image.js';
 import { Rng } from '../util/rng.js';
 import { panelChart, type Scene } from '../plot/index.js';
+import { percentile } from './stats.js';
 
 export interface SoakBounds {
   /** New GPU buffers (pool + staging) after warm-up. */
@@ -162,15 +163,8 @@ function scenarios(small: boolean): Scenario[] {
   return out;
 }
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i];
-}
-
 function windowStats(lat: number[], from: number): WindowStats {
-  const s = [...lat].sort((a, b) => a - b);
-  return { from, to: from + lat.length - 1, p50: quantile(s, 0.5), p99: quantile(s, 0.99), mean: lat.reduce((a, b) => a + b, 0) / lat.length };
+  return { from, to: from + lat.length - 1, p50: percentile(lat, 50), p99: percentile(lat, 99), mean: lat.reduce((a, b) => a + b, 0) / lat.length };
 }
 
 const MB = 1024 * 1024;

@@ -17,11 +17,23 @@ export interface Summary {
   samples: number[];
 }
 
-export function median(xs: readonly number[]): number {
+/**
+ * The q-th percentile (0…100) of `xs`, linearly interpolated between the two nearest ranks (numpy's default
+ * "linear" method: position q/100 · (n − 1) in the sorted samples); NaN for no samples. The one percentile of
+ * qvla's benchmarks: p50 / p90 / p99 latency, medians.
+ */
+export function percentile(xs: readonly number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+  const pos = (q / 100) * (s.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(s.length - 1, lo + 1);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+/** The 50th percentile: the middle sample, or the mean of the middle two. */
+export function median(xs: readonly number[]): number {
+  return percentile(xs, 50);
 }
 
 export function summarize(xs: readonly number[]): Summary {

@@ -1,9 +1,11 @@
 // A small declarative argument parser: `--name value`, `--name=value`, boolean flags, repeatable options,
 // positionals, `--` to end options, `-h/--help`. Every problem is a UsageError (exit code 2).
+import { QvlaError } from '../util/errors.js';
 
-export class UsageError extends Error {
+
+export class UsageError extends QvlaError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'usage' });
     this.name = 'UsageError';
   }
 }
@@ -244,4 +246,13 @@ export function parseNumberList(raw: string, what: string): number[] {
     if (!Number.isFinite(v)) throw new UsageError(`${what}: value ${i} (${JSON.stringify(s)}) is not a finite number`);
     return v;
   });
+}
+
+/** Parses "n1,n2,…" into integers in [min, max] (e.g. `--batch 1,8,32`, `--clients 1,2,4`). */
+export function parseIntList(raw: string, what: string, min = 1, max = Number.MAX_SAFE_INTEGER): number[] {
+  const v = parseNumberList(raw, what);
+  v.forEach((x, i) => {
+    if (!Number.isInteger(x) || x < min || x > max) throw new UsageError(`${what}: value ${i} (${x}) must be an integer in [${min}, ${max}]`);
+  });
+  return v;
 }

@@ -1,8 +1,9 @@
-// qvla bench: a dispatch table to the benchmark modules (written separately, under src/bench/).
+// qvla bench: a dispatch table to the benchmark modules (under src/bench/, loaded on demand).
 //
-// To plug a benchmark in, make its module exist and export `(args: string[]) => Promise<number>` (returning
-// the exit code) under one of the names its entry lists (the first match wins; `default` works too).
-// `kernels` adapts src/bench/ops.ts's API (parseOpBenchArgs + runOpBench(options) + OP_BENCH_USAGE).
+// Every benchmark module exports its command the way src/cli/ commands do: a `CommandSpec` (its options and
+// help) and a run function `(args: string[]) => Promise<number>` (returning the exit code), under the names its
+// entry below gives. `kernels` adapts src/bench/ops.ts's API (parseOpBenchArgs + runOpBench(options) +
+// OP_BENCH_USAGE), which has no spec yet.
 import { HELP_OPT, UsageError, formatHelp, type CommandSpec } from './args.js';
 
 type BenchFn = (args: string[]) => Promise<number>;
@@ -18,12 +19,13 @@ export interface BenchEntry {
   wants: string;
 }
 
-function byName(names: string[]): Pick<BenchEntry, 'entry' | 'wants'> {
+/** A benchmark module exporting `specName: CommandSpec` and `runName: (args) => Promise<number>`. */
+function command(specName: string, runName: string): Pick<BenchEntry, 'entry' | 'wants'> {
   return {
-    wants: `one of ${names.join(', ')} as (args: string[]) => Promise<number>`,
+    wants: `${specName} (a CommandSpec) and ${runName} as (args: string[]) => Promise<number>`,
     entry: (mod) => {
-      for (const k of names) if (typeof mod[k] === 'function') return mod[k] as BenchFn;
-      return null;
+      const spec = mod[specName] as CommandSpec | undefined;
+      return spec && typeof spec.name === 'string' && typeof mod[runName] === 'function' ? (mod[runName] as BenchFn) : null;
     },
   };
 }
@@ -64,10 +66,10 @@ const kernels: BenchEntry = {
 
 export const BENCHES: Record<string, BenchEntry> = {
   kernels,
-  e2e: { module: '../bench/e2e.js', summary: 'end-to-end act() latency per stage (src/bench/e2e.ts)', ...byName(['runE2eBench', 'runE2E', 'run', 'default']) },
-  steps: { module: '../bench/steps.js', summary: 'latency and action error vs denoising steps / solver (src/bench/steps.ts)', ...byName(['runStepsBench', 'runSteps', 'run', 'default']) },
-  batch: { module: '../bench/batch.js', summary: 'Policy.actBatch(B) vs B sequential act() calls (src/bench/batch.ts)', ...byName(['runBatchBench']) },
-  serve: { module: '../bench/serve.js', summary: 'qvla serve throughput and p50/p99 latency vs clients, batched vs unbatched (src/bench/serve.ts)', ...byName(['runServeBench']) },
+  e2e: { module: '../bench/e2e.js', summary: 'end-to-end act() latency per stage (src/bench/e2e.ts)', ...command('E2E_SPEC', 'runE2eBench') },
+  steps: { module: '../bench/steps.js', summary: 'latency and action error vs denoising steps / solver (src/bench/steps.ts)', ...command('STEPS_SPEC', 'runStepsBench') },
+  batch: { module: '../bench/batch.js', summary: 'Policy.actBatch(B) vs B sequential act() calls (src/bench/batch.ts)', ...command('BATCH_SPEC', 'runBatchBench') },
+  serve: { module: '../bench/serve.js', summary: 'qvla serve throughput and p50/p99 latency vs clients, batched vs unbatched (src/bench/serve.ts)', ...command('SERVE_BENCH_SPEC', 'runServeBench') },
 };
 
 export const BENCH_SPEC: CommandSpec = {

@@ -36,7 +36,7 @@ const ONE_LINERS: [string, string][] = [
   ['chat', 'ask the VLM about images; prints its text answer'],
   ['inspect', 'checkpoint summary without the GPU: config, tensors, parameters per module, dtypes, files, embodiments'],
   ['serve', 'openpi-compatible WebSocket + msgpack policy server (GET /healthz, /stats)'],
-  ['bench', 'benchmarks: kernels | e2e | steps'],
+  ['bench', 'benchmarks: kernels | e2e | steps | batch | serve'],
   ['worlds', 'closed-loop toy worlds: list | expert | show | record (training data)'],
   ['eval', 'closed-loop evaluation on the toy worlds: success rate [95 % CI], SR/OSR/SPL, ADE/FDE; --json, --plot, --rollouts'],
   ['quantize', 'weight-only int8 / int4 copy of a checkpoint (docs/quantization.md)'],

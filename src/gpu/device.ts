@@ -10,12 +10,8 @@ import { BufferPool } from './buffers.js';
 import { CommandStream } from './stream.js';
 import { Lifetimes, type Tracked } from './lifetimes.js';
 
-export class GpuError extends Error {
-  constructor(message: string, readonly kind: 'lost' | 'validation' | 'out-of-memory' | 'internal' | 'adapter') {
-    super(message);
-    this.name = 'GpuError';
-  }
-}
+import { GpuError } from './errors.js';
+export { GpuError };
 
 export interface GpuOptions {
   /** Ask for `timestamp-query` when the adapter has it (needed by the profiler). Default true. */

@@ -7,11 +7,9 @@
 // declaration order from @binding(1); the stream packs values by the same names (src/gpu/stream.ts), so a
 // wrapper can neither misorder a field nor bind a buffer to the wrong slot. Compile-time constants and type
 // aliases (`const TM: u32 = 4u;`, `alias WT = f16;`) are prepended as a prelude.
-//
-// Transitional: a spec whose `bindings` is an array (and has no `params`) keeps its hand-written declarations
-// and positional values; kernels are being moved over one by one.
+
 import type { Gpu } from './device.js';
-import { GpuError } from './device.js';
+import { GpuError } from './errors.js';
 import { platform } from '../platform/index.js';
 
 export type BindingAccess = 'read' | 'write';
@@ -42,7 +40,7 @@ export interface KernelSpec {
   /** Uniform fields by name, in order (generates `struct Params`). */
   params?: Record<string, ParamType>;
   /** Storage bindings by name, in order (generates `@binding(1..n)`); inputs first, outputs last by convention. */
-  bindings: Record<string, BindingDecl> | BindingAccess[];
+  bindings: Record<string, BindingDecl>;
   /** Compile-time constants: numbers become `const NAME: u32` (or i32 / f32 with a suffix rule below), booleans `bool`. */
   consts?: Record<string, number | boolean>;
   /** Names of consts that are f32 (others numeric ones are u32). */
@@ -60,10 +58,10 @@ export interface KernelSpec {
 export interface CompiledKernel {
   key: string;
   spec: KernelSpec;
-  /** Binding names in slot order (declared specs), null for a legacy spec. */
-  bindingNames: string[] | null;
-  /** Uniform layout (declared specs), null for a legacy spec. */
-  paramFields: ParamField[] | null;
+  /** Binding names in slot order. */
+  bindingNames: string[];
+  /** Uniform layout. */
+  paramFields: ParamField[];
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
 }
@@ -85,7 +83,7 @@ export function specKey(spec: KernelSpec): string {
     o ? Object.keys(o).sort().map((k) => `${k}=${String(o[k])}`).join(',') : '';
   const inOrder = (o?: Record<string, unknown>) => (o ? Object.entries(o).map(([k, v]) => `${k}:${String(v)}`).join(',') : '');
   const wg = [spec.workgroup[0], spec.workgroup[1] ?? 1, spec.workgroup[2] ?? 1].join('x');
-  const b = Array.isArray(spec.bindings) ? spec.bindings.join('') : inOrder(spec.bindings);
+  const b = inOrder(spec.bindings);
   return `${spec.file}:${spec.entry ?? 'main'}|i=${(spec.includes ?? []).join('+')}|b=${b}|p=${inOrder(spec.params)}|c=${sortEntries(spec.consts)}|a=${sortEntries(spec.aliases)}|wg=${wg}|sg=${spec.subgroups ? 1 : 0}`;
 }
 
@@ -115,7 +113,6 @@ export function paramLayout(spec: KernelSpec): { fields: ParamField[]; words: nu
 
 /** The generated WGSL declarations of a declared spec: `struct Params`, `P`, and the storage bindings. */
 export function kernelInterface(spec: KernelSpec): string {
-  if (Array.isArray(spec.bindings)) return '';
   const { fields } = paramLayout(spec);
   const members: string[] = [];
   let word = 0;
@@ -141,7 +138,7 @@ export function kernelInterface(spec: KernelSpec): string {
 
 /** Access of each storage binding in slot order. */
 function bindingAccesses(spec: KernelSpec): BindingAccess[] {
-  return Array.isArray(spec.bindings) ? spec.bindings : Object.values(spec.bindings).map((d) => d.split(' ')[0] as BindingAccess);
+  return Object.values(spec.bindings).map((d) => d.split(' ')[0] as BindingAccess);
 }
 
 export function kernelPrelude(spec: KernelSpec): string {
@@ -210,12 +207,7 @@ export class PipelineCache {
         this.compileErrors.push(`kernel ${key}: ${err.message}\n${msgs.join('\n')}`);
       }),
     );
-    const declared = !Array.isArray(spec.bindings);
-    const compiled: CompiledKernel = {
-      key, spec, pipeline, layout,
-      bindingNames: declared ? Object.keys(spec.bindings) : null,
-      paramFields: declared ? paramLayout(spec).fields : null,
-    };
+    const compiled: CompiledKernel = { key, spec, pipeline, layout, bindingNames: Object.keys(spec.bindings), paramFields: paramLayout(spec).fields };
     this.cache.set(key, compiled);
     return compiled;
   }

@@ -9,15 +9,10 @@ import type { Gpu } from './device.js';
 import type { CompiledKernel } from './pipelines.js';
 import { Profiler } from './profiler.js';
 
-/** Legacy positional uniform scalar (kernels not yet declared by name): u32, i32 or f32, in `Params` order. */
-export type Param = { t: 'u' | 'i' | 'f'; v: number };
 /** Uniform values by the names the kernel's spec declares (`vec4f[N]` fields take a number[]). */
 export type ParamValues = Record<string, number | ArrayLike<number>>;
 /** Storage buffers by the names the kernel's spec declares. */
 export type BufferMap = Record<string, BufferRange>;
-export const u = (v: number): Param => ({ t: 'u', v });
-export const i = (v: number): Param => ({ t: 'i', v });
-export const f = (v: number): Param => ({ t: 'f', v });
 
 /** A storage binding: a whole buffer or a byte range of one (offset must be storage-offset aligned). */
 export interface BufferRange {
@@ -28,7 +23,6 @@ export interface BufferRange {
 
 const SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we target
 const ARENA_SLOTS = 1024; // dispatches per submit before an automatic flush
-const MAX_PARAMS = SLOT / 4;
 
 export class CommandStream {
   private encoder: GPUCommandEncoder | null = null;
@@ -68,12 +62,12 @@ export class CommandStream {
   /**
    * Encode one dispatch. `buffers` and `params` are given by the names the kernel's spec declares (every name
    * exactly once: a missing or unknown name throws, naming it). `label` names the dispatch in profiles
-   * (defaults to the kernel key).
+   * (defaults to the kernel file name: pipeline keys are long).
    */
   dispatch(
     kernel: CompiledKernel,
-    buffers: BufferMap | BufferRange[],
-    params: ParamValues | Param[],
+    buffers: BufferMap,
+    params: ParamValues,
     workgroups: [number, number?, number?],
     label?: string,
   ): void {
@@ -95,19 +89,14 @@ export class CommandStream {
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup, [this.slots * SLOT]);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.profiler.enabled) this.profiler.record(label ?? kernel.key);
+    if (this.profiler.enabled) this.profiler.record(label ?? kernel.spec.file);
     this.slots++;
     this.stats.dispatches++;
   }
 
-  private bindingsInOrder(kernel: CompiledKernel, buffers: BufferMap | BufferRange[]): BufferRange[] {
+  private bindingsInOrder(kernel: CompiledKernel, buffers: BufferMap): BufferRange[] {
     const names = kernel.bindingNames;
-    if (!names) {
-      if (!Array.isArray(buffers) || buffers.length !== kernel.spec.bindings.length) {
-        throw new Error(`${kernel.key}: expected ${kernel.spec.bindings.length} positional buffers`);
-      }
-      return buffers;
-    }
+    // An array would bind by position: the one mistake named bindings exist to rule out (JS callers, old code).
     if (Array.isArray(buffers)) throw new Error(`${kernel.key}: buffers must be given by name (${names.join(', ')})`);
     const out = names.map((n) => {
       const b = buffers[n];
@@ -121,21 +110,9 @@ export class CommandStream {
     return out;
   }
 
-  private packParams(kernel: CompiledKernel, params: ParamValues | Param[], base: number): void {
+  private packParams(kernel: CompiledKernel, values: ParamValues, base: number): void {
     const fields = kernel.paramFields;
-    if (!fields) {
-      if (!Array.isArray(params)) throw new Error(`${kernel.key}: this kernel takes positional params`);
-      if (params.length > MAX_PARAMS) throw new Error(`${kernel.key}: too many params (${params.length})`);
-      for (let k = 0; k < params.length; k++) {
-        const p = params[k];
-        if (p.t === 'f') this.mirrorF32[base + k] = p.v;
-        else if (p.t === 'i') this.mirrorI32[base + k] = p.v;
-        else this.mirrorU32[base + k] = p.v;
-      }
-      return;
-    }
-    if (Array.isArray(params)) throw new Error(`${kernel.key}: params must be given by name (${fields.map((f) => f.name).join(', ')})`);
-    const values = params as ParamValues;
+    if (Array.isArray(values)) throw new Error(`${kernel.key}: params must be given by name (${fields.map((f) => f.name).join(', ')})`);
     let count = 0;
     for (const f of fields) {
       const v = values[f.name];

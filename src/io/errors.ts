@@ -6,6 +6,10 @@
  *   `/ckpt/config.json: text_config.num_key_value_heads must divide num_attention_heads (got 3 and 16)`
  */
 
+import { QvlaError, describeValue } from '../util/errors.js';
+
+export { describeValue };
+
 export interface CheckpointErrorDetails {
   /** The file the problem is in (path as given by the caller). */
   file?: string;
@@ -17,21 +21,19 @@ export interface CheckpointErrorDetails {
   cause?: unknown;
 }
 
-export class CheckpointError extends Error {
-  readonly file?: string;
+export class CheckpointError extends QvlaError {
+  declare readonly file?: string;
   readonly tensor?: string;
-  readonly field?: string;
+  declare readonly field?: string;
 
   /**
    * @param message what is wrong; the constructor prefixes the file and tensor, and the field when the message
    *   does not already mention it.
    */
   constructor(message: string, details: CheckpointErrorDetails = {}) {
-    super(formatCheckpointMessage(message, details), details.cause !== undefined ? { cause: details.cause } : undefined);
+    super(formatCheckpointMessage(message, details), { code: 'checkpoint', file: details.file, field: details.field, cause: details.cause });
     this.name = 'CheckpointError';
-    if (details.file !== undefined) this.file = details.file;
     if (details.tensor !== undefined) this.tensor = details.tensor;
-    if (details.field !== undefined) this.field = details.field;
   }
 }
 
@@ -42,15 +44,4 @@ export function formatCheckpointMessage(message: string, d: CheckpointErrorDetai
   if (d.field !== undefined && !message.includes(d.field)) parts.push(d.field);
   parts.push(message);
   return parts.join(': ');
-}
-
-/** Short, printable rendering of an untrusted value for error messages (never huge). */
-export function describeValue(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = v === undefined ? 'undefined' : JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
 }

@@ -25,6 +25,9 @@
  */
 import { platform } from '../platform/index.js';
 import { CheckpointError, describeValue } from '../io/errors.js';
+import { SchemaReader, type Obj } from '../util/schema.js';
+import QWEN35_4B_PRESET from './presets/qwen35_4b.json' with { type: 'json' };
+import SMALL_PRESET from './presets/small.json' with { type: 'json' };
 
 export type LayerType = 'linear_attention' | 'full_attention';
 
@@ -176,88 +179,18 @@ export interface PreprocessorConfig {
 // ---------------------------------------------------------------------------------------------------------
 // Field readers.
 
-type Obj = Record<string, unknown>;
+type Fields = SchemaReader;
 
-class Fields {
-  constructor(readonly file: string) {}
-
-  fail(path: string, msg: string): never {
-    throw new CheckpointError(`${path} ${msg}`, { file: this.file, field: path });
-  }
-
-  object(v: unknown, path: string): Obj {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `must be an object, got ${describeValue(v)}`);
-    return v as Obj;
-  }
-
-  has(o: Obj, key: string): boolean {
-    return Object.prototype.hasOwnProperty.call(o, key) && o[key] !== undefined;
-  }
-
-  required(o: Obj, key: string, prefix: string): unknown {
-    if (!this.has(o, key)) this.fail(join(prefix, key), 'is required but missing');
-    return o[key];
-  }
-
-  int(o: Obj, key: string, prefix: string, opts: { min?: number; def?: number } = {}): number {
-    const path = join(prefix, key);
-    if (!this.has(o, key)) {
-      if (opts.def !== undefined) return opts.def;
-      this.fail(path, 'is required but missing');
-    }
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) this.fail(path, `must be an integer, got ${describeValue(v)}`);
-    const min = opts.min ?? 1;
-    if (v < min) this.fail(path, `must be ≥ ${min}, got ${v}`);
-    return v;
-  }
-
-  num(o: Obj, key: string, prefix: string, opts: { positive?: boolean; def?: number } = {}): number {
-    const path = join(prefix, key);
-    if (!this.has(o, key)) {
-      if (opts.def !== undefined) return opts.def;
-      this.fail(path, 'is required but missing');
-    }
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(path, `must be a finite number, got ${describeValue(v)}`);
-    if ((opts.positive ?? true) && !(v > 0)) this.fail(path, `must be > 0, got ${v}`);
-    return v;
-  }
-
-  bool(o: Obj, key: string, prefix: string, def?: boolean): boolean {
-    const path = join(prefix, key);
-    if (!this.has(o, key)) {
-      if (def !== undefined) return def;
-      this.fail(path, 'is required but missing');
-    }
-    const v = o[key];
-    if (typeof v !== 'boolean') this.fail(path, `must be true or false, got ${describeValue(v)}`);
-    return v;
-  }
-
-  oneOf<T extends string>(o: Obj, key: string, prefix: string, allowed: readonly T[], def?: T): T {
-    const path = join(prefix, key);
-    if (!this.has(o, key)) {
-      if (def !== undefined) return def;
-      this.fail(path, 'is required but missing');
-    }
-    const v = o[key];
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-      this.fail(path, `must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')} (the only supported value${allowed.length > 1 ? 's' : ''}), got ${describeValue(v)}`);
-    }
-    return v as T;
-  }
-}
-
-function join(prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}.${key}`;
+/** The schema reader of a checkpoint JSON file: every error a CheckpointError naming the file and the field. */
+function checkpointFields(file: string): Fields {
+  return new SchemaReader(file, { error: (field, msg) => new CheckpointError(`${field} ${msg}`, { file, field }) });
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
 /** Validates a parsed config.json. `file` is used in error messages. */
 export function parseQvlaConfig(raw: unknown, file = 'config.json'): QvlaConfig {
-  const f: Fields = new Fields(file);
+  const f: Fields = checkpointFields(file);
   const root = f.object(raw, '(root)');
   const text = parseTextConfig(f, f.object(f.required(root, 'text_config', ''), 'text_config'));
   const vision = parseVisionConfig(f, f.object(f.required(root, 'vision_config', ''), 'vision_config'), text);
@@ -309,7 +242,7 @@ function parseTextConfig(f: Fields, t: Obj): TextConfig {
   const intermediateSize = f.int(t, 'intermediate_size', P);
   const vocabSize = f.int(t, 'vocab_size', P);
   const rmsNormEps = f.num(t, 'rms_norm_eps', P);
-  const hiddenAct = f.oneOf(t, 'hidden_act', P, ['silu'] as const, 'silu');
+  const hiddenAct = f.oneOf(t, 'hidden_act', P, ['silu'] as const, { def: 'silu', supported: true });
   if (f.has(t, 'attention_bias') && f.bool(t, 'attention_bias', P)) {
     f.fail(`${P}.attention_bias`, 'must be false (attention biases are not implemented), got true');
   }
@@ -417,7 +350,7 @@ function parseRope(f: Fields, t: Obj, headDim: number): RopeConfig {
     prfPath = P;
   }
   const typeKey = f.has(src, 'rope_type') ? 'rope_type' : 'type';
-  f.oneOf(src, typeKey, srcPath, ['default', 'mrope'] as const, 'default');
+  f.oneOf(src, typeKey, srcPath, ['default', 'mrope'] as const, { def: 'default', supported: true });
   const ropeTheta = f.num(thetaObj, 'rope_theta', thetaPath);
   const partialRotaryFactor = f.num(prfObj, 'partial_rotary_factor', prfPath, { def: 0.25 });
   if (partialRotaryFactor > 1) f.fail(`${prfPath}.partial_rotary_factor`, `must be in (0, 1], got ${partialRotaryFactor}`);
@@ -453,7 +386,7 @@ function parseVisionConfig(f: Fields, v: Obj, text: TextConfig): VisionConfig {
     f.fail(`${P}.num_heads`, `must give a head dim divisible by 4 for the 2-D vision rope (got hidden_size ${hiddenSize} / ${numHeads} = ${headDim})`);
   }
   const intermediateSize = f.int(v, 'intermediate_size', P);
-  const hiddenAct = f.oneOf(v, 'hidden_act', P, ['gelu_pytorch_tanh'] as const, 'gelu_pytorch_tanh');
+  const hiddenAct = f.oneOf(v, 'hidden_act', P, ['gelu_pytorch_tanh'] as const, { def: 'gelu_pytorch_tanh', supported: true });
   const patchSize = f.int(v, 'patch_size', P);
   const temporalPatchSize = f.int(v, 'temporal_patch_size', P);
   const spatialMergeSize = f.int(v, 'spatial_merge_size', P);
@@ -527,7 +460,7 @@ function parseActionExpertConfig(f: Fields, a: Obj, text: TextConfig): ActionExp
   const timestepChannels = f.int(a, 'timestep_channels', P, { def: 256, min: 4 });
   if (timestepChannels % 2 !== 0) f.fail(`${P}.timestep_channels`, `must be even (got ${timestepChannels})`);
   const numBuckets = f.int(a, 'num_buckets', P, { def: 1000 });
-  const timeConvention = f.oneOf(a, 'time_convention', P, ['tau1_noise'] as const, 'tau1_noise');
+  const timeConvention = f.oneOf(a, 'time_convention', P, ['tau1_noise'] as const, { def: 'tau1_noise', supported: true });
   const vlmLayer = f.int(a, 'vlm_layer', P, { def: text.numHiddenLayers, min: 0 });
   if (vlmLayer > text.numHiddenLayers) {
     f.fail(`${P}.vlm_layer`, `must be in 0..text_config.num_hidden_layers (got ${vlmLayer} and ${text.numHiddenLayers})`);
@@ -537,7 +470,7 @@ function parseActionExpertConfig(f: Fields, a: Obj, text: TextConfig): ActionExp
   const outNormEps = f.num(a, 'out_norm_eps', P, { def: 1e-6 });
   const vlNormEps = f.num(a, 'vl_norm_eps', P, { def: 1e-5 });
   const defaultSteps = f.int(a, 'default_steps', P, { def: 10 });
-  const defaultSolver = f.oneOf(a, 'default_solver', P, ['euler', 'heun', 'midpoint', 'rk4'] as const, 'euler');
+  const defaultSolver = f.oneOf(a, 'default_solver', P, ['euler', 'heun', 'midpoint', 'rk4'] as const, { def: 'euler', supported: true });
   // s of the `shift` time grid τ' = s·u/(1+(s−1)·u) (src/policy/samplers.ts)
   const timeShift = f.num(a, 'time_shift', P, { positive: true, def: 3 });
   return {
@@ -590,7 +523,7 @@ export function defaultPreprocessorConfig(): PreprocessorConfig {
 export function parsePreprocessorConfig(raw: unknown, file = 'preprocessor_config.json'): PreprocessorConfig {
   const d = defaultPreprocessorConfig();
   if (raw === undefined) return d;
-  const f: Fields = new Fields(file);
+  const f: Fields = checkpointFields(file);
   const o = f.object(raw, '(root)');
   let minPixels = d.minPixels;
   let maxPixels = d.maxPixels;
@@ -626,165 +559,26 @@ export function parsePreprocessorConfig(raw: unknown, file = 'preprocessor_confi
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Fixtures (raw config.json objects; parse them with parseQvlaConfig or use the typed helpers below).
+// Presets (raw config.json objects, data files in src/model/presets/; parse them with parseQvlaConfig or use the
+// typed helpers below).
 
-/** Full QVLA-DiT decoder (docs/action-decoder.md §2.1; ≈1.128 B parameters) for a VLM of width dVlm (default 2560). */
+/** Full QVLA-DiT decoder (docs/action-decoder.md §2.1; ≈1.128 B parameters) for a VLM of width dVlm (default 2560):
+ * the `action_expert` section of the 4B preset. */
 export function fullActionExpertJson(dVlm = 2560): Record<string, unknown> {
-  return {
-    d_vlm: dVlm,
-    hidden_size: 1536,
-    num_heads: 32,
-    head_dim: 48,
-    num_layers: 32,
-    cross_every: 2,
-    ff_inner: 6144,
-    d_out: 1024,
-    mlp_hidden: 1024,
-    state_hidden: 1024,
-    k_max: 80,
-    s_max: 80,
-    h_max: 50,
-    max_seq_len: 1024,
-    timestep_channels: 256,
-    num_buckets: 1000,
-    time_convention: 'tau1_noise',
-    vlm_layer: 32,
-    alt_vl: false,
-    norm_eps: 1e-5,
-    out_norm_eps: 1e-6,
-    vl_norm_eps: 1e-5,
-    default_steps: 10,
-    default_solver: 'euler',
-  };
+  return { ...structuredClone(QWEN35_4B_PRESET.action_expert), d_vlm: dVlm };
 }
 
-/** config.json of Qwen3.5-4B (docs/architecture.md §2) plus the full decoder. */
+/** config.json of Qwen3.5-4B (docs/architecture.md §2) plus the full decoder: src/model/presets/qwen35_4b.json
+ * (also the shape config of tools/reference/selfcheck.py's parameter counts). A fresh copy per call. */
 export function qwen35_4bConfigJson(): Record<string, unknown> {
-  return {
-    architectures: ['Qwen3_5ForConditionalGeneration'],
-    model_type: 'qwen3_5',
-    image_token_id: 248056,
-    video_token_id: 248057,
-    vision_start_token_id: 248053,
-    vision_end_token_id: 248054,
-    tie_word_embeddings: true,
-    text_config: {
-      model_type: 'qwen3_5_text',
-      hidden_size: 2560,
-      num_hidden_layers: 32,
-      layer_types: Array.from({ length: 32 }, (_, i) => ((i + 1) % 4 === 0 ? 'full_attention' : 'linear_attention')),
-      full_attention_interval: 4,
-      num_attention_heads: 16,
-      num_key_value_heads: 4,
-      head_dim: 256,
-      intermediate_size: 9216,
-      vocab_size: 248320,
-      rms_norm_eps: 1e-6,
-      hidden_act: 'silu',
-      attention_bias: false,
-      attn_output_gate: true,
-      rope_parameters: {
-        rope_type: 'default',
-        rope_theta: 10000000,
-        partial_rotary_factor: 0.25,
-        mrope_section: [11, 11, 10],
-        mrope_interleaved: true,
-      },
-      max_position_embeddings: 262144,
-      linear_num_key_heads: 16,
-      linear_num_value_heads: 32,
-      linear_key_head_dim: 128,
-      linear_value_head_dim: 128,
-      linear_conv_kernel_dim: 4,
-      tie_word_embeddings: true,
-      eos_token_id: 248044,
-      mtp_num_hidden_layers: 1,
-      dtype: 'bfloat16',
-    },
-    vision_config: {
-      model_type: 'qwen3_5_vision',
-      depth: 24,
-      hidden_size: 1024,
-      num_heads: 16,
-      intermediate_size: 4096,
-      hidden_act: 'gelu_pytorch_tanh',
-      patch_size: 16,
-      temporal_patch_size: 2,
-      spatial_merge_size: 2,
-      in_channels: 3,
-      out_hidden_size: 2560,
-      num_position_embeddings: 2304,
-      deepstack_visual_indexes: [],
-    },
-    action_expert: fullActionExpertJson(2560),
-  };
+  return structuredClone(QWEN35_4B_PRESET) as Record<string, unknown>;
 }
 
 /** Qwen3.5-0.8B-shaped VLM (docs/architecture.md §2, legacy-free, layer_types from the interval) + a small
- * DiT (D = 512 = 8 × 64, 8 blocks, FFN 2048; same action/state/chunk interface as the full decoder). */
+ * DiT (D = 512 = 8 × 64, 8 blocks, FFN 2048; same action/state/chunk interface as the full decoder):
+ * src/model/presets/small.json. A fresh copy per call. */
 export function smallConfigJson(): Record<string, unknown> {
-  return {
-    model_type: 'qwen3_5',
-    image_token_id: 248056,
-    video_token_id: 248057,
-    vision_start_token_id: 248053,
-    vision_end_token_id: 248054,
-    tie_word_embeddings: true,
-    text_config: {
-      hidden_size: 1024,
-      num_hidden_layers: 24,
-      full_attention_interval: 4,
-      num_attention_heads: 8,
-      num_key_value_heads: 2,
-      head_dim: 256,
-      intermediate_size: 3584,
-      vocab_size: 248320,
-      rms_norm_eps: 1e-6,
-      hidden_act: 'silu',
-      rope_parameters: {
-        rope_type: 'default',
-        rope_theta: 10000000,
-        partial_rotary_factor: 0.25,
-        mrope_section: [11, 11, 10],
-        mrope_interleaved: true,
-      },
-      max_position_embeddings: 262144,
-      linear_num_key_heads: 16,
-      linear_num_value_heads: 16,
-      linear_key_head_dim: 128,
-      linear_value_head_dim: 128,
-      linear_conv_kernel_dim: 4,
-      eos_token_id: 248044,
-    },
-    vision_config: {
-      depth: 12,
-      hidden_size: 768,
-      num_heads: 12,
-      intermediate_size: 3072,
-      hidden_act: 'gelu_pytorch_tanh',
-      patch_size: 16,
-      temporal_patch_size: 2,
-      spatial_merge_size: 2,
-      in_channels: 3,
-      out_hidden_size: 1024,
-      num_position_embeddings: 2304,
-    },
-    action_expert: {
-      d_vlm: 1024,
-      hidden_size: 512,
-      num_heads: 8,
-      head_dim: 64,
-      num_layers: 8,
-      ff_inner: 2048,
-      d_out: 512,
-      mlp_hidden: 512,
-      state_hidden: 512,
-      k_max: 80,
-      s_max: 80,
-      h_max: 50,
-      max_seq_len: 1024,
-    },
-  };
+  return structuredClone(SMALL_PRESET) as Record<string, unknown>;
 }
 
 /** Typed Qwen3.5-4B + full decoder config. */

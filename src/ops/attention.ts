@@ -2,28 +2,27 @@
 // padding mask, Qwen3.5 output gate), plus the KV cache the text decoder appends to.
 //
 // Kernels and the dispatch decision (here, next to the specs):
-// - `attention.wgsl`: flash attention, one workgroup per (BQ-query tile, head), KV tiles in shared memory, online
-//   softmax. The general / prefill path.
+// - `attention.wgsl` ('tiles'): flash attention, one workgroup per (BQ-query tile, head), KV tiles in shared
+//   memory, online softmax. The general / prefill path on GPUs.
+// - `attention_rows.wgsl` ('rows'): the same semantics with NQL query rows per invocation and lane-uniform K/V
+//   loads, no shared memory: the prefill path on software adapters (lavapipe), ~6× faster there. See
+//   `PrefillVariant` and `attentionConfig`.
 // - `attention_decode.wgsl` + `attention_decode_reduce.wgsl`: split-K flash-decoding for Lq ≤ DECODE_MAX_Q
 //   queries against a long key range: partials per (split, kv head) covering all query heads of the GQA group
 //   (K/V read once), then a reduce. `attention()` routes there when Lq ≤ DECODE_MAX_Q and Lk ≥ DECODE_MIN_K.
 // - `attention_kv_append.wgsl`: KVCache.append (strided rows → contiguous cache rows, K and V in one dispatch).
 // Pipeline keys carry only the head dim (a compile-time array size) and the tile sizes derived from it (and NQ
-// for decode); masking modes are uniform flags so the variant count stays one per head dim.
+// for decode, the GQA heads per workgroup for 'rows'); masking modes are uniform flags so the variant count stays
+// one per head dim (per GQA group size for 'rows'). Interfaces are declared by name (ATTENTION_IO, DECODE_IO, …).
 import type { Gpu } from '../gpu/device.js';
-import { f, i, u, type BufferRange } from '../gpu/stream.js';
+import type { BufferRange } from '../gpu/stream.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
+import { bind, bindHeads, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
 
-/**
- * A strided view of per-head vectors: element (token t, head h, dim e) is at
- * `offset + t*rowStride + h*headStride + e`, in f32 elements counted from the tensor's first element
- * (`tensor.offset` bytes into `tensor.buffer`). `headStride` defaults to the head dim; the Qwen3.5 q_proj output,
- * where q and gate interleave per head ([q₀ | g₀ | q₁ | g₁ | …]), is q = {rowStride: H·2d, headStride: 2d} and
- * gate = {offset: d, rowStride: H·2d, headStride: 2d}.
- */
-export interface HeadView { tensor: Tensor; rowStride: number; offset?: number; headStride?: number }
+/** The strided per-head view of q, k, v, gate (src/ops/views.ts). */
+export type { HeadView };
 
 export interface AttentionArgs {
   q: HeadView; k: HeadView; v: HeadView;
@@ -62,51 +61,23 @@ export const MAX_HEAD_DIM = 256;
 const WG = 64;
 
 /**
- * Loop rolling of the attention kernels (the ROLLED const): 'auto' = rolled on software adapters only (lavapipe
- * compiles the unrolled variants 4–18× slower, 5–25 s each cold), unrolled on GPUs. Tests set false to check
- * the GPU code path on lavapipe.
+ * Variant choice of the attention kernels, with documented defaults (tests and bench/attention.mjs override them):
+ * - `rolled` (the ROLLED const): 'auto' = rolled on software adapters only (lavapipe compiles the unrolled
+ *   variants 4–18× slower, 5–25 s each cold), unrolled on GPUs. Tests set false to check the GPU code path.
+ * - `prefill`: 'auto' = 'rows' on software adapters, 'tiles' on GPUs (see PrefillVariant).
+ * - `rowsTiles`: the 'rows' shape. Default 32 lanes × 4 keys per step × 4 query rows per lane: on lavapipe at the
+ *   Qwen3.5-4B prefill (600 tokens, 16/4 heads, d 256) 4 rows per lane took 0.78 s of CPU against 1.14 s for 2 and
+ *   2.09 s for 1; 8 rows, 8 keys or 64 lanes were no faster (bench/attention.mjs, one run, interleaved).
+ *   A tuner (`qvla tune`) would set these per adapter and shape class.
  */
-export const attentionConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+export const attentionConfig: { rolled: 'auto' | boolean; prefill: 'auto' | PrefillVariant; rowsTiles: RowsTiles } = {
+  rolled: 'auto',
+  prefill: 'auto',
+  rowsTiles: { lanes: 32, keys: 4, rowsPerLane: 4 },
+};
 const rolled = (gpu: Gpu) => (attentionConfig.rolled === 'auto' ? gpu.isSoftware : attentionConfig.rolled);
 
-interface Bound { range: BufferRange; off: number }
-
-/** Bind the bytes a view touches from the aligned-down start (any view offset works); `off` = element offset in the binding. */
-function bindElems(what: string, name: string, t: Tensor, elemOff: number, extent: number): Bound {
-  const gpu = t.gpu;
-  if (t.offset % 4 !== 0) throw new Error(`${what}: ${name} tensor byte offset ${t.offset} is not a multiple of 4`);
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const start = t.offset + elemOff * 4;
-  const base = Math.floor(start / align) * align;
-  const size = Math.min(Math.max(4, Math.ceil((start + extent * 4 - base) / 4) * 4), t.buffer.size - base);
-  if (size > gpu.limits.maxStorageBufferBindingSize) {
-    throw new Error(`${what}: ${name} binding of ${size} bytes exceeds maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`);
-  }
-  return { range: { buffer: t.buffer, offset: base, size }, off: (start - base) / 4 };
-}
-
-function isNat(x: number): boolean {
-  return Number.isInteger(x) && x >= 0;
-}
-
-/** Validate a HeadView covering `rows` tokens × `heads` heads × `hd` dims and bind it. */
-function bindView(what: string, name: string, view: HeadView, rows: number, heads: number, hd: number): Bound & { rs: number; hs: number } {
-  const t = view.tensor;
-  const off = view.offset ?? 0;
-  const hs = view.headStride ?? hd;
-  if (t.dtype !== 'f32') throw new Error(`${what}: ${name} must be f32, got ${t.dtype}`);
-  if (!isNat(off) || !isNat(view.rowStride) || !isNat(hs)) {
-    throw new Error(`${what}: ${name} offset/rowStride/headStride must be non-negative integers (got ${off}/${view.rowStride}/${hs})`);
-  }
-  const extent = rows === 0 ? 0 : (rows - 1) * view.rowStride + (heads - 1) * hs + hd;
-  if (off + extent > t.size) {
-    throw new Error(
-      `${what}: ${name} view (offset ${off}, rowStride ${view.rowStride}, headStride ${hs}) of ${rows} rows × ${heads} heads × ${hd} ` +
-        `needs ${off + extent} elements, tensor [${t.shape}] has ${t.size}`,
-    );
-  }
-  return { ...bindElems(what, name, t, off, extent), rs: view.rowStride, hs };
-}
+const isNat = (x: number) => Number.isInteger(x) && x >= 0;
 
 /**
  * The segment table of attention.wgsl (cached, see ./segments.ts): [cu_seqlens (n+1) | key range (lo, hi) per
@@ -141,10 +112,10 @@ interface Prepared {
   gpu: Gpu;
   what: string;
   H: number; Hkv: number; G: number; hd: number; Lq: number; Lk: number;
-  q: Bound & { rs: number; hs: number };
-  k: Bound & { rs: number; hs: number };
-  v: Bound & { rs: number; hs: number };
-  gate?: Bound & { rs: number; hs: number };
+  q: BoundHeads;
+  k: BoundHeads;
+  v: BoundHeads;
+  gate?: BoundHeads;
   mask?: Bound & { kind: number };
   seg?: { range: BufferRange; n: number; tiles: number; krBase: number; tileBase: number };
   causal: boolean; causalOffset: number;
@@ -162,16 +133,16 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
   if (H < 1 || Hkv < 1 || H % Hkv !== 0) throw new Error(`${what}: numKvHeads ${Hkv} must divide numHeads ${H}`);
   if (hd < 4 || hd > MAX_HEAD_DIM || hd % 4 !== 0) throw new Error(`${what}: headDim ${hd} must be a multiple of 4 in [4, ${MAX_HEAD_DIM}]`);
   if (!Number.isFinite(a.scale)) throw new Error(`${what}: scale ${a.scale} is not finite`);
-  const q = bindView(what, 'q', a.q, Lq, H, hd);
-  const k = bindView(what, 'k', a.k, Lk, Hkv, hd);
-  const v = bindView(what, 'v', a.v, Lk, Hkv, hd);
-  const gate = a.gate ? bindView(what, 'gate', a.gate, Lq, H, hd) : undefined;
+  const q = bindHeads(what, 'q', a.q, Lq, H, hd);
+  const k = bindHeads(what, 'k', a.k, Lk, Hkv, hd);
+  const v = bindHeads(what, 'v', a.v, Lk, Hkv, hd);
+  const gate = a.gate ? bindHeads(what, 'gate', a.gate, Lq, H, hd) : undefined;
   let mask: Prepared['mask'];
   if (a.keyMask) {
     const m = a.keyMask;
     if (m.dtype === 'f16') throw new Error(`${what}: keyMask must be u32, i32 or f32, got f16`);
     if (m.size < Lk) throw new Error(`${what}: keyMask [${m.shape}] has fewer than Lk=${Lk} values`);
-    mask = { ...bindElems(what, 'keyMask', m, 0, Lk), kind: m.dtype === 'f32' ? 2 : 1 };
+    mask = { ...bind(what, 'keyMask', m, 0, Lk), kind: m.dtype === 'f32' ? 2 : 1 };
   }
   let seg: Prepared['seg'];
   if (a.keyRanges && !a.segments) throw new Error(`${what}: keyRanges need segments`);
@@ -190,7 +161,7 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
       }
     }
     const tab = segTable(gpu, s, kr, BQ(hd));
-    seg = { range: tab.t.binding(), n, tiles: tab.tiles, krBase: n + 1, tileBase: 3 * n + 1 };
+    seg = { range: bind(what, 'segment table', tab.t).range, n, tiles: tab.tiles, krBase: n + 1, tileBase: 3 * n + 1 };
   }
   const causalOffset = a.causalOffset ?? Lk - Lq;
   if (!Number.isInteger(causalOffset)) throw new Error(`${what}: causalOffset ${causalOffset} must be an integer`);
@@ -200,7 +171,7 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
   for (const [n, t] of inputs) {
     if (t && t.buffer === out.buffer) throw new Error(`${what}: out shares a GPUBuffer with ${n} (an output may not alias an input)`);
   }
-  const outB = bindElems(what, 'out', out, 0, Lq * H * hd);
+  const outB = bind(what, 'out', out, 0, Lq * H * hd);
   return { gpu, what, H, Hkv, G: H / Hkv, hd, Lq, Lk, q, k, v, gate, mask, seg, causal: !!a.causal, causalOffset, out, outB };
 }
 
@@ -229,37 +200,175 @@ export function prefillTiles(hd: number, maxShared = 32768): { BQ: number; BK: n
   return { BQ, BK, TPQ, DPT4: Math.ceil(hd / 4 / TPQ) };
 }
 
+/**
+ * Everything the two prefill kernels (attention.wgsl, attention_rows.wgsl) touch, by name: shapes, the strided
+ * views (element offset, row stride, head stride of q, k, v, gate; output offset; mask offset), the scale, the
+ * masking modes (uniform flags: one pipeline per head dim and tile shape), the ROLLED trip counts and the segment
+ * table offsets.
+ */
+const ATTENTION_IO = {
+  params: {
+    Lq: 'u32', Lk: 'u32', H: 'u32', G: 'u32',
+    q_off: 'u32', q_rs: 'u32', q_hs: 'u32',
+    k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
+    v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
+    g_off: 'u32', g_rs: 'u32', g_hs: 'u32',
+    o_off: 'u32', m_off: 'u32',
+    scale: 'f32',
+    causal: 'u32', causal_off: 'i32',
+    nseg: 'u32', // segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
+    mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+    has_gate: 'u32',
+    n_hd4: 'u32', n_kpt: 'u32', n_bk: 'u32', n_dpt4: 'u32', // = HD/4, KPT, BK, DPT4 (read only when ROLLED)
+    kr_base: 'u32', tile_base: 'u32', // offsets of the key ranges and the tile table in Seg
+  },
+  bindings: { Q: 'read f32', K: 'read f32', V: 'read f32', Gt: 'read f32', Mk: 'read u32', Seg: 'read u32', Out: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
+
+/** attention_decode.wgsl (pass 1): as ATTENTION_IO without gate/output/segment tiles, plus the split sizes. */
+const DECODE_IO = {
+  params: {
+    Lq: 'u32', Lk: 'u32', H: 'u32', G: 'u32',
+    q_off: 'u32', q_rs: 'u32', q_hs: 'u32',
+    k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
+    v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
+    m_off: 'u32',
+    scale: 'f32',
+    causal: 'u32', causal_off: 'i32',
+    nseg: 'u32',
+    mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+    chunk: 'u32', // keys per split (a multiple of the 64-key tile)
+    nsplit: 'u32',
+    n_hd4: 'u32', n_nq: 'u32', n_kt: 'u32', n_dpt4: 'u32', // = HD/4, NQ, KT, DPT4 (read only when ROLLED)
+  },
+  bindings: { Q: 'read f32', K: 'read f32', V: 'read f32', Mk: 'read u32', Seg: 'read u32', Part: 'write vec4f', Meta: 'write vec2f' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
+
+/** attention_decode_reduce.wgsl (pass 2): combine the splits, gate, write the output rows. */
+const DECODE_REDUCE_IO = {
+  params: {
+    Lq: 'u32', H: 'u32', HD4: 'u32', nsplit: 'u32',
+    g_off: 'u32', g_rs: 'u32', g_hs: 'u32', has_gate: 'u32',
+    o_off: 'u32',
+  },
+  bindings: { Part: 'read vec4f', Meta: 'read vec2f', Gt: 'read f32', Out: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
+
+/** attention_kv_append.wgsl: strided K/V source rows → contiguous cache rows (offsets include the cache length). */
+const KV_APPEND_IO = {
+  params: {
+    rows: 'u32', Hkv: 'u32', HD: 'u32',
+    k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
+    v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
+    kc_off: 'u32', vc_off: 'u32',
+    groups_x: 'u32',
+  },
+  bindings: { Ks: 'read f32', Vs: 'read f32', Kc: 'write f32', Vc: 'write f32' },
+} satisfies Pick<KernelSpec, 'params' | 'bindings'>;
+
+/**
+ * The prefill kernel's variant:
+ * - `tiles` (attention.wgsl): Q and K/V tiles in shared memory, TPQ threads per query row, the O columns spread
+ *   over those threads (few registers per thread): the GPU kernel.
+ * - `rows` (attention_rows.wgsl): one query row per invocation, lanes = (GQA heads × queries) sharing every K/V
+ *   read, no shared memory or barrier, O in private memory: the kernel for SIMD-on-CPU adapters (lavapipe), where
+ *   a lane-uniform load is a scalar broadcast and a per-lane one a gather.
+ * 'auto' (default): `rows` on software adapters, `tiles` otherwise. Both are checked by the op harness.
+ */
+export type PrefillVariant = 'tiles' | 'rows';
+
+/**
+ * Shape of the `rows` variant: `lanes` invocations per workgroup (power of two; GQA heads × query slots), `keys`
+ * per step (4 or 8 scores per row held in registers), `rowsPerLane` query rows per invocation (each K/V load
+ * serves them all). Default: attentionConfig.rowsTiles.
+ */
+export interface RowsTiles { lanes: number; keys: 4 | 8; rowsPerLane: number }
+
+/** Largest power of two ≤ cap dividing G: the query heads of one GQA group a `rows` workgroup serves together. */
+function headsPerWorkgroup(G: number, cap: number): number {
+  let hpw = 1;
+  while (hpw * 2 <= cap && G % (hpw * 2) === 0) hpw *= 2;
+  return hpw;
+}
+
+/**
+ * `rows` variant shape for a GQA group of G heads whose longest run of queries (a segment, or Lq) is `run`:
+ * HPW heads × BQ queries per workgroup of WG lanes, NQL rows per lane, BK keys per step. The lanes shrink (not
+ * below 8, lavapipe's SIMD width) while half of them still cover the run, so short segments (the DiT's 51-token
+ * rows) do not pay for padding lanes. A row's arithmetic does not depend on WG or BQ (same key steps, same order),
+ * so this keeps a segment's bits independent of the batch around it.
+ */
+export function rowsTiles(G: number, run = Infinity, t: RowsTiles = attentionConfig.rowsTiles): { BQ: number; NQL: number; HPW: number; BK: number; WG: number } {
+  const pow2 = Number.isInteger(t.lanes) && t.lanes >= 1 && (t.lanes & (t.lanes - 1)) === 0;
+  if (!pow2 || t.lanes > 256 || (t.keys !== 4 && t.keys !== 8) || !Number.isInteger(t.rowsPerLane) || t.rowsPerLane < 1 || t.rowsPerLane > 8) {
+    throw new Error(`attention: rowsTiles ${JSON.stringify(t)} needs lanes a power of two ≤ 256, keys 4 or 8, rowsPerLane an integer in [1, 8]`);
+  }
+  const HPW = headsPerWorkgroup(G, Math.max(1, t.lanes / 8));
+  let WG = t.lanes;
+  while (WG > 8 && WG / 2 >= HPW && (WG / 2 / HPW) * t.rowsPerLane >= run) WG /= 2;
+  return { BQ: (WG / HPW) * t.rowsPerLane, NQL: t.rowsPerLane, HPW, BK: t.keys, WG };
+}
+
+function prefillVariant(gpu: Gpu): PrefillVariant {
+  const v = attentionConfig.prefill;
+  return v === 'auto' ? (gpu.isSoftware ? 'rows' : 'tiles') : v;
+}
+
 /** Scaled dot-product attention (flash-style). Routes to flash-decoding when Lq is small and Lk large. */
 export function attention(a: AttentionArgs): Tensor {
   if (a.Lq <= DECODE_MAX_Q && a.Lk >= DECODE_MIN_K && !a.segments) return attentionDecode(a);
-  const maxShared = a.q.tensor.gpu.limits.maxComputeWorkgroupStorageSize;
-  const p = prepare('attention', a, (hd) => prefillTiles(hd, maxShared).BQ);
+  const gpu0 = a.q.tensor.gpu;
+  const variant = prefillVariant(gpu0);
+  const G = a.numKvHeads > 0 ? a.numHeads / a.numKvHeads : 1;
+  const maxShared = gpu0.limits.maxComputeWorkgroupStorageSize;
+  // Longest run of queries a tile can cover (sizes the 'rows' workgroup; the segments are checked in prepare()).
+  let run = a.Lq;
+  if (a.segments) {
+    run = 1;
+    for (let s = 1; s < a.segments.length; s++) run = Math.max(run, a.segments[s] - a.segments[s - 1]);
+  }
+  const BQof = (hd: number) => (variant === 'rows' ? rowsTiles(G, run).BQ : prefillTiles(hd, maxShared).BQ);
+  const p = prepare('attention', a, BQof);
   const { gpu } = p;
-  const { BQ, BK, TPQ, DPT4 } = prefillTiles(p.hd, maxShared);
+  const dummy = { buffer: gpu.dummy };
+  const buffers = {
+    Q: p.q.range, K: p.k.range, V: p.v.range, Gt: p.gate?.range ?? dummy, Mk: p.mask?.range ?? dummy,
+    Seg: p.seg?.range ?? dummy, Out: p.outB.range,
+  };
+  const params = {
+    Lq: p.Lq, Lk: p.Lk, H: p.H, G: p.G,
+    q_off: p.q.off, q_rs: p.q.row, q_hs: p.q.head,
+    k_off: p.k.off, k_rs: p.k.row, k_hs: p.k.head,
+    v_off: p.v.off, v_rs: p.v.row, v_hs: p.v.head,
+    g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0,
+    o_off: p.outB.off, m_off: p.mask?.off ?? 0,
+    scale: a.scale,
+    causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
+    nseg: p.seg?.n ?? 0, mask_kind: p.mask?.kind ?? 0, has_gate: p.gate ? 1 : 0,
+    n_hd4: p.hd / 4, n_kpt: 0, n_bk: 0, n_dpt4: 0,
+    kr_base: p.seg?.krBase ?? 0, tile_base: p.seg?.tileBase ?? 0,
+  };
+  const BQ = BQof(p.hd);
+  const tiles = p.seg ? p.seg.tiles : Math.ceil(p.Lq / BQ);
+  if (variant === 'rows') {
+    const { HPW, BK, NQL, WG: lanes } = rowsTiles(p.G, run);
+    const spec: KernelSpec = {
+      file: 'attention_rows', ...ATTENTION_IO,
+      consts: { HD: p.hd, BQ, NQL, HPW, BK, ROLLED: rolled(gpu) },
+      includes: ['attention_keys'],
+      workgroup: [lanes],
+    };
+    gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [tiles, p.H / HPW], a.label);
+    return p.out;
+  }
+  const { BK, TPQ, DPT4 } = prefillTiles(p.hd, maxShared);
   const spec: KernelSpec = {
-    file: 'attention',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
+    file: 'attention', ...ATTENTION_IO,
     consts: { HD: p.hd, BQ, BK, TPQ, DPT4, ROLLED: rolled(gpu) },
     includes: ['attention_keys'],
     workgroup: [WG],
   };
-  const dummy = { buffer: gpu.dummy };
-  const params = [
-    u(p.Lq), u(p.Lk), u(p.H), u(p.G),
-    u(p.q.off), u(p.q.rs), u(p.q.hs),
-    u(p.k.off), u(p.k.rs), u(p.k.hs),
-    u(p.v.off), u(p.v.rs), u(p.v.hs),
-    u(p.gate?.off ?? 0), u(p.gate?.rs ?? 0), u(p.gate?.hs ?? 0),
-    u(p.outB.off), u(p.mask?.off ?? 0),
-    f(a.scale),
-    u(p.causal ? 1 : 0), i(p.causalOffset),
-    u(p.seg?.n ?? 0), u(p.mask?.kind ?? 0), u(p.gate ? 1 : 0),
-    u(p.hd / 4), u(BK / TPQ), u(BK), u(DPT4),
-    u(p.seg?.krBase ?? 0), u(p.seg?.tileBase ?? 0),
-  ];
-  const buffers = [p.q.range, p.k.range, p.v.range, p.gate?.range ?? dummy, p.mask?.range ?? dummy, p.seg?.range ?? dummy, p.outB.range];
-  const tiles = p.seg ? p.seg.tiles : Math.ceil(p.Lq / BQ);
-  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [tiles, p.H], a.label);
+  gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, n_kpt: BK / TPQ, n_bk: BK, n_dpt4: DPT4 }, [tiles, p.H], a.label);
   return p.out;
 }
 
@@ -294,29 +403,36 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   const meta = Tensor.empty(gpu, [rows, 2], 'f32', 'attention.meta');
   const dummy = { buffer: gpu.dummy };
   const spec: KernelSpec = {
-    file: 'attention_decode',
-    bindings: ['read', 'read', 'read', 'read', 'read', 'write', 'write'],
+    file: 'attention_decode', ...DECODE_IO,
     consts: { HD: p.hd, NQ, DPT4, ROLLED: rolled(gpu) },
     includes: ['attention_keys'],
     workgroup: [WG],
   };
-  const params = [
-    u(p.Lq), u(p.Lk), u(p.H), u(p.G),
-    u(p.q.off), u(p.q.rs), u(p.q.hs),
-    u(p.k.off), u(p.k.rs), u(p.k.hs),
-    u(p.v.off), u(p.v.rs), u(p.v.hs),
-    u(p.mask?.off ?? 0),
-    f(a.scale),
-    u(p.causal ? 1 : 0), i(p.causalOffset),
-    u(p.seg?.n ?? 0), u(p.mask?.kind ?? 0),
-    u(chunk), u(nsplit),
-    u(p.hd / 4), u(NQ), u(WG), u(DPT4),
-  ];
-  const buffers = [p.q.range, p.k.range, p.v.range, p.mask?.range ?? dummy, p.seg?.range ?? dummy, part.binding(), meta.binding()];
+  const params = {
+    Lq: p.Lq, Lk: p.Lk, H: p.H, G: p.G,
+    q_off: p.q.off, q_rs: p.q.row, q_hs: p.q.head,
+    k_off: p.k.off, k_rs: p.k.row, k_hs: p.k.head,
+    v_off: p.v.off, v_rs: p.v.row, v_hs: p.v.head,
+    m_off: p.mask?.off ?? 0,
+    scale: a.scale,
+    causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
+    nseg: p.seg?.n ?? 0, mask_kind: p.mask?.kind ?? 0,
+    chunk, nsplit,
+    n_hd4: p.hd / 4, n_nq: NQ, n_kt: WG, n_dpt4: DPT4,
+  };
+  // Fresh pooled tensors: element offset 0 in their bindings.
+  const partB = bind(p.what, 'partials', part).range;
+  const metaB = bind(p.what, 'partial stats', meta).range;
+  const buffers = { Q: p.q.range, K: p.k.range, V: p.v.range, Mk: p.mask?.range ?? dummy, Seg: p.seg?.range ?? dummy, Part: partB, Meta: metaB };
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [nsplit, p.Hkv, groups], a.label && `${a.label}.partial`);
-  const red: KernelSpec = { file: 'attention_decode_reduce', bindings: ['read', 'read', 'read', 'write'], workgroup: [WG] };
-  const rparams = [u(p.Lq), u(p.H), u(p.hd / 4), u(nsplit), u(p.gate?.off ?? 0), u(p.gate?.rs ?? 0), u(p.gate?.hs ?? 0), u(p.gate ? 1 : 0), u(p.outB.off)];
-  gpu.stream.dispatch(gpu.pipelines.get(red), [part.binding(), meta.binding(), p.gate?.range ?? dummy, p.outB.range], rparams, [p.Lq, p.H], a.label && `${a.label}.reduce`);
+  const red: KernelSpec = { file: 'attention_decode_reduce', ...DECODE_REDUCE_IO, workgroup: [WG] };
+  const rparams = {
+    Lq: p.Lq, H: p.H, HD4: p.hd / 4, nsplit,
+    g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0, has_gate: p.gate ? 1 : 0,
+    o_off: p.outB.off,
+  };
+  const rbuf = { Part: partB, Meta: metaB, Gt: p.gate?.range ?? dummy, Out: p.outB.range };
+  gpu.stream.dispatch(gpu.pipelines.get(red), rbuf, rparams, [p.Lq, p.H], a.label && `${a.label}.reduce`);
   part.release(); // back to the pool after the next submit
   meta.release();
   return p.out;
@@ -350,17 +466,21 @@ export class KVCache {
     for (const [n, t] of [['k', k.tensor], ['v', v.tensor]] as const) {
       if (t.buffer === this.k.buffer || t.buffer === this.v.buffer) throw new Error(`${what}: ${n} source lives in the cache's own buffer`);
     }
-    const kb = bindView(what, 'k', k, count, Hkv, hd);
-    const vb = bindView(what, 'v', v, count, Hkv, hd);
+    const kb = bindHeads(what, 'k', k, count, Hkv, hd);
+    const vb = bindHeads(what, 'v', v, count, Hkv, hd);
     const W = Hkv * hd;
-    const kc = bindElems(what, 'cache k', this.k, this.length * W, count * W);
-    const vc = bindElems(what, 'cache v', this.v, this.length * W, count * W);
+    const kc = bind(what, 'cache k', this.k, this.length * W, count * W);
+    const vc = bind(what, 'cache v', this.v, this.length * W, count * W);
     const groups = Math.ceil((count * W) / WG);
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
-    const spec: KernelSpec = { file: 'attention_kv_append', bindings: ['read', 'read', 'write', 'write'], workgroup: [WG] };
-    const params = [u(count), u(Hkv), u(hd), u(0), u(kb.off), u(kb.rs), u(kb.hs), u(vb.off), u(vb.rs), u(vb.hs), u(kc.off), u(vc.off), u(gx)];
-    gpu.stream.dispatch(gpu.pipelines.get(spec), [kb.range, vb.range, kc.range, vc.range], params, [gx, gy], 'kvcache.append');
+    const spec: KernelSpec = { file: 'attention_kv_append', ...KV_APPEND_IO, workgroup: [WG] };
+    const params = {
+      rows: count, Hkv, HD: hd,
+      k_off: kb.off, k_rs: kb.row, k_hs: kb.head, v_off: vb.off, v_rs: vb.row, v_hs: vb.head,
+      kc_off: kc.off, vc_off: vc.off, groups_x: gx,
+    };
+    gpu.stream.dispatch(gpu.pipelines.get(spec), { Ks: kb.range, Vs: vb.range, Kc: kc.range, Vc: vc.range }, params, [gx, gy], 'kvcache.append');
     this.length += count;
   }
 

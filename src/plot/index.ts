@@ -9,6 +9,7 @@ export {
   channelChart, navigationChart, panelChart, niceTicks, formatTick,
   type ChannelChartInput, type NavChartInput, type NavWaypoint, type Panel, type PanelChartInput, type Series,
 } from './charts.js';
+export { stepsChart } from './stepsChart.js';
 export { rateChart, type RateChartInput, type RatePoint, type RateSeries } from './rateChart.js';
 export { renderSvg } from './svg.js';
 export { renderPng, rasterize, Raster } from './raster.js';

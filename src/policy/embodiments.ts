@@ -30,6 +30,7 @@
  */
 import { platform } from '../platform/index.js';
 import { CheckpointError, describeValue } from '../io/errors.js';
+import { SchemaReader, type Obj } from '../util/schema.js';
 
 export type TaskType = 'manipulation' | 'navigation' | 'trajectory';
 export type NormMethod = 'q01_q99' | 'min_max' | 'mean_std';
@@ -100,106 +101,7 @@ export class EmbodimentRegistry {
 // ---------------------------------------------------------------------------------------------------------
 // Validation
 
-type Obj = Record<string, unknown>;
-
-const jp = (path: string, key: string): string => (path ? `${path}.${key}` : key);
-
-class V {
-  constructor(readonly file: string) {}
-
-  fail(path: string, msg: string): never {
-    throw new CheckpointError(`${path} ${msg}`, { file: this.file, field: path });
-  }
-
-  isObj(v: unknown): v is Obj {
-    return v !== null && typeof v === 'object' && !Array.isArray(v);
-  }
-
-  obj(v: unknown, path: string): Obj {
-    if (!this.isObj(v)) this.fail(path || '(root)', `must be an object, got ${describeValue(v)}`);
-    return v;
-  }
-
-  has(o: Obj, key: string): boolean {
-    return Object.prototype.hasOwnProperty.call(o, key) && o[key] !== undefined;
-  }
-
-  req(o: Obj, key: string, path: string): unknown {
-    if (!this.has(o, key)) this.fail(jp(path, key), 'is required but missing');
-    return o[key];
-  }
-
-  onlyKeys(o: Obj, allowed: readonly string[], path: string): void {
-    for (const k of Object.keys(o)) {
-      if (!allowed.includes(k)) this.fail(jp(path, k), `is not a known field (allowed: ${allowed.join(', ')})`);
-    }
-  }
-
-  str(o: Obj, key: string, path: string, nonEmpty = false): string {
-    const v = this.req(o, key, path);
-    if (typeof v !== 'string') this.fail(jp(path, key), `must be a string, got ${describeValue(v)}`);
-    if (nonEmpty && v.length === 0) this.fail(jp(path, key), 'must not be empty');
-    return v;
-  }
-
-  strOrNull(o: Obj, key: string, path: string): string | null {
-    if (!this.has(o, key) || o[key] === null) return null;
-    const v = o[key];
-    if (typeof v !== 'string') this.fail(jp(path, key), `must be a string or null, got ${describeValue(v)}`);
-    return v;
-  }
-
-  bool(o: Obj, key: string, path: string): boolean {
-    const v = this.req(o, key, path);
-    if (typeof v !== 'boolean') this.fail(jp(path, key), `must be true or false, got ${describeValue(v)}`);
-    return v;
-  }
-
-  num(o: Obj, key: string, path: string, positive: boolean): number {
-    const v = this.req(o, key, path);
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(jp(path, key), `must be a finite number, got ${describeValue(v)}`);
-    if (positive && !(v > 0)) this.fail(jp(path, key), `must be > 0, got ${v}`);
-    return v;
-  }
-
-  int(o: Obj, key: string, path: string, min: number, max: number, maxName: string): number {
-    const v = this.req(o, key, path);
-    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(jp(path, key), `must be an integer, got ${describeValue(v)}`);
-    if (v < min) this.fail(jp(path, key), `must be ≥ ${min}, got ${v}`);
-    if (v > max) this.fail(jp(path, key), `is ${v}, over ${maxName} ${max}`);
-    return v;
-  }
-
-  list(o: Obj, key: string, path: string): unknown[] {
-    const v = this.req(o, key, path);
-    if (!Array.isArray(v)) this.fail(jp(path, key), `must be a list, got ${describeValue(v)}`);
-    return v;
-  }
-
-  names(o: Obj, key: string, path: string, max: number, maxName: string): string[] {
-    const l = this.list(o, key, path);
-    const p = jp(path, key);
-    if (l.length === 0) this.fail(p, 'must not be empty');
-    if (l.length > max) this.fail(p, `has ${l.length} names, over ${maxName} ${max}`);
-    const seen = new Set<string>();
-    l.forEach((s, i) => {
-      if (typeof s !== 'string' || s.length === 0) this.fail(`${p}[${i}]`, `must be a non-empty string, got ${describeValue(s)}`);
-      if (seen.has(s)) this.fail(`${p}[${i}]`, `${JSON.stringify(s)} appears twice`);
-      seen.add(s);
-    });
-    return l as string[];
-  }
-
-  numbers(o: Obj, key: string, path: string, n: number): number[] {
-    const l = this.list(o, key, path);
-    const p = jp(path, key);
-    if (l.length !== n) this.fail(p, `has ${l.length} values, expected ${n}`);
-    l.forEach((x, i) => {
-      if (typeof x !== 'number' || !Number.isFinite(x)) this.fail(`${p}[${i}]`, `must be a finite number, got ${describeValue(x)}`);
-    });
-    return l as number[];
-  }
-}
+type V = SchemaReader;
 
 const ENTRY_KEYS = ['name', 'task_type', 'description', 'cameras', 'control', 'action', 'state', 'normalization', 'prompt'] as const;
 const CONTROL_KEYS = ['mode', 'rate_hz', 'chunk', 'frame'] as const;
@@ -225,7 +127,7 @@ function checkLimits(limits: EmbodimentLimits): void {
 
 function parseStats(v: V, norm: Obj, part: 'action' | 'state', method: NormMethod, n: number, path: string): ChannelStats {
   const p = `${path}.${part}`;
-  const s = v.obj(v.req(norm, part, path), p);
+  const s = v.object(v.required(norm, part, path), p);
   const [ka, kb] = STAT_KEYS[method];
   const a = v.numbers(s, ka, p, n);
   const b = v.numbers(s, kb, p, n);
@@ -258,14 +160,10 @@ function parseStats(v: V, norm: Obj, part: 'action' | 'state', method: NormMetho
 
 function parseEntry(v: V, key: string, raw: unknown, limits: EmbodimentLimits): Embodiment {
   const path = `embodiments.${key}`;
-  const o = v.obj(raw, path);
+  const o = v.object(raw, path);
   v.onlyKeys(o, ENTRY_KEYS, path);
-  const name = v.str(o, 'name', path, true);
-  const tt = v.req(o, 'task_type', path);
-  if (typeof tt !== 'string' || !(TASK_TYPES as readonly string[]).includes(tt)) {
-    v.fail(`${path}.task_type`, `must be one of ${TASK_TYPES.join(', ')}, got ${describeValue(tt)}`);
-  }
-  const taskType = tt as TaskType;
+  const name = v.str(o, 'name', path, { nonEmpty: true });
+  const taskType = v.oneOf(o, 'task_type', path, TASK_TYPES);
   const description = v.str(o, 'description', path);
   const camList = v.list(o, 'cameras', path);
   const cameras = camList.map((c, i) => {
@@ -275,17 +173,17 @@ function parseEntry(v: V, key: string, raw: unknown, limits: EmbodimentLimits): 
   if (new Set(cameras).size !== cameras.length) v.fail(`${path}.cameras`, `has duplicate names (${cameras.join(', ')})`);
 
   const cp = `${path}.control`;
-  const c = v.obj(v.req(o, 'control', path), cp);
+  const c = v.object(v.required(o, 'control', path), cp);
   v.onlyKeys(c, CONTROL_KEYS, cp);
   const control = {
-    mode: v.str(c, 'mode', cp, true),
-    rateHz: v.num(c, 'rate_hz', cp, true),
-    chunk: v.int(c, 'chunk', cp, 1, limits.hMax, 'h_max'),
+    mode: v.str(c, 'mode', cp, { nonEmpty: true }),
+    rateHz: v.num(c, 'rate_hz', cp, { positive: true }),
+    chunk: v.int(c, 'chunk', cp, { min: 1, max: limits.hMax, maxName: 'h_max' }),
     frame: v.strOrNull(c, 'frame', cp),
   };
 
   const ap = `${path}.action`;
-  const a = v.obj(v.req(o, 'action', path), ap);
+  const a = v.object(v.required(o, 'action', path), ap);
   v.onlyKeys(a, ACTION_KEYS, ap);
   const names = v.names(a, 'names', ap, limits.kMax, 'k_max');
   const K = names.length;
@@ -310,7 +208,7 @@ function parseEntry(v: V, key: string, raw: unknown, limits: EmbodimentLimits): 
   let state: { names: string[] } | null = null;
   if (v.has(o, 'state') && o['state'] !== null) {
     const sp = `${path}.state`;
-    const s = v.obj(o['state'], sp);
+    const s = v.object(o['state'], sp);
     v.onlyKeys(s, STATE_KEYS, sp);
     state = { names: v.names(s, 'names', sp, limits.sMax, 's_max') };
   }
@@ -323,13 +221,9 @@ function parseEntry(v: V, key: string, raw: unknown, limits: EmbodimentLimits): 
   });
 
   const np = `${path}.normalization`;
-  const n = v.obj(v.req(o, 'normalization', path), np);
+  const n = v.object(v.required(o, 'normalization', path), np);
   v.onlyKeys(n, NORM_KEYS, np);
-  const m = v.req(n, 'method', np);
-  if (typeof m !== 'string' || !(METHODS as readonly string[]).includes(m)) {
-    v.fail(`${np}.method`, `must be one of ${METHODS.join(', ')}, got ${describeValue(m)}`);
-  }
-  const method = m as NormMethod;
+  const method = v.oneOf(n, 'method', np, METHODS);
   const actionStats = parseStats(v, n, 'action', method, K, np);
   let stateStats: ChannelStats | null = null;
   if (state !== null) {
@@ -357,12 +251,12 @@ function parseEntry(v: V, key: string, raw: unknown, limits: EmbodimentLimits): 
 /** Validates a parsed embodiments.json object. `file` is used in error messages. */
 export function parseEmbodiments(raw: unknown, limits: EmbodimentLimits, file = 'embodiments.json'): EmbodimentRegistry {
   checkLimits(limits);
-  const v = new V(file);
-  const root = v.obj(raw, '');
+  const v = new SchemaReader(file, { error: (field, msg) => new CheckpointError(`${field} ${msg}`, { file, field }) });
+  const root = v.object(raw, '');
   v.onlyKeys(root, ['version', 'embodiments'], '');
-  const version = v.req(root, 'version', '');
+  const version = v.required(root, 'version', '');
   if (version !== 1) v.fail('version', `must be 1, got ${describeValue(version)}`);
-  const embs = v.obj(v.req(root, 'embodiments', ''), 'embodiments');
+  const embs = v.object(v.required(root, 'embodiments', ''), 'embodiments');
   const keys = Object.keys(embs);
   if (keys.length === 0) v.fail('embodiments', 'is empty');
   const map = new Map<string, Embodiment>();

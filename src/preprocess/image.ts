@@ -16,6 +16,7 @@ import { platform } from '../platform/index.js';
 import { decode as decodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { defaultPreprocessorConfig, type PreprocessorConfig } from '../model/config.js';
+import { QvlaError } from '../util/errors.js';
 
 /** An 8-bit image, interleaved rows [height][width][channels]. */
 export interface RawImage {
@@ -34,9 +35,9 @@ export interface RgbImage extends RawImage {
   channels: 3;
 }
 
-export class ImageError extends Error {
+export class ImageError extends QvlaError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'image' });
     this.name = 'ImageError';
   }
 }

@@ -10,6 +10,11 @@
 //   batch k run as batch k+1 while the clients of batch k are still sending theirs — so every batch carries about
 //   half the clients (mean batch C/2). Waiting a few ms after a batch lets its clients' next requests join the
 //   waiting ones, and the cohorts merge (mean batch ≈ C).
+//   Stragglers: on a loaded host a batch's clients may take longer than maxWaitMs to send their next requests
+//   (measured: mean batch 5.1–5.8 at 8 clients on the 2-core lavapipe VM, bench/RESULTS.md), and the late ones
+//   then wait a whole batch. So after a batch of n rows the batcher also waits until n requests have arrived
+//   since it ended, for at most `regroupFraction` (default 0.1) of that batch's duration: the GPU idles at most
+//   that fraction of its time when the clients do not come back, and a batch's clients regroup when they do.
 // - Rows of a batch may differ in everything (embodiment, cameras, prompt length, solver, steps, seed):
 //   actBatch groups rows by (solver, steps, grid, shift) itself, and each row is bit-identical to act() alone —
 //   so a reply does not depend on what it was batched with. `maxBatch` 1 is the unbatched server (act()).
@@ -23,6 +28,8 @@ import { GpuError } from '../gpu/device.js';
 
 export const DEFAULT_MAX_BATCH = 16;
 export const DEFAULT_MAX_WAIT_MS = 5;
+/** Longest wait for the previous batch's clients, as a fraction of that batch's duration (see the header). */
+export const DEFAULT_REGROUP_FRACTION = 0.1;
 
 export interface BatchInfo {
   /** 1, 2, … in start order */
@@ -45,6 +52,8 @@ export type JobOutcome =
 export interface BatcherOptions {
   maxBatch?: number;
   maxWaitMs?: number;
+  /** Wait up to this fraction of the previous batch's duration for as many requests as it had rows (0: off). */
+  regroupFraction?: number;
   /** Called right before a batch's GPU call, with the batch's job tags in row order. */
   onBatchStart?(tags: unknown[], info: BatchInfo): void;
   /** Called after it returned or threw. */
@@ -80,11 +89,18 @@ export class Batcher {
   private batches = 0;
   /** performance.now() when the last batch ended (−∞ before the first). */
   private freeSince = -Infinity;
+  /** Rows, duration (ms) and reply time (performance.now()) of the last batch of requests. */
+  private lastRows = 0;
+  private lastMs = 0;
+  private lastEndedAt = -Infinity;
+  readonly regroupFraction: number;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly policy: Policy, private readonly opts: BatcherOptions = {}) {
     this.maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
     this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+    this.regroupFraction = opts.regroupFraction ?? DEFAULT_REGROUP_FRACTION;
+    if (!(this.regroupFraction >= 0 && this.regroupFraction <= 1)) throw new Error(`regroupFraction must be in [0, 1], got ${this.regroupFraction}`);
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new Error(`maxBatch must be an integer ≥ 1, got ${this.maxBatch}`);
     if (!(this.maxWaitMs >= 0 && Number.isFinite(this.maxWaitMs))) throw new Error(`maxWaitMs must be a finite number ≥ 0, got ${this.maxWaitMs}`);
   }
@@ -142,11 +158,15 @@ export class Batcher {
     const head = this.queue[0]!;
     if (head.kind === 'request' && !this.flushing && this.maxWaitMs > 0) {
       let n = 0;
+      let arrived = 0; // requests that came after the last batch ended (its clients coming back)
       for (const j of this.queue) {
         if (j.kind !== 'request') break;
         n++;
+        if (j.enqueuedAt >= this.lastEndedAt) arrived++;
       }
-      const wait = Math.max(head.enqueuedAt, this.freeSince) + this.maxWaitMs - performance.now();
+      let until = Math.max(head.enqueuedAt, this.freeSince) + this.maxWaitMs;
+      if (arrived < this.lastRows) until = Math.max(until, this.lastEndedAt + this.regroupFraction * this.lastMs);
+      const wait = until - performance.now();
       if (n < this.maxBatch && wait > 0) {
         if (!this.timer) {
           this.timer = setTimeout(() => {
@@ -200,6 +220,19 @@ export class Batcher {
     if (jobs.length === 0) return;
     this.running = jobs.length;
     const info: BatchInfo = { id: ++this.batches, size: jobs.length, startedAt: performance.now(), endedAt: 0, whole: true };
+    await this.runJobs(jobs, info);
+  }
+
+  /** Marks the batch done right before its replies go out (what the regroup wait counts from). */
+  private ended(info: BatchInfo): void {
+    info.endedAt = performance.now();
+    this.running = 0;
+    this.lastRows = info.size;
+    this.lastEndedAt = info.endedAt;
+    this.lastMs = info.endedAt - info.startedAt;
+  }
+
+  private async runJobs(jobs: RequestJob[], info: BatchInfo): Promise<void> {
     const tags = jobs.map((j) => j.tag);
     this.opts.onBatchStart?.(tags, info);
     let results: ActResult[] | null = null;
@@ -210,13 +243,13 @@ export class Batcher {
       error = e;
     }
     if (results) {
-      info.endedAt = performance.now();
+      this.ended(info);
       this.opts.onBatchEnd?.(tags, info);
       jobs.forEach((j, i) => j.resolve({ ok: true, result: results![i]!, batch: info, startedAt: info.startedAt, endedAt: info.endedAt }));
       return;
     }
     if (jobs.length === 1 || (error instanceof GpuError && error.kind === 'lost')) {
-      info.endedAt = performance.now();
+      this.ended(info);
       this.opts.onBatchEnd?.(tags, info);
       for (const j of jobs) j.resolve({ ok: false, error, batch: info, startedAt: info.startedAt, endedAt: info.endedAt });
       return;
@@ -233,7 +266,7 @@ export class Batcher {
         outcomes.push({ ok: false, error: e, batch: info, startedAt: t, endedAt: performance.now() });
       }
     }
-    info.endedAt = performance.now();
+    this.ended(info);
     this.opts.onBatchEnd?.(tags, info);
     jobs.forEach((j, i) => j.resolve(outcomes[i]!));
   }

@@ -9,10 +9,12 @@
 // a str. Object / void / complex dtypes are refused, as openpi does (no pickle anywhere).
 import { Decoder, DecodeError, ExtData } from '@msgpack/msgpack';
 import { NdArray, parseDtype } from './ndarray.js';
+import { QvlaError } from '../util/errors.js';
 
-export class WireError extends Error {
-  constructor(message: string, readonly field?: string) {
-    super(message);
+export class WireError extends QvlaError {
+  declare readonly field?: string;
+  constructor(message: string, field?: string) {
+    super(message, { code: 'bad_frame', field });
     this.name = 'WireError';
   }
 }

@@ -16,13 +16,21 @@ import type { Embodiment, EmbodimentRegistry } from '../policy/embodiments.js';
 import { SOLVERS, GRIDS, type SolverName, type GridName } from '../policy/samplers.js';
 import type { RawImage } from '../preprocess/image.js';
 import { NdArray, dtypeName } from './ndarray.js';
+import { QvlaError } from '../util/errors.js';
+import { SchemaReader } from '../util/schema.js';
 
-export class RequestError extends Error {
-  constructor(message: string, readonly field: string | null) {
-    super(message);
+/** A request the server refuses: `message` without the field, `field` the observation key (null: the whole frame). */
+export class RequestError extends QvlaError {
+  declare readonly field: string | null;
+  constructor(message: string, field: string | null) {
+    super(message, { code: 'invalid_request', field });
     this.name = 'RequestError';
   }
 }
+
+/** The schema reader of an observation dict: errors are RequestErrors naming the key. */
+const requestFields = new SchemaReader('(request)', { error: (field, msg) => new RequestError(msg, field || null), describe });
+
 
 export type ImageLayout = 'hwc' | 'chw' | 'auto';
 
@@ -98,77 +106,61 @@ function describe(v: unknown): string {
  * Every field of an embodiment entry is optional (defaults: {@link defaultMapping}).
  */
 export function parseMapping(raw: unknown, registry: EmbodimentRegistry, file = 'mapping.json'): ObservationMapping {
-  const fail = (path: string, msg: string): never => {
-    throw new Error(`${file}: ${path} ${msg}`);
-  };
-  if (!isObj(raw)) fail('(root)', 'must be an object');
-  const root = raw as Obj;
-  for (const k of Object.keys(root)) if (k !== 'default_embodiment' && k !== 'embodiments') fail(k, 'is not a known key (default_embodiment, embodiments)');
+  const r = new SchemaReader(file, { error: (field, msg) => new QvlaError(`${file}: ${field || '(root)'} ${msg}`, { code: 'bad_mapping', file, field }) });
+  const root = r.object(raw, '');
+  r.onlyKeys(root, ['default_embodiment', 'embodiments'], '', 'key');
   let defaultEmbodiment: string | null = null;
-  if (root['default_embodiment'] !== undefined && root['default_embodiment'] !== null) {
-    const d = root['default_embodiment'];
-    if (typeof d !== 'string' || !registry.has(d)) fail('default_embodiment', `must name an embodiment (${registry.keys().join(', ')})`);
-    defaultEmbodiment = d as string;
+  if (r.given(root, 'default_embodiment')) {
+    defaultEmbodiment = r.oneOf(root, 'default_embodiment', '', registry.keys());
   }
   const out: Record<string, EmbodimentMapping> = {};
-  const embs = root['embodiments'] ?? {};
-  if (!isObj(embs)) fail('embodiments', 'must be an object {embodiment: mapping}');
-  for (const [key, v] of Object.entries(embs as Obj)) {
+  const embs = r.object(root['embodiments'] ?? {}, 'embodiments');
+  for (const [key, v] of Object.entries(embs)) {
     const p = `embodiments.${key}`;
-    if (!registry.has(key)) fail(p, `names no embodiment of the checkpoint (${registry.keys().join(', ')})`);
+    if (!registry.has(key)) r.fail(p, `names no embodiment of the checkpoint (${registry.keys().join(', ')})`);
     const emb = registry.get(key);
-    if (!isObj(v)) fail(p, 'must be an object');
-    const e = v as Obj;
-    const allowed = ['images', 'state', 'prompt', 'image_layout', 'aloha_cameras', 'ignore'];
-    for (const k of Object.keys(e)) if (!allowed.includes(k)) fail(`${p}.${k}`, `is not a known key (${allowed.join(', ')})`);
+    const e = r.object(v, p);
+    r.onlyKeys(e, ['images', 'state', 'prompt', 'image_layout', 'aloha_cameras', 'ignore'], p, 'key');
     const m = defaultMapping(emb);
     const camMap = (field: string): Record<string, string | null> => {
-      const x = e[field];
-      if (!isObj(x)) fail(`${p}.${field}`, 'must be an object {key: camera name | null}');
-      const r: Record<string, string | null> = {};
+      const x = r.object(e[field], `${p}.${field}`);
+      const out: Record<string, string | null> = {};
       const used = new Set<string>();
-      for (const [ok, cam] of Object.entries(x as Obj)) {
+      for (const [ok, cam] of Object.entries(x)) {
         if (cam !== null && (typeof cam !== 'string' || !emb.cameras.includes(cam))) {
-          fail(`${p}.${field}.${ok}`, `must be one of the cameras of ${key} (${emb.cameras.join(', ')}) or null`);
+          r.fail(`${p}.${field}.${ok}`, `must be one of the cameras of ${key} (${emb.cameras.join(', ')}) or null`);
         }
         if (typeof cam === 'string') {
-          if (used.has(cam)) fail(`${p}.${field}.${ok}`, `maps a second key to camera ${cam}`);
+          if (used.has(cam)) r.fail(`${p}.${field}.${ok}`, `maps a second key to camera ${cam}`);
           used.add(cam);
         }
-        r[ok] = cam as string | null;
+        out[ok] = cam as string | null;
       }
-      return r;
+      return out;
     };
-    if (e['images'] !== undefined) m.images = camMap('images');
-    if (e['aloha_cameras'] !== undefined) m.alohaCameras = camMap('aloha_cameras');
-    if (e['state'] !== undefined) {
+    if (r.has(e, 'images')) m.images = camMap('images');
+    if (r.has(e, 'aloha_cameras')) m.alohaCameras = camMap('aloha_cameras');
+    if (r.has(e, 'state')) {
       const s = e['state'];
       const list = typeof s === 'string' ? [s] : s;
       if (list !== null && (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0))) {
-        fail(`${p}.state`, 'must be an observation key, a list of keys (concatenated in order), or null');
+        r.fail(`${p}.state`, 'must be an observation key, a list of keys (concatenated in order), or null');
       }
-      if (list !== null && !emb.state) fail(`${p}.state`, `is set but embodiment ${key} takes no state`);
+      if (list !== null && !emb.state) r.fail(`${p}.state`, `is set but embodiment ${key} takes no state`);
       m.state = list === null ? null : (list as string[]).slice();
     }
-    if (e['prompt'] !== undefined) {
-      if (typeof e['prompt'] !== 'string' || e['prompt'].length === 0) fail(`${p}.prompt`, 'must be an observation key');
-      m.prompt = e['prompt'] as string;
-    }
-    if (e['image_layout'] !== undefined) {
-      const l = e['image_layout'];
-      if (l !== 'hwc' && l !== 'chw' && l !== 'auto') fail(`${p}.image_layout`, 'must be "hwc", "chw" or "auto"');
-      m.imageLayout = l as ImageLayout;
-    }
-    if (e['ignore'] !== undefined) {
-      const ig = e['ignore'];
-      if (!Array.isArray(ig) || !ig.every((s) => typeof s === 'string')) fail(`${p}.ignore`, 'must be a list of observation keys');
+    if (r.has(e, 'prompt')) m.prompt = r.str(e, 'prompt', p, { nonEmpty: true });
+    if (r.has(e, 'image_layout')) m.imageLayout = r.oneOf(e, 'image_layout', p, ['hwc', 'chw', 'auto'] as const);
+    if (r.has(e, 'ignore')) {
+      const ig = r.list(e, 'ignore', p);
+      ig.forEach((k, i) => r.strValue(k, `${p}.ignore[${i}]`));
       m.ignore = (ig as string[]).slice();
     }
     const keys = [...Object.keys(m.images), ...(m.state ?? []), m.prompt, ...m.ignore];
     const seen = new Set<string>();
     for (const k of keys) {
-      if ((REQUEST_EXTRAS as readonly string[]).includes(k) || k === 'images') fail(p, `uses the reserved key ${JSON.stringify(k)}`);
-      if (seen.has(k)) fail(p, `uses the key ${JSON.stringify(k)} twice`);
+      if ((REQUEST_EXTRAS as readonly string[]).includes(k) || k === 'images') r.fail(p, `uses the reserved key ${JSON.stringify(k)}`);
+      if (seen.has(k)) r.fail(p, `uses the key ${JSON.stringify(k)} twice`);
       seen.add(k);
     }
     out[key] = m;
@@ -288,17 +280,9 @@ function stateFrom(o: Obj, keys: string[], emb: Embodiment): number[] | undefine
   return vals;
 }
 
-function intField(v: unknown, field: string, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new RequestError(`must be an integer, got ${describe(v)}`, field);
-  if (v < lo || v > hi) throw new RequestError(`must be in [${lo}, ${hi}], got ${v}`, field);
-  return v;
-}
-
 function promptFrom(v: unknown, field: string, max: number): string {
   if (v === undefined) throw new RequestError('is missing: send the task instruction as a string', field);
-  if (typeof v !== 'string') throw new RequestError(`must be a string, got ${describe(v)}`, field);
-  if (v.length > max) throw new RequestError(`is ${v.length} characters, over the limit ${max}`, field);
-  return v;
+  return requestFields.strValue(v, field, { maxChars: max });
 }
 
 /** Validates an observation dict and builds the act() request (throws RequestError naming the field). */
@@ -323,8 +307,7 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
 
   let embKey = ctx.defaultEmbodiment;
   if (o['embodiment'] !== undefined) {
-    const e = o['embodiment'];
-    if (typeof e !== 'string') throw new RequestError(`must be a string, got ${describe(e)}`, 'embodiment');
+    const e = requestFields.strValue(o['embodiment'], 'embodiment');
     if (!ctx.registry.has(e)) throw new RequestError(`unknown embodiment ${JSON.stringify(e)} (known: ${ctx.registry.keys().join(', ')})`, 'embodiment');
     embKey = e;
   }
@@ -332,18 +315,10 @@ export function observationToRequest(obs: unknown, ctx: DecodeContext): DecodedR
   const m = ctx.mapping?.embodiments[embKey] ?? defaultMapping(emb);
 
   const act: DecodedRequest['act'] = { instruction: '', embodiment: embKey, images: {} };
-  if (o['seed'] !== undefined) act.seed = intField(o['seed'], 'seed', 0, 0xffffffff);
-  if (o['steps'] !== undefined) act.steps = intField(o['steps'], 'steps', 1, limits.maxSteps);
-  if (o['solver'] !== undefined) {
-    const s = o['solver'];
-    if (typeof s !== 'string' || !(SOLVERS as readonly string[]).includes(s)) throw new RequestError(`must be one of ${SOLVERS.join(', ')}, got ${describe(s)}`, 'solver');
-    act.solver = s as SolverName;
-  }
-  if (o['grid'] !== undefined) {
-    const g = o['grid'];
-    if (typeof g !== 'string' || !(GRIDS as readonly string[]).includes(g)) throw new RequestError(`must be one of ${GRIDS.join(', ')}, got ${describe(g)}`, 'grid');
-    act.grid = g as GridName;
-  }
+  if (o['seed'] !== undefined) act.seed = requestFields.intValue(o['seed'], 'seed', { min: 0, max: 0xffffffff });
+  if (o['steps'] !== undefined) act.steps = requestFields.intValue(o['steps'], 'steps', { min: 1, max: limits.maxSteps });
+  if (o['solver'] !== undefined) act.solver = requestFields.oneOfValue<SolverName>(o['solver'], 'solver', SOLVERS);
+  if (o['grid'] !== undefined) act.grid = requestFields.oneOfValue<GridName>(o['grid'], 'grid', GRIDS);
 
   const consumed = new Set<string>(REQUEST_EXTRAS);
   const aloha = o['images'] !== undefined;

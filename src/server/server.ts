@@ -16,15 +16,14 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
-import { Policy, PolicyError, type ActRequest } from '../policy/policy.js';
-import { CheckpointError } from '../io/errors.js';
-import { GpuError } from '../gpu/device.js';
+import { Policy, type ActRequest } from '../policy/policy.js';
 import { packb, unpackb, WireError } from './msgpack.js';
+import { errorReply, serverError } from './errors.js';
 import { Batcher, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS, type BatchInfo, type JobOutcome } from './batcher.js';
 import { Registry, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 import { NdArray } from './ndarray.js';
 import {
-  observationToRequest, RequestError, DEFAULT_LIMITS,
+  observationToRequest, DEFAULT_LIMITS,
   type ObservationMapping, type RequestLimits,
 } from './observation.js';
 import { qvlaVersion } from './pkg.js';
@@ -474,12 +473,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (ws.readyState !== WebSocket.OPEN) return resolve(false);
         ws.send(data, (e) => resolve(!e));
       });
-    const errorMap = (
-      message: string, field: string | null, requestId: string | number | undefined, outcome: Outcome, extra: Record<string, unknown> = {},
-    ): Outgoing => {
-      const m: Record<string, unknown> = { error: field ? `${field}: ${message}` : message, field, ...extra };
+    /** The error map for `e` (src/server/errors.ts), or an internal error that closes the connection. */
+    const errorOut = (e: unknown, requestId: string | number | undefined): Outgoing => {
+      const r = errorReply(e);
+      if (!r) return { kind: 'internal', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+      const m: Record<string, unknown> = { error: r.field ? `${r.field}: ${r.message}` : r.message, field: r.field };
+      if (r.retryable) Object.assign(m, { kind: r.outcome, retryable: true });
       if (requestId !== undefined) m['request_id'] = requestId;
-      return { kind: 'map', map: m, outcome, logLine: `request error${field ? ` (${field})` : ''}: ${message}` };
+      return { kind: 'map', map: m, outcome: r.outcome, logLine: `request error${r.field ? ` (${r.field})` : ''}: ${r.message}` };
     };
 
     const deliver = async (out: Outgoing): Promise<void> => {
@@ -513,7 +514,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       try {
         obs = unpackb(bytes);
       } catch (e) {
-        if (e instanceof WireError && e.field) return errorMap(e.message, e.field, undefined, 'invalid');
+        if (e instanceof WireError && e.field) return errorOut(e, undefined);
         return { kind: 'protocol', message: e instanceof Error ? e.message : String(e), code: 1007 };
       }
       if (obs === null || typeof obs !== 'object' || Array.isArray(obs) || obs instanceof Uint8Array || obs instanceof NdArray) {
@@ -528,31 +529,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       const rid = typeof o['request_id'] === 'string' || typeof o['request_id'] === 'number' ? (o['request_id'] as string | number) : undefined;
       if (draining || closed) {
-        return errorMap('server draining: this server is shutting down; send the request again on a new connection', null, rid, 'draining', { kind: 'draining', retryable: true });
+        return errorOut(serverError('draining', 'server draining: this server is shutting down; send the request again on a new connection'), rid);
       }
       let decoded;
       try {
         decoded = observationToRequest(o, { registry: policy.embodiments, mapping, defaultEmbodiment, limits });
       } catch (e) {
-        if (e instanceof RequestError) return errorMap(e.message, e.field, rid, 'invalid');
-        return { kind: 'internal', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+        return errorOut(e, rid);
       }
       if (batcher.pending >= maxQueue) {
-        return errorMap(`server busy: ${batcher.pending} requests are queued or running (limit ${maxQueue}); retry later`, null, decoded.requestId, 'busy', { kind: 'busy', retryable: true });
+        return errorOut(serverError('busy', `server busy: ${batcher.pending} requests are queued or running (limit ${maxQueue}); retry later`), decoded.requestId);
       }
       const ev: InferEvent = { seq: ++seq, connection: conn, requestId: decoded.requestId, embodiment: decoded.act.embodiment };
       const outcome: JobOutcome = await batcher.submit(decoded.act, { tag: ev, alive: () => ws.readyState === WebSocket.OPEN });
-      if (outcome.batch === null) return errorMap('the client left before its turn', null, decoded.requestId, 'dropped');
+      if (outcome.batch === null) return errorOut(serverError('dropped', 'the client left before its turn'), decoded.requestId);
       if (!outcome.ok) {
-        const e = outcome.error;
-        if (e instanceof PolicyError) return errorMap(e.reason, e.field ?? null, decoded.requestId, 'invalid');
-        if (e instanceof CheckpointError) return errorMap(e.message, e.field ?? null, decoded.requestId, 'invalid');
-        if (e instanceof GpuError && e.kind === 'lost') {
-          // The request failed but the policy is not broken: with autoRecover (the CLI default) the next
-          // act() re-creates the device and re-uploads the weights. The client keeps its connection and may retry.
-          return errorMap(`GPU device lost: ${e.message}`, null, decoded.requestId, 'device_lost', { kind: 'device_lost', retryable: true });
-        }
-        return { kind: 'internal', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+        // The request failed but the policy is not broken: after a device loss, with autoRecover (the CLI
+        // default) the next act() re-creates the device and re-uploads the weights; the client may retry.
+        return errorOut(outcome.error, decoded.requestId);
       }
       const result = outcome.result;
       const b: BatchInfo = outcome.batch;

@@ -13,6 +13,7 @@
  */
 import type { Embodiment } from '../policy/embodiments.js';
 import type { QvlaTokenizer } from './tokenizer.js';
+import { QvlaError } from '../util/errors.js';
 
 export const IMAGE_PAD = '<|image_pad|>';
 export const VIDEO_PAD = '<|video_pad|>';
@@ -23,9 +24,9 @@ export const IM_END = '<|im_end|>';
 export const THINK = '<think>';
 export const THINK_END = '</think>';
 
-export class PromptError extends Error {
+export class PromptError extends QvlaError {
   constructor(message: string) {
-    super(message);
+    super(message, { code: 'prompt' });
     this.name = 'PromptError';
   }
 }

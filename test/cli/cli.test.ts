@@ -5,48 +5,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFile
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { decode as decodePng, hasPngSignature } from 'fast-png';
+import { ROOT, ensureBuilt, errLines, qvla } from './builtCli.js';
 
-const ROOT = nodePath.resolve(__dirname, '..', '..');
-const MAIN_JS = nodePath.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 let tmp: string;
 
-function newestSource(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = nodePath.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newestSource(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function qvla(...args: string[]): Result {
-  const r = spawnSync(process.execPath, [nodePath.join(ROOT, 'bin', 'qvla.js'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, QVLA_DEBUG: '' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** stderr without Dawn's adapter warnings. */
-function errLines(r: Result): string[] {
-  return r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Warning: '));
-}
-
 beforeAll(() => {
-  if (!existsSync(MAIN_JS) || newestSource(nodePath.join(ROOT, 'src')) > statSync(MAIN_JS).mtimeMs) {
-    // tsc emits even when other parts of the tree do not type-check yet; only a missing output is fatal.
-    spawnSync(process.execPath, [nodePath.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-  }
-  expect(existsSync(MAIN_JS)).toBe(true);
+  expect(ensureBuilt()).toBe(true);
   tmp = mkdtempSync(nodePath.join(os.tmpdir(), 'qvla-cli-'));
 }, 180_000);
 

@@ -7,7 +7,8 @@ import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { attention, attentionConfig, attentionDecode, KVCache, type AttentionArgs, type HeadView } from '../../src/ops/attention.js';
 import { attentionRef } from '../../src/ref/attention.js';
-import { compare, TOL } from '../../src/testing/opHarness.js';
+import { checkCase, compare, TOL } from '../../src/testing/opHarness.js';
+import { attentionCase, type AttentionShape } from '../../src/testing/cases/attention.js';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create(); });
@@ -175,6 +176,7 @@ describe('unrolled (GPU) variants', () => {
     const v = Tensor.from(gpu, vd, [Lk, d]);
     const mask = Tensor.from(gpu, md, [Lk]);
     attentionConfig.rolled = false;
+    attentionConfig.prefill = 'tiles';
     try {
       for (const [fn, Lq] of [[attention, 20], [attentionDecode, 1]] as const) {
         const args = {
@@ -187,9 +189,103 @@ describe('unrolled (GPU) variants', () => {
       }
     } finally {
       attentionConfig.rolled = 'auto';
+      attentionConfig.prefill = 'auto';
     }
     for (const t of [q, g, k, v, mask]) t.release();
   });
+});
+
+// The op harness (test/ops.test.ts) runs every attention case with the adapter's default prefill variant; these
+// run the prefill cases that stress tiling through the other variant and through odd 'rows' shapes (3 rows per
+// lane, 8 lanes: partial tiles, padding rows; 8 keys per step), against the same f64 reference. One head dim
+// (36: not a multiple of 8) keeps the pipeline count, hence lavapipe's compile time, small.
+const variantShapes: AttentionShape[] = [
+  { Lq: 45, Lk: 45, H: 6, Hkv: 2, d: 36, causal: true, layout: 'qgate', kvPad: 1 },
+  { Lq: 30, Lk: 23, H: 2, Hkv: 2, d: 36 },
+  { Lq: 12, Lk: 40, H: 2, Hkv: 2, d: 36, causal: true, causalOffset: -2 },
+  { Lq: 75, Lk: 75, H: 2, Hkv: 2, d: 36, segments: [0, 3, 3, 70, 75], causal: true },
+  { Lq: 51, Lk: 51, H: 2, Hkv: 2, d: 36, segments: [0, 17, 34, 51], mask: 'random', maskDtype: 'f32' },
+  { Lq: 70, Lk: 33, H: 2, Hkv: 2, d: 36, segments: [0, 5, 70], keyRanges: [3, 33, 0, 7], gate: true },
+  { Lq: 17, Lk: 301, H: 2, Hkv: 2, d: 36, mask: 'random', kvPad: 3 },
+  { Lq: 17, Lk: 41, H: 2, Hkv: 2, d: 36, mask: 'all0' },
+];
+const variants: [string, Partial<typeof attentionConfig>][] = [
+  ['tiles', { prefill: 'tiles' }],
+  ['rows 8 lanes × 8 keys × 3 rows', { prefill: 'rows', rowsTiles: { lanes: 8, keys: 8, rowsPerLane: 3 } }],
+  ['rows 32 lanes × 4 keys × 1 row', { prefill: 'rows', rowsTiles: { lanes: 32, keys: 4, rowsPerLane: 1 } }],
+];
+
+describe('prefill variants through the op harness', () => {
+  for (const [name, cfg] of variants) {
+    it(`${name}: odd shapes, GQA, segments, key ranges, masks, strided views`, async () => {
+      const saved = { ...attentionConfig };
+      Object.assign(attentionConfig, cfg);
+      try {
+        for (const shape of variantShapes) {
+          const r = await checkCase(gpu, attentionCase(shape));
+          expect(r.ok, `${name}: ${r.report}`).toBe(true);
+        }
+      } finally {
+        Object.assign(attentionConfig, saved);
+      }
+    });
+  }
+});
+
+describe('ragged batches', () => {
+  // Batched inference relies on it: a segment's output bits do not depend on the other segments of the call or
+  // on its position in the batch (self-attention with a key mask, cross-attention with key ranges, causal).
+  for (const [name, cfg] of [['tiles', { prefill: 'tiles' }], ['rows', { prefill: 'rows' }]] as const) {
+    it(`${name}: each segment is bit-identical to the same rows run alone`, async () => {
+      const saved = { ...attentionConfig };
+      Object.assign(attentionConfig, cfg);
+      const rng = new Rng(33);
+      const H = 4, Hkv = 2, d = 48;
+      const segs = [0, 23, 24, 61, 96];
+      const n = segs.length - 1;
+      const L = segs[n];
+      const Lk = 130; // cross: each segment has its own key range (overlapping, one long)
+      const kr = [0, 40, 40, 41, 10, 130, 60, 100];
+      const qd = rng.normals(L * H * d), kd = rng.normals(Lk * Hkv * d), vd = rng.normals(Lk * Hkv * d);
+      const q = Tensor.from(gpu, qd, [L, H * d]);
+      const k = Tensor.from(gpu, kd, [Lk, Hkv * d]);
+      const v = Tensor.from(gpu, vd, [Lk, Hkv * d]);
+      const mask = Tensor.from(gpu, Uint32Array.from({ length: Lk }, () => (rng.uniform() < 0.2 ? 0 : 1)), [Lk], 'u32');
+      const common = { numHeads: H, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d) };
+      const qv = (r0: number): HeadView => ({ tensor: q, rowStride: H * d, offset: r0 * H * d });
+      const kv = (t: Tensor, r0: number): HeadView => ({ tensor: t, rowStride: Hkv * d, offset: r0 * Hkv * d });
+      try {
+        const modes = [
+          { tag: 'self, causal', causal: true, keys: (s: number) => [segs[s], segs[s + 1]] },
+          { tag: 'cross, key mask', causal: false, keys: (s: number) => [kr[2 * s], kr[2 * s + 1]], mask: true },
+        ];
+        for (const m of modes) {
+          const keyRanges = m.tag.startsWith('cross') ? Int32Array.from(kr) : undefined;
+          const batch = await read(attention({
+            q: qv(0), k: kv(k, 0), v: kv(v, 0), Lq: L, Lk: keyRanges ? Lk : L, ...common, causal: m.causal,
+            segments: Int32Array.from(segs), keyRanges, keyMask: m.mask ? mask : undefined,
+          }));
+          for (let s = 0; s < n; s++) {
+            const [lo, hi] = m.keys(s);
+            const len = segs[s + 1] - segs[s];
+            if (len === 0) continue;
+            // Alone: the segment's rows against its own keys (the mask sliced alike), as a one-segment call.
+            const mk = m.mask ? Tensor.from(gpu, (await mask.read() as Uint32Array).slice(lo, Math.max(hi, lo + 1)), [Math.max(hi - lo, 1)], 'u32') : undefined;
+            const alone = await read(attention({
+              q: qv(segs[s]), k: kv(k, lo), v: kv(v, lo), Lq: len, Lk: hi - lo, ...common, causal: m.causal,
+              segments: Int32Array.from([0, len]), keyRanges: Int32Array.from([0, hi - lo]), keyMask: mk,
+            }));
+            mk?.release();
+            const part = batch.subarray(segs[s] * H * d, segs[s + 1] * H * d);
+            expect(Array.from(alone), `${name} ${m.tag}: segment ${s}`).toEqual(Array.from(part));
+          }
+        }
+      } finally {
+        Object.assign(attentionConfig, saved);
+        for (const t of [q, k, v, mask]) t.release();
+      }
+    });
+  }
 });
 
 describe('validation', () => {

@@ -66,6 +66,26 @@ describe('Batcher', () => {
     expect(f.calls.length, `batch sizes ${f.calls.join(',')}`).toBeLessThanOrEqual((C * 8) / C + 5);
   });
 
+  it('clients slower than maxWaitMs to come back regroup: the batcher waits up to regroupFraction of the last batch for as many requests as it had rows', async () => {
+    const C = 4;
+    const run = async (regroupFraction: number) => {
+      const f = fakePolicy(400);
+      const b = new Batcher(f.policy, { maxBatch: 16, maxWaitMs: 5, regroupFraction });
+      const client = async (k: number) => {
+        for (let j = 0; j < 4; j++) {
+          await b.submit(req(k * 100 + j));
+          await sleep(20 + 15 * k); // turnaround 20…65 ms: longer than maxWaitMs, shorter than 0.5 × 400 ms
+        }
+      };
+      await Promise.all(Array.from({ length: C }, (_, k) => client(k)));
+      return f.calls;
+    };
+    const regrouped = await run(0.5);
+    expect(regrouped, `batch sizes ${regrouped.join(',')}`).toEqual([C, C, C, C]);
+    const split = await run(0); // maxWaitMs alone: the late clients miss the batch and wait a whole one
+    expect(split.length, `batch sizes ${split.join(',')}`).toBeGreaterThan(4);
+  });
+
   it('a batch that fails on one row re-runs its rows alone; a device loss fails every row; dead clients are dropped', async () => {
     const f = fakePolicy(5, (r) => (r.seed === 2 ? new PolicyError('too long', 'instruction') : null));
     const b = new Batcher(f.policy, { maxBatch: 8, maxWaitMs: 5 });

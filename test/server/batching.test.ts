@@ -14,6 +14,7 @@ import { decodeImageFile, type RawImage } from '../../src/preprocess/image.js';
 import { startServer, OUTCOMES, type InferEvent, type RunningServer, type ServerStats } from '../../src/server/server.js';
 import { NdArray } from '../../src/server/ndarray.js';
 import { OpenpiClient } from './openpiClient.js';
+import { chw, toRgb } from './frames.js';
 import { parseExposition, sampleValue } from './promParse.js';
 
 const TOKEN = 'batch-token';
@@ -24,21 +25,6 @@ let server: RunningServer;
 const rgb: Record<string, RawImage> = {};
 const events: { type: 'start' | 'end'; e: InferEvent }[] = [];
 let readyzBeforeWarm: { status: number; body: string } | null = null;
-
-function toRgb(im: RawImage): RawImage {
-  if (im.channels === 3) return im;
-  const n = im.width * im.height;
-  const d = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) d[3 * i + c] = im.data[im.channels * i + Math.min(c, im.channels - 1)]!;
-  return { width: im.width, height: im.height, channels: 3, data: d };
-}
-
-function chw(im: RawImage): NdArray {
-  const { width: W, height: H } = im;
-  const out = new Uint8Array(3 * H * W);
-  for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = im.data[3 * i + c]!;
-  return NdArray.fromUint8(out, [3, H, W]);
-}
 
 function httpGet(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {

@@ -14,9 +14,8 @@ import { decodeImageFile } from '../../src/preprocess/image.js';
 import { NdArray } from '../../src/server/ndarray.js';
 import { unpackb } from '../../src/server/msgpack.js';
 import { OpenpiClient } from './openpiClient.js';
+import { ROOT, ensureBuilt } from '../cli/builtCli.js';
 
-const ROOT = nodePath.resolve(__dirname, '..', '..');
-const MAIN_JS = nodePath.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const CLIENTS = 4;
 const PER_CLIENT = 10;
 /** SIGTERM server 1 once this many requests have been answered. */
@@ -32,16 +31,6 @@ function findHaproxy(): string | null {
 const HAPROXY = findHaproxy();
 if (!HAPROXY) {
   console.warn('fleet test SKIPPED: haproxy is not installed (tools/setup.sh installs it with apt-get; or: apt-get install haproxy)');
-}
-
-function newestSource(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = nodePath.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newestSource(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
 }
 
 interface Proc {
@@ -110,10 +99,7 @@ afterAll(async () => {
 
 describe.skipIf(!HAPROXY)('fleet: HAProxy + two qvla serve processes, one SIGTERMed mid-stream', () => {
   beforeAll(() => {
-    if (!existsSync(MAIN_JS) || newestSource(nodePath.join(ROOT, 'src')) > statSync(MAIN_JS).mtimeMs) {
-      spawnSync(process.execPath, [nodePath.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-    }
-    expect(existsSync(MAIN_JS)).toBe(true);
+    expect(ensureBuilt()).toBe(true);
   }, 180_000);
 
   it('every request is answered exactly once (0 lost, 0 duplicated); the drained server exits 0', async () => {

@@ -7,6 +7,7 @@ import { startServer, type InferEvent, type RunningServer, type ServerStats } fr
 import { parseMapping } from '../../src/server/observation.js';
 import { NdArray } from '../../src/server/ndarray.js';
 import { OpenpiClient, type Frame } from './openpiClient.js';
+import { chw, hwc, toRgb } from './frames.js';
 
 const TOKEN = 's3cret-token';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
@@ -18,26 +19,6 @@ const events: { type: 'start' | 'end'; e: InferEvent }[] = [];
 const rgb: Record<string, RawImage> = {};
 /** Set by a test: the next request's device is destroyed this many ms after its act() starts. */
 let destroyOnNextInfer: number | null = null;
-
-function toRgb(im: RawImage): RawImage {
-  if (im.channels === 3) return im;
-  const n = im.width * im.height;
-  const d = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) d[3 * i + c] = im.data[im.channels * i + Math.min(c, im.channels - 1)]!;
-  return { width: im.width, height: im.height, channels: 3, data: d };
-}
-
-/** HWC RGB → numpy uint8 [3,H,W] (what openpi's ALOHA client sends). */
-function chw(im: RawImage): NdArray {
-  const { width: W, height: H } = im;
-  const out = new Uint8Array(3 * H * W);
-  for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = im.data[3 * i + c]!;
-  return NdArray.fromUint8(out, [3, H, W]);
-}
-
-function hwc(im: RawImage): NdArray {
-  return NdArray.fromUint8(im.data, [im.height, im.width, 3]);
-}
 
 function actionsOf(reply: Record<string, unknown>): NdArray {
   const a = reply['actions'];

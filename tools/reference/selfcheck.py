@@ -152,7 +152,7 @@ def main():
         check(f"{name}: formula == listing == expected", fm["total"] == meta == expect,
               f"formula {fm['total']:,}, meta-instantiated {meta:,}, expected {expect:,}; cross block {fm['cross_block']:,}, "
               f"self block {fm['self_block']:,}, core {fm['core']:,}, rest {fm['rest']:,}; {len(sh)} tensors")
-    with open(os.path.join(HERE, "configs/qwen35_4b.json")) as f:
+    with open(os.path.join(REPO, "src/model/presets/qwen35_4b.json")) as f:   # the one 4B preset (src/model/config.ts)
         c4 = json.load(f)
     f4 = vlm_param_count_formula(c4)
     ts, vs_ = text_shapes(c4), vision_shapes(c4)
