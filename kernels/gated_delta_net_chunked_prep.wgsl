@@ -14,13 +14,12 @@
 // cumulative chunk counts (nseg+1)]; chunks start at each sequence's first token and are numbered globally
 // (nC = the total), so a sequence's matrices are the same wherever it sits in the batch.
 // dk is a runtime value and long loops have runtime bounds: with constant trip counts llvmpipe unrolls them
-// completely and compiling one variant takes minutes. Only the short register-block loops are const, and
-// with ROLLED (software adapters only) even those take their trip count (4) from Params.
+// completely and compiling one variant takes minutes. The short register blocks are written out by hand (vec4
+// accumulators), so no ROLLED variant is needed.
 // Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const TIP: u32 = TI + 1u;                        // padded tile row: no bank conflicts on column walks
 var<workgroup> sh: array<f32, max(2u * CH * TIP, CH * CH)>;  // K/Q tiles, then M
-fn trip(c: u32, p: u32) -> u32 { return select(c, p, ROLLED); }
 var<workgroup> gam: array<f32, CH>;
 var<workgroup> bet: array<f32, CH>;
 var<workgroup> ikn: array<f32, CH>;   // 1/|k_r|   (0 for padded rows)
@@ -68,12 +67,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
 
   // Gram: thread (a, b) = (tid / 16, tid % 16) accumulates the 4×4 entries r = a + 16x, s = b + 16y (the
-  // whole square, branch-free; only s ≤ r is used), 12 tile loads per 32 FMAs.
+  // whole square, branch-free; only s ≤ r is used), 12 tile loads per 32 FMAs. The accumulators are vec4
+  // registers (row x, columns y), written out without loops or arrays: a private array indexed in a loop lives
+  // in memory on llvmpipe (one load + store per FMA), and unrolling the loops instead costs seconds of compile.
   let ga = tid / 16u;
   let gb = tid % 16u;
-  var acck: array<f32, 16>;
-  var accq: array<f32, 16>;
-  for (var m = 0u; m < trip(16u, P.four * P.four); m++) { acck[m] = 0.0; accq[m] = 0.0; }
+  let ro = vec4u(min(ga, CH - 1u), min(ga + 16u, CH - 1u), min(ga + 32u, CH - 1u), min(ga + 48u, CH - 1u)) * TIP;
+  let so = vec4u(min(gb, CH - 1u), min(gb + 16u, CH - 1u), min(gb + 32u, CH - 1u), min(gb + 48u, CH - 1u)) * TIP;
+  let qo = ro + CH * TIP;
+  var k0 = vec4f(0.0); var k1 = vec4f(0.0); var k2 = vec4f(0.0); var k3 = vec4f(0.0);
+  var q0 = vec4f(0.0); var q1 = vec4f(0.0); var q2 = vec4f(0.0); var q3 = vec4f(0.0);
   for (var i0 = 0u; i0 < P.dk; i0 += TI) {
     workgroupBarrier();
     for (var e = tid; e < CH * TI; e += WG_X) {
@@ -91,43 +94,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
     let w = min(TI, P.dk - i0);
     for (var ii = 0u; ii < w; ii++) {
-      var kr: array<f32, 4>;
-      var qr: array<f32, 4>;
-      var ks: array<f32, 4>;
-      for (var x = 0u; x < trip(4u, P.four); x++) {
-        let r = min(ga + 16u * x, CH - 1u);
-        let s = min(gb + 16u * x, CH - 1u);
-        kr[x] = sh[r * TIP + ii];
-        qr[x] = sh[CH * TIP + r * TIP + ii];
-        ks[x] = sh[s * TIP + ii];
-      }
-      for (var x = 0u; x < trip(4u, P.four); x++) {
-        for (var y = 0u; y < trip(4u, P.four); y++) {
-          acck[x * 4u + y] += kr[x] * ks[y];
-          accq[x * 4u + y] += qr[x] * ks[y];
-        }
-      }
+      let kr = vec4f(sh[ro.x + ii], sh[ro.y + ii], sh[ro.z + ii], sh[ro.w + ii]);
+      let qr = vec4f(sh[qo.x + ii], sh[qo.y + ii], sh[qo.z + ii], sh[qo.w + ii]);
+      let ks = vec4f(sh[so.x + ii], sh[so.y + ii], sh[so.z + ii], sh[so.w + ii]);
+      k0 += kr.x * ks; k1 += kr.y * ks; k2 += kr.z * ks; k3 += kr.w * ks;
+      q0 += qr.x * ks; q1 += qr.y * ks; q2 += qr.z * ks; q3 += qr.w * ks;
     }
   }
   workgroupBarrier();
 
   // M into workgroup memory (over the tiles), P to global.
-  for (var x = 0u; x < trip(4u, P.four); x++) {
-    for (var y = 0u; y < trip(4u, P.four); y++) {
-      let r = ga + 16u * x;
-      let s = gb + 16u * y;
-      if (r < CH && s < CH) {
-        var mv = 0.0; var pv = 0.0;
-        if (s <= r) {
-          let dec = exp(gam[r] - gam[s]);
-          pv = accq[x * 4u + y] * iqn[r] * ikn[s] * dec;
-          if (s < r) { mv = bet[r] * acck[x * 4u + y] * ikn[r] * ikn[s] * dec; }
-        }
-        sh[r * CH + s] = mv;
-        Pm[mbase + r * CH + s] = pv;
-      }
-    }
-  }
+  put_gram(ga, gb, mbase, k0, q0);
+  put_gram(ga + 16u, gb, mbase, k1, q1);
+  put_gram(ga + 32u, gb, mbase, k2, q2);
+  put_gram(ga + 48u, gb, mbase, k3, q3);
   let abase = (j * P.nC + c) * (CH + 1u);
   let gC = gam[CH - 1u];   // = γ at the last real token (padded g are 0)
   if (tid < CH) {
@@ -138,21 +118,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (tid == 0u) { Aux[abase + CH] = vec4f(exp(gC), 0.0, 0.0, 0.0); }
   workgroupBarrier();
 
-  // T = (I + M)⁻¹, column s per invocation: x_s = 1, x_r = −Σ_{s≤u<r} M[r, u] x_u.
+  // T = (I + M)⁻¹, column s per invocation: x_s = 1, x_r = −Σ_{s≤u<r} M[r, u] x_u. Every invocation runs the
+  // same loops (u from 0, with x_u = 0 for u < s, which adds exact zeros): the loop counters are uniform, so
+  // M[r, u] is one broadcast read and x[u] one vector access instead of a per-lane gather.
   if (tid < CH) {
     let s = tid;
-    var x: array<f32, CH>;
+    var x = array<f32, CH>();
     for (var r = 0u; r < P.ch; r++) {
-      var v = 0.0;
-      if (r == s) {
-        v = 1.0;
-      } else if (r > s) {
-        var acc = 0.0;
-        for (var u = s; u < r; u++) { acc += sh[r * CH + u] * x[u]; }
-        v = -acc;
-      }
+      var acc = 0.0;
+      for (var u = 0u; u < r; u++) { acc += sh[r * CH + u] * x[u]; }
+      let v = select(select(0.0, 1.0, r == s), -acc, r > s);
       x[r] = v;
       Tm[mbase + r * CH + s] = v;
+    }
+  }
+}
+
+// Entries (r, gb + 16y), y = 0..3, of the Gram accumulators: M[r, s] into workgroup memory, P[r, s] to global.
+fn put_gram(r: u32, gb: u32, mbase: u32, acck: vec4f, accq: vec4f) {
+  for (var y = 0u; y < 4u; y++) {
+    let s = gb + 16u * y;
+    if (r < CH && s < CH) {
+      var mv = 0.0; var pv = 0.0;
+      if (s <= r) {
+        let dec = exp(gam[r] - gam[s]);
+        pv = accq[y] * iqn[r] * ikn[s] * dec;
+        if (s < r) { mv = bet[r] * acck[y] * ikn[r] * ikn[s] * dec; }
+      }
+      sh[r * CH + s] = mv;
+      Pm[mbase + r * CH + s] = pv;
     }
   }
 }

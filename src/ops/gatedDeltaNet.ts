@@ -55,10 +55,10 @@ const RECURRENT_IO = {
   bindings: { Q: 'read f32', K: 'read f32', V: 'read f32', G: 'read f32', Beta: 'read f32', St: 'write f32', O: 'write f32' },
 } satisfies IO;
 
-// Per (chunk, v-head) scratch: Tm, Pm [Hv, nC, CH, CH], Aux [Hv, nC, CH + 1] vec4f. ch = CH and four = 4 (read only when
-// ROLLED). nseg: segments in Seg (0 = one sequence of nC chunks).
+// Per (chunk, v-head) scratch: Tm, Pm [Hv, nC, CH, CH], Aux [Hv, nC, CH + 1] vec4f. ch = CH (a runtime trip count
+// keeps llvmpipe from unrolling the solve). nseg: segments in Seg (0 = one sequence of nC chunks).
 const CHUNKED_PREP_IO = {
-  params: { L: 'u32', Hk: 'u32', Hv: 'u32', nC: 'u32', dk: 'u32', ch: 'u32', ...QK_PARAMS, g_off: 'u32', beta_off: 'u32', scale: 'f32', four: 'u32', nseg: 'u32' },
+  params: { L: 'u32', Hk: 'u32', Hv: 'u32', nC: 'u32', dk: 'u32', ch: 'u32', ...QK_PARAMS, g_off: 'u32', beta_off: 'u32', scale: 'f32', nseg: 'u32' },
   bindings: { Q: 'read f32', K: 'read f32', G: 'read f32', Beta: 'read f32', Seg: 'read u32', Tm: 'write f32', Pm: 'write f32', Aux: 'write vec4f' },
 } satisfies IO;
 
@@ -95,7 +95,7 @@ export interface DeltaRuleArgs {
 export const RECURRENT_MAX_L = 16;
 export const DEFAULT_CHUNK = 64;
 /**
- * Loop rolling (the ROLLED const of the recurrent / chunked_prep / chunked kernels): 'auto' = rolled on
+ * Loop rolling (the ROLLED const of the recurrent and chunked kernels): 'auto' = rolled on
  * software adapters only (lavapipe's LLVM spends seconds unrolling the register-block loops of one variant),
  * unrolled on GPUs. Tests may set false to run the GPU code path on lavapipe.
  */
@@ -323,13 +323,13 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
     const prep: KernelSpec = {
       file: 'gated_delta_net_chunked_prep',
       ...CHUNKED_PREP_IO,
-      consts: { CH, TI: 32, ROLLED: rolled(gpu) },
+      consts: { CH, TI: 32 },
       workgroup: [256],
     };
     gpu.stream.dispatch(
       gpu.pipelines.get(prep),
       { Q: c.q.range, K: c.k.range, G: c.g.range, Beta: c.beta.range, Seg: segRange, Tm, Pm, Aux },
-      { L: c.L, Hk: c.Hk, Hv, nC, dk: c.dk, ch: CH, ...qkParams(c), g_off: c.g.off, beta_off: c.beta.off, scale: 1 / Math.sqrt(c.dk), four: 4, nseg },
+      { L: c.L, Hk: c.Hk, Hv, nC, dk: c.dk, ch: CH, ...qkParams(c), g_off: c.g.off, beta_off: c.beta.off, scale: 1 / Math.sqrt(c.dk), nseg },
       [maxC, Hv, Math.max(1, nseg)],
       'gatedDeltaNet.chunk_prep',
     );
