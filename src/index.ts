@@ -1,5 +1,9 @@
 // qvla's public library surface.
-export { Policy, PolicyError, type ActRequest, type ActResult, type PolicyOptions, type ImageInput, type StageTimings } from './policy/policy.js';
+export {
+  Policy, PolicyError, EncodedObservation, ObservationEncoder,
+  type ActRequest, type ActResult, type PolicyOptions, type ImageInput, type StageTimings, type ObservationRequest, type SampleRequest,
+} from './policy/policy.js';
+export { QvlaError } from './util/errors.js';
 export { ActionQueue, TemporalEnsembler, type Action, type EnsembleOptions } from './policy/chunks.js';
 export { SOLVERS, GRIDS, timeGrid, evaluations, type SolverName, type GridName } from './policy/samplers.js';
 export type { Embodiment, UnnormalizedActions, Waypoint, TrajectoryPoint } from './policy/embodiments.js';

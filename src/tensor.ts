@@ -5,7 +5,6 @@
 // it for you: src/gpu/lifetimes.ts) or is a view / a weight that someone else owns (`release()` is then a no-op).
 // Binding a tensor (or a strided view of one) to a kernel goes through src/ops/views.ts.
 import type { Gpu } from './gpu/device.js';
-import type { BufferRange } from './gpu/stream.js';
 
 export type DType = 'f32' | 'f16' | 'i32' | 'u32';
 
@@ -62,18 +61,10 @@ export class Tensor {
   }
 
   /**
-   * Storage binding for this tensor's bytes (rounded up to 4 bytes); only for 256-byte-aligned tensors.
-   * @deprecated Bind through src/ops/views.ts (`bind`), which takes any view and returns its element offset;
-   * remaining callers: src/ops/linear.ts, src/ops/attention.ts.
+   * Called by src/ops/views.ts before binding this tensor's bytes to a kernel (the only way a tensor is bound).
+   * Plain tensors always can be; a quantised weight (src/quant/tensor.ts) refuses, naming itself.
    */
-  binding(): BufferRange {
-    if (this.released) throw new Error(`tensor ${this.label ?? ''} used after release`);
-    const align = this.gpu.limits.minStorageBufferOffsetAlignment;
-    if (this.offset % align !== 0) {
-      throw new Error(`tensor view ${this.label ?? ''} at byte offset ${this.offset} is not ${align}-aligned; bind its parent and pass an element offset`);
-    }
-    return { buffer: this.buffer, offset: this.offset, size: Math.max(4, Math.ceil(this.byteLength / 4) * 4) };
-  }
+  checkBindable(_op: string): void {}
 
   /** Same bytes, another shape (no copy). */
   reshape(shape: readonly number[]): Tensor {

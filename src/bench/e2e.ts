@@ -33,6 +33,7 @@ import { HELP_OPT, UsageError, formatHelp, getNumber, getString, parseArgs, type
 import { benchHeader, fmt, formatHeader, formatTable, pinLpNumThreads, type BenchHeader } from './env.js';
 import { claimGeneratorDir, ensureSmallCheckpoint, defaultSmallDir } from './makeCheckpoint.js';
 import { DEFAULT_INSTRUCTION, DEFAULT_WIDOWX_STATE } from './steps.js';
+import { percentile } from './stats.js';
 
 /** tiny: weights/tiny; small: the generated 0.8B-shaped checkpoint; checkpoint: an existing directory, as-is. */
 export type E2eConfigName = 'tiny' | 'small' | 'checkpoint';
@@ -81,16 +82,6 @@ export interface Percentiles {
   mean: number;
   min: number;
   max: number;
-}
-
-/** Linear-interpolated percentile (numpy `linear`), q in [0, 100]. */
-export function percentile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const pos = (q / 100) * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(s.length - 1, lo + 1);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
 }
 
 export function percentiles(xs: readonly number[]): Percentiles {

@@ -53,6 +53,7 @@ function rangeOf(op: string, what: string, t: Tensor, lo: number, hi: number): B
 
 function elemBytes(op: string, what: string, t: Tensor): number {
   if (t.isReleased) throw new Error(`${op}: ${what} ${t.label ? `'${t.label}' ` : ''}used after release`);
+  t.checkBindable(op);
   const bpe = DTYPE_BYTES[t.dtype];
   if (t.offset % bpe !== 0) throw new Error(`${op}: ${what} byte offset ${t.offset} is not a multiple of its ${t.dtype} element size`);
   return bpe;

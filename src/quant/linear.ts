@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import { ACT } from '../ops/activations.js';
 import type { LinearOptions } from '../ops/linear.js';
 import type { QuantizedTensor } from './tensor.js';
+import { bind, bindOptional } from '../ops/views.js';
 
 const LINEAR_Q_IO = {
   params: {
@@ -46,13 +47,18 @@ export function linearQuantized(x: Tensor, w: QuantizedTensor, out: Tensor, opts
   }
   if (p.M === 0 || p.N === 0) return out; // nothing to compute (and no zero-row GEMV variant)
   const consts = { ...geo.flags, BITS: w.bits, HAS_ZERO: w.zeroPoint };
+  // Activation, bias and output views bind through src/ops/views.ts (aligned-down, element remainder added to
+  // the geometry's offsets); the packed weight is always whole buffers of its own.
+  const xb = bind(what, 'x', x);
+  const bb = bindOptional(gpu, what, 'bias', opts.bias);
+  const yb = bind(what, 'out', out);
   const params = {
-    M: p.M, N: p.N, K: p.K, x_batch: p.x_batch, y_batch: p.y_batch, x_off: p.x_off, w_off: p.w_off, y_off: p.y_off,
-    b_off: p.b_off, ldx: p.ldx, ldw: p.ldw, ldy: p.ldy, group, sgroup: w.group, groups_row: w.groupsPerRow, groups_x: 0,
+    M: p.M, N: p.N, K: p.K, x_batch: p.x_batch, y_batch: p.y_batch, x_off: p.x_off + xb.off, w_off: p.w_off, y_off: p.y_off + yb.off,
+    b_off: p.b_off + bb.off, ldx: p.ldx, ldw: p.ldw, ldy: p.ldy, group, sgroup: w.group, groups_row: w.groupsPerRow, groups_x: 0,
   };
   const buffers = {
-    X: x.binding(), Q: { buffer: w.q.qweight }, S: { buffer: w.q.scales }, Z: { buffer: w.q.qzeros ?? gpu.dummy },
-    Bias: opts.bias ? opts.bias.binding() : { buffer: gpu.dummy }, Y: out.binding(),
+    X: xb.range, Q: { buffer: w.q.qweight }, S: { buffer: w.q.scales }, Z: { buffer: w.q.qzeros ?? gpu.dummy },
+    Bias: bb.range, Y: yb.range,
   };
   const base = { ...LINEAR_Q_IO, includes: ['activations', 'quant_weights'] };
   if (geo.gemv) {

@@ -1,6 +1,6 @@
 // A quantised Linear weight on the GPU (docs/quantization.md): a Tensor whose shape is the logical [N, K], so
 // model code passes it to linear() like any weight; linear() hands it to linearQuantized (src/quant/linear.ts),
-// which binds the packed words, scales and zero points itself. Views, raw reads and Tensor.binding() throw
+// which binds the packed words, scales and zero points itself. Views, raw reads and binding it to any other kernel (views.bind) throw
 // naming the weight instead of reading packed bytes as floats.
 import type { Gpu } from '../gpu/device.js';
 import { Tensor, f16ToF32 } from '../tensor.js';
@@ -71,8 +71,8 @@ export class QuantizedTensor extends Tensor {
     return new Error(`weight ${this.label ?? ''} is int${this.bits}-quantised [${this.shape}]: only linear() reads it (${what} is not supported)`);
   }
 
-  override binding(): never {
-    throw this.misuse('binding it to another kernel');
+  override checkBindable(op: string): never {
+    throw this.misuse(`binding it to ${op}`);
   }
 
   override reshape(): never {

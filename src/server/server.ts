@@ -534,6 +534,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       let decoded;
       try {
         decoded = observationToRequest(o, { registry: policy.embodiments, mapping, defaultEmbodiment, limits });
+        // The wire format is decoded above; what an act() request must satisfy is checked once, by the policy's own
+        // observation stage (src/policy/observation.ts), here before queueing so a bad request never joins a batch.
+        policy.observationEncoder.validate(decoded.act);
       } catch (e) {
         return errorOut(e, rid);
       }

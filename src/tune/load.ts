@@ -23,7 +23,9 @@ export function tuneFilePath(explicit?: string | null): string | null {
   if (explicit) return explicit;
   const e = env(TUNE_FILE_ENV);
   if (e !== undefined) return /^(off|none)$/i.test(e) ? null : e;
-  const fs = platform().fs;
+  const p = platform();
+  if (p.name === 'browser') return null; // no cache directory (even when the browser platform runs under Node, as in tests)
+  const fs = p.fs;
   const xdg = env('XDG_CACHE_HOME');
   if (xdg) return fs.join(xdg, 'qvla', 'tune.json');
   const local = env('LOCALAPPDATA');

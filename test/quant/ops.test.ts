@@ -8,6 +8,7 @@ import { quantizeWeight } from '../../src/quant/quantize.js';
 import { linear } from '../../src/ops/linear.js';
 import { Tensor } from '../../src/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { bind } from '../../src/ops/views.js';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create(); });
@@ -26,7 +27,7 @@ describe('linear with quantised weights', () => {
     const x = Tensor.from(gpu, new Rng(2).normals(2 * 16), [2, 16]);
     try {
       expect(() => linear(x, w, { wCols: { offset: 16 } })).toThrow(/int4 weight blk\.fc\.weight.*group of 32/);
-      expect(() => w.binding()).toThrow(/blk\.fc\.weight is int4-quantised/);
+      expect(() => bind('rmsNorm', 'weight', w)).toThrow(/blk\.fc\.weight is int4-quantised.*binding it to rmsNorm/);
     } finally {
       x.release();
       w.destroy();
