@@ -5,18 +5,9 @@
 import type { Tensor } from '../tensor.js';
 import type { ActionExpertConfig } from './config.js';
 import type { WeightStore } from './weights.js';
+import { bindDecl, storeLeaf, type LinearOf, type TensorDecl } from './weightDecl.js';
 
-/** One checkpoint tensor: full name and PyTorch-order shape. */
-export interface TensorDecl {
-  name: string;
-  shape: number[];
-}
-
-/** A Linear: weight [out, in] and bias [out]. */
-export interface LinearOf<T> {
-  w: T;
-  b: T;
-}
+export type { LinearOf, TensorDecl };
 
 export interface DitBlockOf<T> {
   norm1: LinearOf<T>;
@@ -73,24 +64,7 @@ export function ditWeightDecl(a: ActionExpertConfig): DitWeightDecl {
   };
 }
 
-function isDecl(x: unknown): x is TensorDecl {
-  return typeof x === 'object' && x !== null && typeof (x as TensorDecl).name === 'string' && Array.isArray((x as TensorDecl).shape);
-}
-
-/** Every leaf of a declaration, in declaration order. */
-export function flattenDecl(tree: unknown, out: TensorDecl[] = []): TensorDecl[] {
-  if (isDecl(tree)) out.push(tree);
-  else if (Array.isArray(tree)) for (const x of tree) flattenDecl(x, out);
-  else if (typeof tree === 'object' && tree !== null) for (const x of Object.values(tree)) flattenDecl(x, out);
-  return out;
-}
-
-/** The same tree with every leaf bound to its weight in `store`. */
+/** The same tree with every leaf bound to its weight in `store` (eagerly: the decoder reads every one at load). */
 export function bindDitWeights(decl: DitWeightDecl, store: WeightStore): DitWeights {
-  const bind = (tree: unknown): unknown => {
-    if (isDecl(tree)) return store.get(tree.name);
-    if (Array.isArray(tree)) return tree.map(bind);
-    return Object.fromEntries(Object.entries(tree as object).map(([k, v]) => [k, bind(v)]));
-  };
-  return bind(decl) as DitWeights;
+  return bindDecl(decl, storeLeaf(store), false) as DitWeights;
 }

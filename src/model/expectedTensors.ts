@@ -15,7 +15,10 @@
  */
 import { CheckpointError } from '../io/errors.js';
 import type { ActionExpertConfig, QvlaConfig, TextConfig, VisionConfig } from './config.js';
-import { ditWeightDecl, flattenDecl } from './ditWeights.js';
+import { ditWeightDecl } from './ditWeights.js';
+import { textWeightDecl } from './textWeights.js';
+import { visionWeightDecl } from './visionWeights.js';
+import { flattenDecl } from './weightDecl.js';
 
 export type TensorGroup = 'text' | 'vision' | 'lm_head' | 'action_expert';
 
@@ -36,86 +39,23 @@ export function isIgnoredTensor(name: string): boolean {
   return IGNORED_TENSOR_PREFIXES.some((p) => name.startsWith(p));
 }
 
-/** `model.language_model.*` (+ `lm_head.weight`, optional when tied). */
+/**
+ * `model.language_model.*` (+ `lm_head.weight`, optional when tied): the flattened declaration of
+ * src/model/textWeights.ts.
+ */
 export function textTensors(t: TextConfig, tieWordEmbeddings: boolean): ExpectedTensor[] {
-  const out: ExpectedTensor[] = [];
-  const P = 'model.language_model';
-  const add = (name: string, shape: number[]): void => {
-    out.push({ name, shape, group: 'text' });
-  };
-  const H = t.hiddenSize;
-  add(`${P}.embed_tokens.weight`, [t.vocabSize, H]);
-  for (let i = 0; i < t.numHiddenLayers; i++) {
-    const L = `${P}.layers.${i}`;
-    add(`${L}.input_layernorm.weight`, [H]);
-    add(`${L}.post_attention_layernorm.weight`, [H]);
-    add(`${L}.mlp.gate_proj.weight`, [t.intermediateSize, H]);
-    add(`${L}.mlp.up_proj.weight`, [t.intermediateSize, H]);
-    add(`${L}.mlp.down_proj.weight`, [H, t.intermediateSize]);
-    if (t.layerTypes[i] === 'full_attention') {
-      const A = `${L}.self_attn`;
-      // q_proj holds, per head, head_dim query rows then head_dim gate rows.
-      add(`${A}.q_proj.weight`, [t.numAttentionHeads * t.headDim * 2, H]);
-      add(`${A}.k_proj.weight`, [t.numKeyValueHeads * t.headDim, H]);
-      add(`${A}.v_proj.weight`, [t.numKeyValueHeads * t.headDim, H]);
-      add(`${A}.o_proj.weight`, [H, t.numAttentionHeads * t.headDim]);
-      add(`${A}.q_norm.weight`, [t.headDim]);
-      add(`${A}.k_norm.weight`, [t.headDim]);
-    } else {
-      const G = `${L}.linear_attn`;
-      const keyDim = t.linearNumKeyHeads * t.linearKeyHeadDim;
-      const valueDim = t.linearNumValueHeads * t.linearValueHeadDim;
-      const convDim = 2 * keyDim + valueDim;
-      add(`${G}.in_proj_qkv.weight`, [convDim, H]);
-      add(`${G}.in_proj_z.weight`, [valueDim, H]);
-      add(`${G}.in_proj_b.weight`, [t.linearNumValueHeads, H]);
-      add(`${G}.in_proj_a.weight`, [t.linearNumValueHeads, H]);
-      add(`${G}.conv1d.weight`, [convDim, 1, t.linearConvKernelDim]);
-      add(`${G}.dt_bias`, [t.linearNumValueHeads]);
-      add(`${G}.A_log`, [t.linearNumValueHeads]);
-      add(`${G}.norm.weight`, [t.linearValueHeadDim]);
-      add(`${G}.out_proj.weight`, [H, valueDim]);
-    }
-  }
-  add(`${P}.norm.weight`, [H]);
-  out.push({ name: 'lm_head.weight', shape: [t.vocabSize, H], group: 'lm_head', ...(tieWordEmbeddings ? { optional: true } : {}) });
-  return out;
+  const decl = textWeightDecl(t, tieWordEmbeddings);
+  return flattenDecl(decl).map((d) => ({
+    name: d.name,
+    shape: d.shape,
+    group: d === decl.lmHead ? ('lm_head' as const) : ('text' as const),
+    ...(d.optional ? { optional: true } : {}),
+  }));
 }
 
-/** `model.visual.*`. */
+/** `model.visual.*`: the flattened declaration of src/model/visionWeights.ts. */
 export function visionTensors(v: VisionConfig): ExpectedTensor[] {
-  const out: ExpectedTensor[] = [];
-  const P = 'model.visual';
-  const add = (name: string, shape: number[]): void => {
-    out.push({ name, shape, group: 'vision' });
-  };
-  const C = v.hiddenSize;
-  add(`${P}.patch_embed.proj.weight`, [C, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize]);
-  add(`${P}.patch_embed.proj.bias`, [C]);
-  add(`${P}.pos_embed.weight`, [v.numPositionEmbeddings, C]);
-  for (let j = 0; j < v.depth; j++) {
-    const B = `${P}.blocks.${j}`;
-    add(`${B}.norm1.weight`, [C]);
-    add(`${B}.norm1.bias`, [C]);
-    add(`${B}.norm2.weight`, [C]);
-    add(`${B}.norm2.bias`, [C]);
-    add(`${B}.attn.qkv.weight`, [3 * C, C]);
-    add(`${B}.attn.qkv.bias`, [3 * C]);
-    add(`${B}.attn.proj.weight`, [C, C]);
-    add(`${B}.attn.proj.bias`, [C]);
-    add(`${B}.mlp.linear_fc1.weight`, [v.intermediateSize, C]);
-    add(`${B}.mlp.linear_fc1.bias`, [v.intermediateSize]);
-    add(`${B}.mlp.linear_fc2.weight`, [C, v.intermediateSize]);
-    add(`${B}.mlp.linear_fc2.bias`, [C]);
-  }
-  const M = C * v.spatialMergeSize * v.spatialMergeSize;
-  add(`${P}.merger.norm.weight`, [C]);
-  add(`${P}.merger.norm.bias`, [C]);
-  add(`${P}.merger.linear_fc1.weight`, [M, M]);
-  add(`${P}.merger.linear_fc1.bias`, [M]);
-  add(`${P}.merger.linear_fc2.weight`, [v.outHiddenSize, M]);
-  add(`${P}.merger.linear_fc2.bias`, [v.outHiddenSize]);
-  return out;
+  return flattenDecl(visionWeightDecl(v)).map((d) => ({ name: d.name, shape: d.shape, group: 'vision' as const }));
 }
 
 /** `action_expert.*` (docs/action-decoder.md §2.2): the flattened declaration of src/model/ditWeights.ts. */

@@ -13,6 +13,7 @@ import type { Gpu } from '../gpu/device.js';
 import { Tensor, DTYPE_BYTES } from '../tensor.js';
 import type { TextConfig } from './config.js';
 import type { WeightStore } from './weights.js';
+import { bindTextWeights, textWeightDecl, type FullAttentionOf, type GatedDeltaNetOf, type TextWeightDecl, type TextWeights } from './textWeights.js';
 import { linear } from '../ops/linear.js';
 import { rmsNorm, rmsNormGated } from '../ops/norm.js';
 import { swiglu, fill } from '../ops/elementwise.js';
@@ -23,7 +24,6 @@ import { attention, KVCache } from '../ops/attention.js';
 import { ropeText } from '../ops/rope.js';
 import { causalConv1dSilu, gatedDeltaNetGates, gatedDeltaRule } from '../ops/gatedDeltaNet.js';
 
-const P = 'model.language_model.';
 /** prefillRows submits after every layer above this many tokens (see there). */
 const FLUSH_PER_LAYER_TOKENS = 2048;
 
@@ -71,7 +71,13 @@ export interface PrefillResult {
   layers: Map<number, Tensor>;
 }
 
+type FullAttention = FullAttentionOf<Tensor>;
+type GatedDeltaNet = GatedDeltaNetOf<Tensor>;
+
 export class TextDecoder {
+  /** Every checkpoint tensor of the decoder, declared in src/model/textWeights.ts (the names: `decl`). */
+  private readonly decl: TextWeightDecl;
+  private readonly W: TextWeights;
   /** full-attention q_proj split into its q rows and its gate rows (the checkpoint interleaves them per head) */
   private readonly qWeights = new Map<number, { q: Tensor; gate: Tensor }>();
   /**
@@ -86,61 +92,60 @@ export class TextDecoder {
     readonly weights: WeightStore,
     readonly tiedEmbeddings: boolean,
   ) {
-    cfg.layerTypes.forEach((t, i) => {
-      if (t === 'full_attention') this.qWeights.set(i, this.splitQProj(i));
+    this.decl = textWeightDecl(cfg, tiedEmbeddings);
+    this.W = bindTextWeights(this.decl, weights);
+    this.W.layers.forEach((layer, i) => {
+      const declared = this.decl.layers[i].attn;
+      if (layer.attn.kind === 'full_attention' && declared.kind === 'full_attention') {
+        this.qWeights.set(i, this.splitQProj(i, layer.attn.qProj.w, declared.qProj.w.name));
+      }
       this.gateUp.push(this.stackGateUp(i));
     });
   }
 
   /** [gate_proj; up_proj] of layer i as one [2I, D] matrix (the originals are dropped: nothing else reads them). */
   private stackGateUp(layer: number): Tensor | null {
-    const pre = `layers.${layer}.mlp.`;
-    for (const n of ['gate_proj', 'up_proj']) if (this.weights.parts(P + pre + n + '.weight').length !== 1) return null;
-    const g = this.w(pre + 'gate_proj.weight');
-    const u = this.w(pre + 'up_proj.weight');
+    const names = this.decl.layers[layer].mlp;
+    for (const n of [names.gate.w.name, names.up.w.name]) if (this.weights.parts(n).length !== 1) return null;
+    const { gate: { w: g }, up: { w: u } } = this.W.layers[layer].mlp;
     if (isQuantized(g) || isQuantized(u)) return null; // packed rows + scales (docs/quantization.md): kept apart
     // too large for one binding, or an up half that could not be bound on its own (unfolded path): keep separate
     if (g.byteLength + u.byteLength > this.gpu.limits.maxStorageBufferBindingSize) return null;
     if (g.byteLength % this.gpu.limits.minStorageBufferOffsetAlignment !== 0) return null;
     if (g.dtype !== u.dtype || g.shape[1] !== u.shape[1] || g.shape[0] !== u.shape[0] || g.byteLength % 4 !== 0) {
-      throw new Error(`text decoder: ${P}${pre}gate_proj.weight [${g.shape}] ${g.dtype} and up_proj.weight [${u.shape}] ${u.dtype} cannot be stacked`);
+      throw new Error(`text decoder: ${names.gate.w.name} [${g.shape}] ${g.dtype} and up_proj.weight [${u.shape}] ${u.dtype} cannot be stacked`);
     }
     const t = Tensor.empty(this.gpu, [2 * g.shape[0], g.shape[1]], g.dtype, `layers.${layer}.mlp.gate_up`);
     this.gpu.stream.copy(g.buffer, g.offset, t.buffer, 0, g.byteLength);
     this.gpu.stream.copy(u.buffer, u.offset, t.buffer, g.byteLength, u.byteLength);
-    this.weights.drop(P + pre + 'gate_proj.weight');
-    this.weights.drop(P + pre + 'up_proj.weight');
+    this.weights.drop(names.gate.w.name);
+    this.weights.drop(names.up.w.name);
     return t;
   }
 
   /** h += down_proj(silu(gate_proj(xn))·up_proj(xn)): the stacked gate/up GEMM into `gu` [L, 2I], SwiGLU folded into down_proj. */
   private mlp(i: number, xn: Tensor, h: Tensor, gu: Tensor, tiled: boolean): void {
-    const pre = `layers.${i}.mlp.`;
+    const mlp = this.W.layers[i].mlp;
     const gateUp = this.gateUp[i];
-    if (gateUp && foldPrologue(this.gpu) && !isQuantized(this.w(pre + 'down_proj.weight'))) {
+    if (gateUp && foldPrologue(this.gpu) && !isQuantized(mlp.down.w)) {
       linear(xn, gateUp, { out: gu, tiled, label: `text.${i}.gate_up_proj` });
-      swigluLinear(gu, this.w(pre + 'down_proj.weight'), { accumulate: true, out: h, label: `text.${i}.down_proj` });
+      swigluLinear(gu, mlp.down.w, { accumulate: true, out: h, label: `text.${i}.down_proj` });
       return;
     }
     // Unfolded (software adapters, see prologueConfig; or a layer too large to stack): gate, up, SwiGLU, down.
     const [L, I] = [xn.shape[0], this.cfg.intermediateSize];
-    const half = (k: number) => (gateUp ? gateUp.rows(k * I, I) : this.w(pre + (k ? 'up_proj.weight' : 'gate_proj.weight')));
+    const half = (k: number) => (gateUp ? gateUp.rows(k * I, I) : k ? mlp.up.w : mlp.gate.w);
     const gate = linear(xn, half(0), { tiled, label: `text.${i}.gate_proj` });
     const up = linear(xn, half(1), { tiled, label: `text.${i}.up_proj` });
     swiglu(gate.reshape([L, I]), up.reshape([L, I]), gate);
-    linear(gate, this.w(pre + 'down_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.down_proj` });
+    linear(gate, mlp.down.w, { accumulate: true, out: h, tiled, label: `text.${i}.down_proj` });
     gate.release();
     up.release();
   }
 
-  private w(name: string): Tensor {
-    return this.weights.get(P + name);
-  }
-
   /** q_proj rows are [q_0 | g_0 | q_1 | g_1 | …] (d rows each); copy them once into a q matrix and a gate matrix. */
-  private splitQProj(layer: number): { q: Tensor; gate: Tensor } {
+  private splitQProj(layer: number, w: Tensor, name: string): { q: Tensor; gate: Tensor } {
     const { numAttentionHeads: H, headDim: d, hiddenSize: D } = this.cfg;
-    const w = this.w(`layers.${layer}.self_attn.q_proj.weight`);
     const rowBytes = D * DTYPE_BYTES[w.dtype];
     const q = Tensor.empty(this.gpu, [H * d, D], w.dtype, `layers.${layer}.q_proj.q`);
     const gate = Tensor.empty(this.gpu, [H * d, D], w.dtype, `layers.${layer}.q_proj.gate`);
@@ -148,7 +153,7 @@ export class TextDecoder {
       this.gpu.stream.copy(w.buffer, (2 * h) * d * rowBytes, q.buffer, h * d * rowBytes, d * rowBytes);
       this.gpu.stream.copy(w.buffer, (2 * h + 1) * d * rowBytes, gate.buffer, h * d * rowBytes, d * rowBytes);
     }
-    this.weights.drop(P + `layers.${layer}.self_attn.q_proj.weight`); // the interleaved original is no longer needed
+    this.weights.drop(name); // the interleaved original is no longer needed
     return { q, gate };
   }
 
@@ -156,7 +161,7 @@ export class TextDecoder {
   embed(ids: Tensor, out?: Tensor): Tensor {
     const L = ids.size;
     const dst = out ?? Tensor.empty(this.gpu, [L, this.cfg.hiddenSize], 'f32', 'text.embeds');
-    for (const part of this.weights.parts(P + 'embed_tokens.weight')) {
+    for (const part of this.W.embedTokens) {
       gatherRows(part.tensor, ids, { out: dst, rowOffset: part.rowStart });
     }
     return dst;
@@ -190,15 +195,15 @@ export class TextDecoder {
     const gu = Tensor.empty(gpu, [L, 2 * I], 'f32', 'text.mlp.gate_up');
     for (let i = 0; i < N; i++) {
       snapshot(i);
-      const pre = `layers.${i}.`;
-      rmsNorm(h, this.w(pre + 'input_layernorm.weight'), { eps, addOne: true, out: xn });
-      if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, cache, L);
-      else this.attentionBlock(i, xn, h, positions, cache, L);
-      rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
+      const layer = this.W.layers[i];
+      rmsNorm(h, layer.inputLayernorm.w, { eps, addOne: true, out: xn });
+      if (layer.attn.kind === 'linear_attention') this.deltaNetBlock(i, layer.attn, xn, h, cache, L);
+      else this.attentionBlock(i, layer.attn, xn, h, positions, cache, L);
+      rmsNorm(h, layer.postAttentionLayernorm.w, { eps, addOne: true, out: xn });
       this.mlp(i, xn, h, gu, false);
     }
     gu.release();
-    const hidden = rmsNorm(h, this.w('norm.weight'), { eps, addOne: true, out: xn });
+    const hidden = rmsNorm(h, this.W.norm.w, { eps, addOne: true, out: xn });
     if (collect.has(N)) {
       const c = Tensor.empty(gpu, [L, D], 'f32', `hidden_states[${N}]`);
       gpu.stream.copy(xn.buffer, 0, c.buffer, 0, L * D * 4);
@@ -228,11 +233,11 @@ export class TextDecoder {
     const gu = layer > 0 ? Tensor.empty(gpu, [L, 2 * I], 'f32', 'text.mlp.gate_up') : null;
     const rows = { segments };
     for (let i = 0; i < Math.min(layer, N); i++) {
-      const pre = `layers.${i}.`;
-      rmsNorm(h, this.w(pre + 'input_layernorm.weight'), { eps, addOne: true, out: xn });
-      if (cfg.layerTypes[i] === 'linear_attention') this.deltaNetBlock(i, xn, h, null, L, rows);
-      else this.attentionBlock(i, xn, h, positions, null, L, rows);
-      rmsNorm(h, this.w(pre + 'post_attention_layernorm.weight'), { eps, addOne: true, out: xn });
+      const layer = this.W.layers[i];
+      rmsNorm(h, layer.inputLayernorm.w, { eps, addOne: true, out: xn });
+      if (layer.attn.kind === 'linear_attention') this.deltaNetBlock(i, layer.attn, xn, h, null, L, rows);
+      else this.attentionBlock(i, layer.attn, xn, h, positions, null, L, rows);
+      rmsNorm(h, layer.postAttentionLayernorm.w, { eps, addOne: true, out: xn });
       this.mlp(i, xn, h, gu!, true);
       // Submit per layer for large batches: the pool hands out what a layer released only after a submit, so
       // without this every layer's temporaries would be live at once (B = 100 on tiny: ~1 GiB instead of ~0.1).
@@ -244,23 +249,22 @@ export class TextDecoder {
       xn.release();
       return h; // the residual stream after `layer` layers = hidden_states[layer]
     }
-    rmsNorm(h, this.w('norm.weight'), { eps, addOne: true, out: xn });
+    rmsNorm(h, this.W.norm.w, { eps, addOne: true, out: xn });
     h.release();
     return xn;
   }
 
-  private attentionBlock(i: number, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
+  private attentionBlock(i: number, W: FullAttention, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
     const cfg = this.cfg;
     const { numAttentionHeads: Hq, numKeyValueHeads: Hkv, headDim: d } = cfg;
-    const pre = `layers.${i}.self_attn.`;
     const { q: wq, gate: wg } = this.qWeights.get(i)!;
     const tiled = !!rows;
     const q = linear(xn, wq, { tiled, label: `text.${i}.q` });
     const gate = linear(xn, wg, { tiled, label: `text.${i}.gate` });
-    const k = linear(xn, this.w(pre + 'k_proj.weight'), { tiled, label: `text.${i}.k` });
-    const v = linear(xn, this.w(pre + 'v_proj.weight'), { tiled, label: `text.${i}.v` });
-    const qn = rmsNorm(q, this.w(pre + 'q_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
-    const kn = rmsNorm(k, this.w(pre + 'k_norm.weight'), { eps: cfg.rmsNormEps, addOne: true, dim: d });
+    const k = linear(xn, W.kProj.w, { tiled, label: `text.${i}.k` });
+    const v = linear(xn, W.vProj.w, { tiled, label: `text.${i}.v` });
+    const qn = rmsNorm(q, W.qNorm.w, { eps: cfg.rmsNormEps, addOne: true, dim: d });
+    const kn = rmsNorm(k, W.kNorm.w, { eps: cfg.rmsNormEps, addOne: true, dim: d });
     const rope = {
       L, headDim: d, rotaryDim: cfg.rope.rotaryDim, theta: cfg.rope.ropeTheta,
       mropeSection: cfg.rope.mropeSection, interleaved: cfg.rope.mropeInterleaved,
@@ -280,25 +284,24 @@ export class TextDecoder {
       numHeads: Hq, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d), causal: true, segments: rows?.segments,
       gate: { tensor: gate, rowStride: Hq * d }, label: `text.${i}.attn`,
     });
-    linear(o, this.w(pre + 'o_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.o_proj` });
+    linear(o, W.oProj.w, { accumulate: true, out: h, tiled, label: `text.${i}.o_proj` });
     for (const t of [q, qn, gate, k, kn, v, o]) t.release();
   }
 
-  private deltaNetBlock(i: number, xn: Tensor, h: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
+  private deltaNetBlock(i: number, W: GatedDeltaNet, xn: Tensor, h: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
     const cfg = this.cfg;
     const Hk = cfg.linearNumKeyHeads, Hv = cfg.linearNumValueHeads;
     const dk = cfg.linearKeyHeadDim, dv = cfg.linearValueHeadDim;
     const convDim = 2 * Hk * dk + Hv * dv;
-    const pre = `layers.${i}.linear_attn.`;
     const tiled = !!rows;
-    const mixed = linear(xn, this.w(pre + 'in_proj_qkv.weight'), { tiled, label: `text.${i}.in_proj_qkv` });
-    const z = linear(xn, this.w(pre + 'in_proj_z.weight'), { tiled, label: `text.${i}.in_proj_z` });
-    const b = linear(xn, this.w(pre + 'in_proj_b.weight'), { tiled, label: `text.${i}.in_proj_b` });
-    const a = linear(xn, this.w(pre + 'in_proj_a.weight'), { tiled, label: `text.${i}.in_proj_a` });
-    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, this.w(pre + 'conv1d.weight'), cache ? cache.conv[i]! : null, {
+    const mixed = linear(xn, W.inProjQkv.w, { tiled, label: `text.${i}.in_proj_qkv` });
+    const z = linear(xn, W.inProjZ.w, { tiled, label: `text.${i}.in_proj_z` });
+    const b = linear(xn, W.inProjB.w, { tiled, label: `text.${i}.in_proj_b` });
+    const a = linear(xn, W.inProjA.w, { tiled, label: `text.${i}.in_proj_a` });
+    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, W.conv1d.w, cache ? cache.conv[i]! : null, {
       L, channels: convDim, kernel: cfg.linearConvKernelDim, segments: rows?.segments,
     });
-    const { g, beta } = gatedDeltaNetGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, this.w(pre + 'A_log'), this.w(pre + 'dt_bias'), {
+    const { g, beta } = gatedDeltaNetGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, W.aLog, W.dtBias, {
       L, numValueHeads: Hv,
     });
     const o = gatedDeltaRule({
@@ -308,8 +311,8 @@ export class TextDecoder {
       g, beta, state: cache ? cache.recurrent[i]! : null, segments: rows?.segments,
       L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
     });
-    const on = rmsNormGated(o.reshape([L * Hv, dv]), z.reshape([L * Hv, dv]), this.w(pre + 'norm.weight'), { eps: cfg.rmsNormEps });
-    linear(on.reshape([L, Hv * dv]), this.w(pre + 'out_proj.weight'), { accumulate: true, out: h, tiled, label: `text.${i}.out_proj` });
+    const on = rmsNormGated(o.reshape([L * Hv, dv]), z.reshape([L * Hv, dv]), W.norm.w, { eps: cfg.rmsNormEps });
+    linear(on.reshape([L, Hv * dv]), W.outProj.w, { accumulate: true, out: h, tiled, label: `text.${i}.out_proj` });
     for (const t of [mixed, z, b, a, conv, g, beta, o, on]) t.release();
   }
 
@@ -317,8 +320,9 @@ export class TextDecoder {
   logits(hidden: Tensor, offset: number, count: number, out?: Tensor): Tensor {
     const V = this.cfg.vocabSize;
     const dst = out ?? Tensor.empty(this.gpu, [count, V], 'f32', 'text.logits');
-    const name = this.tiedEmbeddings || !this.weights.has('lm_head.weight') ? P + 'embed_tokens.weight' : 'lm_head.weight';
-    for (const part of this.weights.parts(name)) {
+    // tied (or a head-less checkpoint): the embeddings are the head, as in HF
+    const head = this.tiedEmbeddings || !this.weights.has(this.decl.lmHead.name) ? this.W.embedTokens : this.W.lmHead!;
+    for (const part of head) {
       linear(hidden, part.tensor, { xRows: { offset, count }, out: dst, outCols: { offset: part.rowStart }, label: 'text.lm_head' });
     }
     return dst;

@@ -8,6 +8,7 @@ import type { Gpu } from '../gpu/device.js';
 import { Tensor } from '../tensor.js';
 import type { VisionConfig } from './config.js';
 import type { WeightStore } from './weights.js';
+import { bindVisionWeights, visionWeightDecl, type VisionWeights } from './visionWeights.js';
 import { linear } from '../ops/linear.js';
 import { layerNorm } from '../ops/norm.js';
 import { attention } from '../ops/attention.js';
@@ -21,17 +22,16 @@ export interface ImageGrid {
   w: number;
 }
 
-const P = 'model.visual.';
-
 export class VisionTower {
+  /** Every checkpoint tensor of the tower, declared in src/model/visionWeights.ts (read lazily: see there). */
+  private readonly W: VisionWeights;
+
   constructor(
     readonly gpu: Gpu,
     readonly cfg: VisionConfig,
     readonly weights: WeightStore,
-  ) {}
-
-  private w(name: string): Tensor {
-    return this.weights.get(P + name);
+  ) {
+    this.W = bindVisionWeights(visionWeightDecl(cfg), weights);
   }
 
   /** Number of patch rows (before merging) for a grid. */
@@ -59,9 +59,9 @@ export class VisionTower {
     // Conv3d with kernel == stride is a matmul over the flattened patch (c, t, ky, kx) order.
     // (the host upload first: a write submits what is encoded before it, so uploads go ahead of the dispatches)
     const coords = Tensor.from(gpu, visionPatchCoords(grids, c.spatialMergeSize), [2, Np], 'i32', 'vision.coords');
-    const patchW = this.w('patch_embed.proj.weight');
-    const x = linear(pixels, patchW.reshape([D, rowLen]), { tiled: true, bias: this.w('patch_embed.proj.bias'), label: 'vision.patch_embed' });
-    addInterpolatedPosEmbed(x, this.w('pos_embed.weight'), grids, c.spatialMergeSize);
+    const W = this.W;
+    const x = linear(pixels, W.patchEmbed.w.reshape([D, rowLen]), { tiled: true, bias: W.patchEmbed.b, label: 'vision.patch_embed' });
+    addInterpolatedPosEmbed(x, W.posEmbed.w, grids, c.spatialMergeSize);
 
     const segments = new Int32Array(grids.reduce((a, g) => {
       // one segment per temporal frame of each image (frames of a video do not attend to each other)
@@ -74,9 +74,9 @@ export class VisionTower {
     const attn = Tensor.empty(gpu, [Np, D], 'f32', 'vision.attn');
     const mlp = Tensor.empty(gpu, [Np, c.intermediateSize], 'f32', 'vision.mlp');
     for (let j = 0; j < c.depth; j++) {
-      const b = `blocks.${j}.`;
-      layerNorm(x, this.w(b + 'norm1.weight'), this.w(b + 'norm1.bias'), { eps, out: h });
-      linear(h, this.w(b + 'attn.qkv.weight'), { tiled: true, bias: this.w(b + 'attn.qkv.bias'), out: qkv, label: `vision.${j}.qkv` });
+      const blk = W.blocks[j];
+      layerNorm(x, blk.norm1.w, blk.norm1.b, { eps, out: h });
+      linear(h, blk.attn.qkv.w, { tiled: true, bias: blk.attn.qkv.b, out: qkv, label: `vision.${j}.qkv` });
       // qkv rows are [q (H·hd) | k (H·hd) | v (H·hd)], heads contiguous inside each third.
       const view = (third: number) => ({ tensor: qkv, rowStride: 3 * D, offset: third * D });
       ropeVision(view(0), coords, { L: Np, numHeads: H, headDim: hd, theta: c.ropeTheta });
@@ -85,10 +85,10 @@ export class VisionTower {
         q: view(0), k: view(1), v: view(2), Lq: Np, Lk: Np, numHeads: H, numKvHeads: H, headDim: hd,
         scale: 1 / Math.sqrt(hd), segments, out: attn, label: `vision.${j}.attn`,
       });
-      linear(attn, this.w(b + 'attn.proj.weight'), { tiled: true, bias: this.w(b + 'attn.proj.bias'), accumulate: true, out: x });
-      layerNorm(x, this.w(b + 'norm2.weight'), this.w(b + 'norm2.bias'), { eps, out: h });
-      linear(h, this.w(b + 'mlp.linear_fc1.weight'), { tiled: true, bias: this.w(b + 'mlp.linear_fc1.bias'), act: 'gelu_tanh', out: mlp });
-      linear(mlp, this.w(b + 'mlp.linear_fc2.weight'), { tiled: true, bias: this.w(b + 'mlp.linear_fc2.bias'), accumulate: true, out: x });
+      linear(attn, blk.attn.proj.w, { tiled: true, bias: blk.attn.proj.b, accumulate: true, out: x });
+      layerNorm(x, blk.norm2.w, blk.norm2.b, { eps, out: h });
+      linear(h, blk.mlp.fc1.w, { tiled: true, bias: blk.mlp.fc1.b, act: 'gelu_tanh', out: mlp });
+      linear(mlp, blk.mlp.fc2.w, { tiled: true, bias: blk.mlp.fc2.b, accumulate: true, out: x });
     }
     qkv.release();
     attn.release();
@@ -97,12 +97,12 @@ export class VisionTower {
 
     // Merger: LayerNorm per patch, then each 2×2 block's 4 consecutive rows form one row of 4·D.
     const m2 = c.spatialMergeSize * c.spatialMergeSize;
-    layerNorm(x, this.w('merger.norm.weight'), this.w('merger.norm.bias'), { eps, out: h });
+    layerNorm(x, W.merger.norm.w, W.merger.norm.b, { eps, out: h });
     x.release();
     const merged = h.reshape([Np / m2, m2 * D]);
-    const t = linear(merged, this.w('merger.linear_fc1.weight'), { tiled: true, bias: this.w('merger.linear_fc1.bias'), act: 'gelu_erf', label: 'vision.merger.fc1' });
+    const t = linear(merged, W.merger.fc1.w, { tiled: true, bias: W.merger.fc1.b, act: 'gelu_erf', label: 'vision.merger.fc1' });
     h.release();
-    const out = linear(t, this.w('merger.linear_fc2.weight'), { tiled: true, bias: this.w('merger.linear_fc2.bias'), label: 'vision.merger.fc2' });
+    const out = linear(t, W.merger.fc2.w, { tiled: true, bias: W.merger.fc2.b, label: 'vision.merger.fc2' });
     t.release();
     return out;
   }

@@ -1,6 +1,6 @@
 // Where weight tensors are born on the GPU: the checkpoint is bound against the config's expected tensor list
 // (src/model/expectedTensors.ts), streamed to GPU buffers (src/io/upload.ts), and wrapped as Tensors here.
-// Model code asks for weights by their Hugging Face / action_expert names.
+// Model code reads them through the towers' declared trees (src/model/weightDecl.ts), bound against this store.
 import type { Gpu } from '../gpu/device.js';
 import { Tensor, type DType } from '../tensor.js';
 import type { UploadedTensor } from '../io/upload.js';
