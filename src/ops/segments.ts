@@ -34,7 +34,13 @@ export function u32Table(gpu: Gpu, key: string, make: () => Uint32Array): Tensor
     old.release(); // reusable only after the next submit, so dispatches already encoded are safe
   }
   const data = make();
-  t = gpu.lifetimes.cached(Tensor.from(gpu, data, [data.length], 'u32', key.slice(0, 40))); // outlives any scope
+  t = gpu.lifetimes.cached(Tensor.empty(gpu, [data.length], 'u32', key.slice(0, 40))); // outlives any scope
+  // Written without the flush of Tensor.write: the buffer was just taken from the pool's free list, which only
+  // holds buffers released before a submit, so no encoded-but-unsubmitted dispatch can touch it and the write is
+  // queued before every dispatch that will read it. Not submitting here keeps a pass's submits (and so the point
+  // where its released temporaries become reusable, hence the pool's peak) the same whether its tables were
+  // cached by an earlier call of equal shapes or are uploaded now.
+  gpu.device.queue.writeBuffer(t.buffer, t.offset, data.buffer, data.byteOffset, data.byteLength);
   m.set(key, t);
   return t;
 }

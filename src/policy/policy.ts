@@ -286,7 +286,8 @@ export class Policy {
 
   /**
    * The segment tables of the ragged kernels (attention / Gated DeltaNet cu_seqlens, src/ops/segments.ts) are
-   * cached per shape; uploading one submits mid-stage. A call whose shapes equal the previous call's reuses them
+   * cached per shape (uploaded without a submit, so a call's submits, and the pool's peak, do not depend on whether
+   * they were cached: src/ops/segments.ts). A call whose shapes equal the previous call's reuses them
    * (a controller's steady loop uploads nothing); a call with new shapes first gives the old ones back to the
    * pool, so changing prompts recycle the same buffers instead of growing the cache.
    */

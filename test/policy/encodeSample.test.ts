@@ -1,6 +1,7 @@
 // Policy.encode / Policy.sample (the overlap API for controllers): sample(encode(r), r) is bit-identical to act(r);
 // one encoding serves several samples (seeds, solvers); a released or stale handle is refused with a clear error;
-// a steady act() loop issues few submits and at most the readback's CPU wait (stageTimings off).
+// a steady act() loop issues few submits and at most the readback's CPU wait (stageTimings off), and so does a call
+// whose prompt shapes are new (segment tables uploaded without a submit).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { Policy, PolicyError, type ActRequest } from '../../src/policy/policy.js';
@@ -52,5 +53,15 @@ describe('encode / sample', () => {
     expect(r.work.denoise.submits).toBe(0);
     expect(r.work.readback.submits).toBe(1);
     expect(policy.gpu.buffers.stats.created).toBe(created);
+  });
+
+  it('a call with new prompt shapes (its segment tables uploaded) submits its encoding once, like a repeated call', async () => {
+    // If uploading a table submitted mid-stage, a call's temporaries would be recycled at points that depend on
+    // whether the previous call had equal shapes, and the pool's peak on the order of requests (the soak's guard).
+    const a = await policy.act(req);
+    const b = await policy.act({ ...req, instruction: 'put the spoon in the bowl, then wait for the next command' });
+    expect(b.promptTokens).not.toBe(a.promptTokens);
+    expect(b.work.vision.submits + b.work.prefill.submits + b.work.context.submits).toBe(1);
+    expect(b.work.denoise.submits).toBe(0);
   });
 });
