@@ -24,9 +24,40 @@ def load():
         with open(f) as fh:
             d = json.load(fh)
         for r in d.get("results", []):
+            if "world" not in r:          # not a qvla eval file (e.g. vqa-A.json)
+                continue
             r["_file"] = os.path.basename(f)
             rows.append(r)
     return rows
+
+
+def wilson(k, n, z=1.959963984540054):
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return [max(0.0, c - h), min(1.0, c + h)]
+
+
+def merge(rs):
+    """Rows of one setting from several runs on disjoint seed ranges (e.g. two 50-episode halves) -> one row:
+    successes and episodes summed, Wilson interval recomputed, metrics averaged weighted by episodes."""
+    if len(rs) == 1:
+        return rs[0]
+    seeds = sorted((r["seeds"][0], r["seeds"][1]) for r in rs)
+    for (a0, a1), (b0, b1) in zip(seeds, seeds[1:]):
+        if b0 <= a1:
+            raise ValueError(f"overlapping seed ranges in {[r['_file'] for r in rs]}")
+    n = sum(r["episodes"] for r in rs)
+    k = sum(r["successes"] for r in rs)
+    keys = set.intersection(*(set(r["metrics"]) for r in rs))
+    out = dict(rs[0])
+    out.update(episodes=n, successes=k, success_rate=k / n, ci95=wilson(k, n),
+               metrics={m: sum(r["metrics"][m] * r["episodes"] for r in rs) / n for m in keys},
+               _file="+".join(r["_file"] for r in rs), seeds=[seeds[0][0], seeds[-1][1]])
+    return out
 
 
 def pct(r):
@@ -46,19 +77,23 @@ def metrics(r):
     m = r["metrics"]
     if r["world"] == "ball":
         ratio = m["fde"] / m["cv_fde"]
-        return f"ADE {m['ade']:.3f}, FDE {m['fde']:.3f} vs constant velocity {m['cv_ade']:.3f} / {m['cv_fde']:.3f} (FDE ratio {ratio:.2f})"
+        return f"ADE {m['ade']:.3f}, FDE {m['fde']:.3f} vs constant velocity {m['cv_ade']:.3f} / {m['cv_fde']:.3f} (FDE ratio {ratio:.3f})"
     if r["world"] == "nav":
         return f"SR {m['sr']:.2f}, OSR {m['osr']:.2f}, SPL {m['spl']:.2f}, stopped {m.get('stopped', float('nan')):.2f}"
     return f"{m['decisions']:.1f} decisions per episode"
 
 
-def pick(rows, world, emb, level, cond, solver="euler", steps=10, prefer=None):
+def pick(rows, world, emb, level, cond, solver="euler", steps=10):
+    """The setting's rows from every non-sweep file; a policy row repeated by an ablation-only run (same seeds) is
+    counted once (the first file's)."""
     c = [r for r in rows if r["world"] == world and r["embodiment"] == emb and r["level"] == level
-         and r["condition"].split(":")[0] == cond
+         and r["condition"].split(":")[0] == cond and "steps" not in r["_file"]
          and (cond == "expert" or (r["solver"] == solver and r["steps"] == steps))]
-    if prefer:
-        c = [r for r in c if prefer in r["_file"]] or c
-    return max(c, key=lambda r: r["episodes"]) if c else None
+    uniq = {}
+    for r in c:
+        uniq.setdefault((r["condition"], tuple(r["seeds"])), r)
+    c = list(uniq.values())
+    return merge(c) if c else None
 
 
 def main_table(rows, level="A"):
