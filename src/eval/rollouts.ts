@@ -9,6 +9,7 @@ import type { RgbImage } from '../preprocess/image.js';
 import { encodeRgbPng, hstack } from '../worlds/png.js';
 import type { Chunk, World } from '../worlds/types.js';
 import type { EpisodeOptions, EpisodeResult } from './episodes.js';
+import { QvlaError } from '../util/errors.js';
 
 /** What names a rollout file. */
 export type RolloutKey = Pick<EpisodeResult, 'world' | 'embodiment' | 'level' | 'condition' | 'solver' | 'steps' | 'seed'>;
@@ -30,9 +31,9 @@ export function rolloutFiles(dir: string, k: RolloutKey): RolloutFiles {
   return { gif: `${stem}.gif`, strip: `${stem}-strip.png` };
 }
 
-export class FileExistsError extends Error {
+export class FileExistsError extends QvlaError {
   constructor(readonly path: string, what = 'rollout file') {
-    super(`${what} ${path} already exists; it is never overwritten (choose another --rollouts directory or move it away)`);
+    super(`${what} ${path} already exists; it is never overwritten (choose another --rollouts directory or move it away)`, { code: 'file_exists', file: path });
     this.name = 'FileExistsError';
   }
 }

@@ -16,6 +16,7 @@
 // A family names its own config object (linear: src/ops/linear.ts LinearConfig) and its shape classes.
 // This module is pure (no file system): it is also in the browser bundle.
 import type { Gpu } from '../gpu/device.js';
+import { QvlaError } from '../util/errors.js';
 
 export const TUNE_TABLE_VERSION = 1;
 
@@ -44,7 +45,12 @@ export function emptyTable(): TuneTable {
 }
 
 /** A table written by another format version: ignored (defaults), not an error. */
-export class TuneTableVersionError extends Error {}
+export class TuneTableVersionError extends QvlaError {
+  constructor(message: string, file: string) {
+    super(message, { code: 'tune_table_version', file });
+    this.name = 'TuneTableVersionError';
+  }
+}
 
 /** Parses and checks a table; `where` names the file in errors. */
 export function parseTable(text: string, where: string): TuneTable {
@@ -56,7 +62,7 @@ export function parseTable(text: string, where: string): TuneTable {
   }
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObj(j)) throw new Error(`tuning table ${where}: expected an object`);
-  if (j.version !== TUNE_TABLE_VERSION) throw new TuneTableVersionError(`tuning table ${where}: version ${String(j.version)}, expected ${TUNE_TABLE_VERSION} (re-run qvla tune)`);
+  if (j.version !== TUNE_TABLE_VERSION) throw new TuneTableVersionError(`tuning table ${where}: version ${String(j.version)}, expected ${TUNE_TABLE_VERSION} (re-run qvla tune)`, where);
   if (!isObj(j.adapters)) throw new Error(`tuning table ${where}: field 'adapters' must be an object`);
   for (const [a, fams] of Object.entries(j.adapters)) {
     if (!isObj(fams)) throw new Error(`tuning table ${where}: adapters['${a}'] must be an object`);

@@ -1,7 +1,8 @@
 // Training curves of a tools/train run as one PNG/SVG (our own plot code: no matplotlib on these machines).
 //   npm run build && node dist/tools/train/plot_run.js RUN_DIR OUT.png
 // Panels: flow-matching and VQA text loss (training batches, mean per 50 steps), then the held-out sampled-chunk
-// MSE per world (val.csv) with and without images, against the 'blind' level (2 × the mean-chunk MSE).
+// MSE per world (val.csv) with and without images, against the 'blind' level (2 × the mean-chunk MSE); with the
+// auxiliary localisation loss (--aux-weight), its total and the object-cell accuracy.
 import { promises as fsp } from 'node:fs';
 import * as nodePath from 'node:path';
 import { panelChart, type Panel, type Series } from '../../src/plot/charts.js';
@@ -34,6 +35,10 @@ async function main(): Promise<void> {
   const panels: Panel[] = [
     { label: 'train loss', series: [{ name: 'flow matching', points: binned(log, 'fm_loss') }, { name: 'VQA text', points: binned(log, 'text_loss') }] },
   ];
+  // runs with the auxiliary localisation loss (tools/train/qvla_train/aux.py): its total and the cell accuracy
+  if (log.some((r) => r['aux_loss'] !== undefined && r['aux_loss'] !== '')) {
+    panels.push({ label: 'aux localisation', series: [{ name: 'aux loss', points: binned(log, 'aux_loss') }, { name: 'cell accuracy', points: binned(log, 'aux_cell_acc') }] });
+  }
   const valPath = nodePath.join(run, 'val.csv');
   const val = parseCsv(await fsp.readFile(valPath, 'utf8').catch(() => 'step,group\n'));
   const groups = [...new Set(val.map((r) => r['group']!))].filter((g) => g && g !== 'all');

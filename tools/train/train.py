@@ -33,17 +33,19 @@ from qvla_train.model import QVLAModel  # noqa: E402
 from qvla_train.init import init_weights, no_decay  # noqa: E402
 from qvla_train.data import load_shards, merge_embodiments, Sampler, TokenTable, build_batch  # noqa: E402
 from qvla_train.objective import batch_loss  # noqa: E402
+from qvla_train.aux import AuxHead, shard_targets  # noqa: E402
 from qvla_train.checkpoint import publish_ckpt, preprocessor_config, load_weights_into  # noqa: E402
 from qvla_train.evaluate import evaluate, format_eval  # noqa: E402
 
 sys.path.insert(0, REF)
 from make_checkpoint import fill_config  # noqa: E402
 
-LOG_FIELDS = ["step", "loss", "fm_loss", "text_loss", "lr", "sec_per_step", "grad_norm", "n_text"]
+LOG_FIELDS = ["step", "loss", "fm_loss", "text_loss", "lr", "sec_per_step", "grad_norm", "n_text", "aux_loss", "aux_cell_acc"]
 VAL_FIELDS = ["step", "group", "n", "mse", "mse_t2a", "fm", "base", "blind"]
 RUN_KEYS = ["data", "config", "steps", "batch", "seed", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip",
             "draws", "t2a_frac", "text_frac", "text_rows", "text_weight", "ema", "balance", "tau_s", "tau_alpha",
-            "gdn_chunk", "init", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads", "val", "val_n"]
+            "gdn_chunk", "init", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads", "val", "val_n",
+            "aux_weight"]
 
 
 def parse_args(argv=None):
@@ -83,6 +85,9 @@ def parse_args(argv=None):
     ap.add_argument("--val", action="append", default=[], help="held-out shard directory (repeatable): sampled-chunk "
                     "MSE of the exported (EMA) weights at every checkpoint, in RUN_DIR/val.csv")
     ap.add_argument("--val-n", type=int, default=64, help="held-out samples per group")
+    ap.add_argument("--aux-weight", type=float, default=0.0,
+                    help="weight of the auxiliary localisation loss (qvla_train/aux.py; training only, the head is "
+                    "not exported); 0: off")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--stop-after", type=int, default=0,
                     help="testing: save state + ckpt and exit after this many steps of this process")
@@ -144,14 +149,24 @@ class Trainer:
             except ValueError as e:
                 log(f"[data] {s.path}: no T2A rows ({e})")
                 self.t2a_ok.append(False)
+        self.aux = None
+        if a.aux_weight > 0:
+            for s in self.shards:
+                s.aux_T, s.aux_M = shard_targets(s)
+                log(f"[aux] {os.path.basename(s.path)}: targets obj {s.aux_M[:, 0].mean():.3f} "
+                    f"aux {s.aux_M[:, 2].mean():.3f} of {s.n}")
+            torch.manual_seed(a.seed + 7919)
+            self.aux = AuxHead(m.tc.hidden_size, m.dc.hidden_size)
         self.sampler = Sampler(self.shards, a.balance)
         n = sum(s.n for s in self.shards)
         log(f"[data] {len(self.shards)} shards, {n} samples, {len(self.sampler.groups)} sampling groups "
             f"({a.balance}); RAM frames {sum(s.frames.nbytes for s in self.shards) / 2 ** 20:.0f} MiB")
         decay = [p for nm, p in m.named_parameters() if not no_decay(nm, p)]
         rest = [p for nm, p in m.named_parameters() if no_decay(nm, p)]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                                      {"params": rest, "weight_decay": 0.0}],
+        groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        if self.aux is not None:
+            groups.append({"params": list(self.aux.parameters()), "weight_decay": a.weight_decay})
+        self.opt = torch.optim.AdamW(groups,
                                      lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
         self.ema = {nm: p.detach().clone() for nm, p in m.named_parameters()} if a.ema > 0 else None
         self.val = None
@@ -176,10 +191,13 @@ class Trainer:
     def state_dict(self):
         return {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "ema": self.ema, "args": {k: getattr(self.a, k) for k in RUN_KEYS},
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(),
+                "aux": None if self.aux is None else self.aux.state_dict()}
 
     def load_state(self, sd):
         self.model.load_state_dict(sd["model"])
+        if self.aux is not None:
+            self.aux.load_state_dict(sd["aux"])
         self.opt.load_state_dict(sd["opt"])
         if self.ema is not None:
             self.ema = sd["ema"]
@@ -207,13 +225,15 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         bt, gen = self.make_batch(step)
-        out = batch_loss(self.model, bt, gen, a.draws, a.text_weight, a.tau_s, a.tau_alpha)
+        out = batch_loss(self.model, bt, gen, a.draws, a.text_weight, a.tau_s, a.tau_alpha,
+                         aux_head=self.aux, aux_weight=a.aux_weight)
         loss = out["loss"]
         self.opt.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {step}: non-finite loss {float(loss)}")
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.clip)
+        params = list(self.model.parameters()) + ([] if self.aux is None else list(self.aux.parameters()))
+        gn = torch.nn.utils.clip_grad_norm_(params, a.clip)
         if not torch.isfinite(gn):
             raise FloatingPointError(f"step {step}: non-finite gradient norm")
         self.opt.step()
@@ -225,7 +245,10 @@ class Trainer:
         self.step = step + 1
         return {"loss": float(loss), "fm_loss": float(out["fm"]),
                 "text_loss": float(out["text"]) if "text" in out else None, "lr": lr, "grad_norm": float(gn),
-                "n_text": 0 if bt.vqa is None else len(bt.vqa.lens)}
+                "n_text": 0 if bt.vqa is None else len(bt.vqa.lens),
+                "aux": float(out["aux"]) if "aux" in out else None,
+                "aux_cell_acc": float(out["aux_cell_acc"]) if "aux_cell_acc" in out else None,
+                "aux_parts": {k[4:]: float(v) for k, v in out.items() if k.startswith("aux_") and k != "aux_cell_acc"}}
 
     # -------------------------------------------------------------- checkpoints
     def export_weights(self):
@@ -302,7 +325,9 @@ def main(argv=None):
         dt = time.time() - t0
         w.writerow({"step": s + 1, "loss": f"{r['loss']:.6g}", "fm_loss": f"{r['fm_loss']:.6g}",
                     "text_loss": "" if r["text_loss"] is None else f"{r['text_loss']:.6g}", "lr": f"{r['lr']:.6g}",
-                    "sec_per_step": f"{dt:.4f}", "grad_norm": f"{r['grad_norm']:.4g}", "n_text": r["n_text"]})
+                    "sec_per_step": f"{dt:.4f}", "grad_norm": f"{r['grad_norm']:.4g}", "n_text": r["n_text"],
+                    "aux_loss": "" if r["aux"] is None else f"{r['aux']:.6g}",
+                    "aux_cell_acc": "" if r["aux_cell_acc"] is None else f"{r['aux_cell_acc']:.4g}"})
         acc.append(r)
         if (s + 1) % a.log_every == 0 or s + 1 == a.steps:
             logf.flush()
@@ -310,7 +335,15 @@ def main(argv=None):
                 fm = np.mean([x["fm_loss"] for x in acc])
                 tl = [x["text_loss"] for x in acc if x["text_loss"] is not None]
                 el = time.time() - t_last
-                print(f"step {s + 1:6d}/{a.steps}  fm {fm:.4f}  text {np.mean(tl) if tl else float('nan'):.3f}  "
+                al = [x["aux"] for x in acc if x["aux"] is not None]
+                ac = [x["aux_cell_acc"] for x in acc if x["aux_cell_acc"] is not None]
+                parts = {}
+                for x in acc:
+                    for k, v in (x.get("aux_parts") or {}).items():
+                        parts.setdefault(k, []).append(v)
+                auxs = (f"aux {np.mean(al):.3f} (" + " ".join(f"{k} {np.mean(v):.3f}" for k, v in sorted(parts.items()))
+                        + f") cell-acc {np.mean(ac):.2f}  ") if al else ""
+                print(f"step {s + 1:6d}/{a.steps}  fm {fm:.4f}  text {np.mean(tl) if tl else float('nan'):.3f}  {auxs}"
                       f"lr {r['lr']:.2e}  |g| {r['grad_norm']:.2f}  {el / len(acc):.3f} s/step  "
                       f"eta {(a.steps - s - 1) * el / len(acc) / 60:.1f} min", flush=True)
             acc = []

@@ -359,6 +359,10 @@ def build_batch(shards, picks, t2a, vqa_rows, tt, image_token_id, pad_id, merge=
     bt.actions = torch.from_numpy(np.stack([shards[si].actions[i] for si, i in picks]))
     bt.h_e = torch.from_numpy(np.array([shards[si].h_e[i] for si, i in picks]))
     bt.k_e = torch.from_numpy(np.array([shards[si].k_e[i] for si, i in picks]))
+    if all(getattr(shards[si], "aux_T", None) is not None for si, _ in picks):
+        bt.aux_t = np.stack([shards[si].aux_T[i] for si, i in picks])
+        bt.aux_m = np.stack([shards[si].aux_M[i] for si, i in picks])
+        bt.aux_gw = [shards[si].grids[0][2] // merge for si, _ in picks]
     bt.picks = picks
     bt.t2a = list(t2a)
     return bt

@@ -344,10 +344,11 @@ class QVLAModel(nn.Module):
         a = k.to(dtype)[..., None] * nu
         return torch.cat([torch.sin(a), torch.cos(a)], -1)
 
-    def dit_velocity(self, W, y, bucket, state_tok, h_e, kv, cmask):
+    def dit_velocity(self, W, y, bucket, state_tok, h_e, kv, cmask, tap=None):
         """y [B, R, h_max, k_max] (Y_tau, R draws per context); bucket [B, R] long time buckets;
         state_tok [B, 1, D]; h_e [B] long; kv from dit_cross; cmask [B, S] bool (valid VLM tokens).
-        Returns the raw (unmasked) velocity [B, R, h_max, k_max]."""
+        Returns the raw (unmasked) velocity [B, R, h_max, k_max]. tap (training only): a list that gets the
+        state token's output of the last block [B, R, D] appended (the auxiliary loss reads it)."""
         dc = self.dc
         D, H, hd, hm = dc.hidden_size, dc.num_heads, dc.head_dim, dc.h_max
         B, R = y.shape[:2]
@@ -381,6 +382,8 @@ class QVLAModel(nn.Module):
             x = x + self._lin(W, b + "attn.to_out", o)
             f = F.gelu(self._lin(W, b + "ff.fc1", F.layer_norm(x, (D,), eps=dc.norm_eps)), approximate="tanh")
             x = x + self._lin(W, b + "ff.fc2", f)
+        if tap is not None:
+            tap.append(x[:, :, 0])
         x = x[:, :, 1:]
         mod = self._lin(W, "dit.proj_out_1", se)
         shift, scale = mod[..., :D], mod[..., D:]

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from .data import vision_tokens, seq_vis, tau_beta
 from .model import time_bucket
+from .aux import aux_loss
 
 
-def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=1.5):
+def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=1.5, aux_head=None, aux_weight=0.0):
     W = model.weights()
     dc = model.dc
     vis = vision_tokens(model, W, bt)
@@ -34,11 +35,18 @@ def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=
     tau64 = tau_beta(gen, (B, draws), tau_s, tau_alpha)
     tau = tau64.to(model.dtype)[..., None, None]
     y = (tau * noise + (1.0 - tau) * x) * m
-    v = model.dit_velocity(W, y, time_bucket(tau64, dc.num_buckets), stt, bt.h_e, kv, a.mask)
+    tap = [] if (aux_head is not None and aux_weight > 0) else None
+    v = model.dit_velocity(W, y, time_bucket(tau64, dc.num_buckets), stt, bt.h_e, kv, a.mask, tap=tap)
     err = ((v - (noise - x)) ** 2 * m).sum((2, 3)) / m.sum((2, 3))                    # [B, R]
     fm = err.mean()
     out = {"fm": fm, "fm_rows": err.detach().mean(1)}
     loss = fm
+    if aux_head is not None and aux_weight > 0 and getattr(bt, "aux_t", None) is not None:
+        la, parts = aux_loss(aux_head, ctx, bt, dit_state=tap[0])
+        if la is not None:
+            out["aux"] = la
+            out.update({"aux_" + k: v for k, v in parts.items()})
+            loss = loss + aux_weight * la
     if bt.vqa is not None:
         q = bt.vqa
         hq = model.embed(W, q.ids, q.img_index, seq_vis(q, vis))
