@@ -157,7 +157,7 @@ def main():
     for k, v in blocks.items():
         print(f"<!-- {k} -->\n{v}\n")
     if "--write" in sys.argv:
-        for path in (os.path.join(REPO, "README.md"), os.path.join(REPO, "bench", "RESULTS.md")):
+        for path in (os.path.join(REPO, "README.md"), os.path.join(REPO, "bench/RESULTS.md")):
             for k, v in blocks.items():
                 if v is not None and replace_block(path, k, v):
                     print(f"wrote {k} in {os.path.relpath(path, REPO)}")
