@@ -71,11 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var j = 0u; j < TN; j++) {
       let n = n0 + j;
       if (n >= P.N) { break; }
-      var v = acc[i][j];
-      if (HAS_BIAS) { v += Bias[P.b_off + n]; }
-      v = apply_act(ACT, v);
-      let o = P.y_off + b * P.y_batch + m * P.ldy + n;
-      if (ACCUM) { Y[o] += v; } else { Y[o] = v; }
+      linear_store(b, m, n, acc[i][j]);
     }
   }
 }

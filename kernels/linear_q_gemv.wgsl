@@ -74,10 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     if (n < P.N) {
       var v = red[t * WG_X];
       if (BITS == 8u) { v *= q_scale(n * P.groups_row); } // int8: one scale per output row
-      if (HAS_BIAS) { v += Bias[P.b_off + n]; }
-      v = apply_act(ACT, v);
-      let o = P.y_off + b * P.y_batch + m * P.ldy + n;
-      if (ACCUM) { Y[o] += v; } else { Y[o] = v; }
+      linear_store(b, m, n, v);
     }
   }
 }

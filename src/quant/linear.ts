@@ -60,7 +60,7 @@ export function linearQuantized(x: Tensor, w: QuantizedTensor, out: Tensor, opts
     X: xb.range, Q: { buffer: w.q.qweight }, S: { buffer: w.q.scales }, Z: { buffer: w.q.qzeros ?? gpu.dummy },
     Bias: bb.range, Y: yb.range,
   };
-  const base = { ...LINEAR_Q_IO, includes: ['activations', 'quant_weights'] };
+  const base = { ...LINEAR_Q_IO, includes: ['activations', 'linear_epilogue', 'quant_weights'] };
   if (geo.gemv) {
     const ROWS = 4;
     const spec: KernelSpec = { file: 'linear_q_gemv', ...base, consts: { ...consts, ROWS, MROWS: p.M }, workgroup: [64] };
