@@ -42,18 +42,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let h = wid.y;
   let hk = h / P.G;
   // This tile's queries [q0, qend ∩ q0 + BQ) and its key range [lo, hi).
-  var q0 = wid.x * BQ;
-  var qend = P.Lq;
-  var lo = 0u;
-  var hi = P.Lk;
-  if (P.nseg > 0u) {
-    let e = P.tile_base + 2u * wid.x;
-    let sg = Seg[e];
-    q0 = Seg[e + 1u];
-    qend = Seg[sg + 1u];
-    lo = Seg[P.kr_base + 2u * sg];
-    hi = Seg[P.kr_base + 2u * sg + 1u];
-  }
+  let range = tile_range(wid.x);
+  let q0 = range.x;
+  let qend = range.y;
+  let lo = range.z;
+  var hi = range.w;
   let r = t / TPQ;
   let s = t % TPQ;
   let qlast = min(q0 + BQ, qend) - 1u;

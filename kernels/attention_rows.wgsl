@@ -76,18 +76,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   // Lane-uniform values come from the workgroup id only (the compiler then keeps their loads scalar).
   let h0 = wid.y * HPW;
   let hk = h0 / P.G;
-  var q0 = wid.x * BQ;
-  var qend = P.Lq;
-  var lo = 0u;
-  var hi = P.Lk;
-  if (P.nseg > 0u) {
-    let e = P.tile_base + 2u * wid.x;
-    let sg = Seg[e];
-    q0 = Seg[e + 1u];
-    qend = Seg[sg + 1u];
-    lo = Seg[P.kr_base + 2u * sg];
-    hi = Seg[P.kr_base + 2u * sg + 1u];
-  }
+  let range = tile_range(wid.x);
+  let q0 = range.x;
+  let qend = range.y;
+  let lo = range.z;
+  var hi = range.w;
   let qlast = min(q0 + BQ, qend) - 1u;
   if (P.causal != 0u) { hi = min(hi, causal_hi(qlast)); }
   let kb = P.k_off + hk * P.k_hs;

@@ -355,7 +355,7 @@ export function attention(a: AttentionArgs): Tensor {
     const spec: KernelSpec = {
       file: 'attention_rows', ...ATTENTION_IO,
       consts: { HD: p.hd, BQ, NQL, HPW, BK, ROLLED: rolled(gpu) },
-      includes: ['attention_keys'],
+      includes: ['attention_keys', 'attention_tile'],
       workgroup: [lanes],
     };
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [tiles, p.H / HPW], a.label);
@@ -365,7 +365,7 @@ export function attention(a: AttentionArgs): Tensor {
   const spec: KernelSpec = {
     file: 'attention', ...ATTENTION_IO,
     consts: { HD: p.hd, BQ, BK, TPQ, DPT4, ROLLED: rolled(gpu) },
-    includes: ['attention_keys'],
+    includes: ['attention_keys', 'attention_tile'],
     workgroup: [WG],
   };
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, n_kpt: BK / TPQ, n_bk: BK, n_dpt4: DPT4 }, [tiles, p.H], a.label);
