@@ -36,6 +36,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$OUT" ] || OUT="bench/out/gpu-$(date -u +%Y%m%dT%H%M%SZ)$([ $DRY = 1 ] && echo -dry)"
+# Never write into a directory that already holds something (its tune.json, logs and results would be replaced).
+if [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ]; then echo "bench/gpu/run.sh: --out $OUT is not empty; give a new directory" >&2; exit 2; fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 export QVLA_TUNE_FILE="$OUT/tune.json"

@@ -12,6 +12,7 @@ import { readTuneTable, tuneFilePath, TUNE_FILE_ENV } from '../tune/load.js';
 import { tune, tuneFamilies } from '../tune/tune.js';
 import '../tune/linearFamily.js'; // registers the linear family
 import { HELP_OPT, UsageError, getList, getNumber, getString, type CommandSpec, type Parsed } from './args.js';
+import { writeFileAtomic } from '../io/safetensorsWriter.js';
 
 export const TUNE_SPEC: CommandSpec = {
   name: 'tune',
@@ -83,7 +84,8 @@ export async function cmdTune(p: Parsed): Promise<number> {
     });
     const merged = mergeTables(existing, fresh);
     mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    writeFileSync(out, JSON.stringify(merged, null, 2) + '\n');
+    // The table may hold other adapters' entries: replaced whole or not at all (an interrupted write loses nothing).
+    await writeFileAtomic(out, (h) => h.writeFile(JSON.stringify(merged, null, 2) + '\n'));
     const n = Object.values(fresh.adapters[gpu.description] ?? {}).reduce((s, f) => s + Object.keys(f).length, 0);
     console.log(`wrote ${n} entr${n === 1 ? 'y' : 'ies'} for '${gpu.description}' to ${out}${report.skipped.length ? ` (${report.skipped.length} shape(s) skipped: --max-mib)` : ''}`);
     const json = getString(p, 'json');
