@@ -206,6 +206,8 @@ const variantShapes: AttentionShape[] = [
   { Lq: 75, Lk: 75, H: 2, Hkv: 2, d: 36, segments: [0, 3, 3, 70, 75], causal: true },
   { Lq: 51, Lk: 51, H: 2, Hkv: 2, d: 36, segments: [0, 17, 34, 51], mask: 'random', maskDtype: 'f32' },
   { Lq: 70, Lk: 33, H: 2, Hkv: 2, d: 36, segments: [0, 5, 70], keyRanges: [3, 33, 0, 7], gate: true },
+  // query / key cu_seqlens, causal per segment bottom right (prompt suffixes after cached prefixes)
+  { Lq: 45, Lk: 104, H: 2, Hkv: 1, d: 36, segments: [0, 1, 1, 45], keySegments: [0, 30, 50, 104], causal: true, gate: true },
   { Lq: 17, Lk: 301, H: 2, Hkv: 2, d: 36, mask: 'random', kvPad: 3 },
   { Lq: 17, Lk: 41, H: 2, Hkv: 2, d: 36, mask: 'all0' },
 ];
