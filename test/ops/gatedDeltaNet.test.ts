@@ -12,7 +12,8 @@ import {
 import {
   causalConv1dSiluRef, gatedDeltaRuleChunkedRef, gatedDeltaRuleRecurrentRef, gatedDeltaNetGatesRef,
 } from '../../src/ref/gatedDeltaNet.js';
-import { deltaInputs } from '../../src/testing/cases/gatedDeltaNet.js';
+import { deltaInputs, deltaSegCase } from '../../src/testing/cases/gatedDeltaNet.js';
+import { checkCase } from '../../src/testing/opHarness.js';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create(); });
@@ -92,6 +93,9 @@ describe('gated delta rule: chunked form = recurrence', () => {
     gatedDeltaNetConfig.rolled = false;
     try {
       await chunkedMatchesRecurrent(TINY);
+      // per-segment initial states (a prompt suffix after its cached prefix) in the unrolled variant too
+      const r = await checkCase(gpu, deltaSegCase({ segments: [0, 1, 1, 70, 99], ...TINY }));
+      expect(r.ok, r.report).toBe(true);
     } finally {
       gatedDeltaNetConfig.rolled = 'auto';
     }
