@@ -152,7 +152,9 @@ export class QwenVLM {
    * Hidden states of a ragged batch of prompts (the policy's observation encoder), in one pass: every image of
    * every prompt through the vision tower at once (one attention segment per image), the image tokens gathered into
    * the concatenated prompt embeddings, then the cache-free ragged prefill (TextDecoder.prefillRows) up to
-   * hidden_states[layer]. Each prompt's rows are bit-identical to running it alone (B = 1).
+   * hidden_states[layer]. Each prompt's rows are bit-identical to running it alone (B = 1). `prefixes[r]` (from
+   * encodePrefix, read only): prompt r starts with that prefix, so only its suffix is run, from the prefix's state;
+   * its rows in `hidden` are still all of its tokens ([prefix rows ++ suffix rows]).
    */
   async prefillRows(inputs: VlmInput[], layer: number, opts: { afterVision?: () => Promise<void>; prefixes?: readonly (PromptPrefix | null)[] } = {}): Promise<VlmRowsPrefill> {
     const gpu = this.gpu;
@@ -256,7 +258,8 @@ export class QwenVLM {
 
   /**
    * The decoder state after the text-only prompt prefix `ids` (see PromptPrefix), computed alone through the
-   * cached path (TextDecoder.forward into a TextCache of exactly its length). Caller releases (releasePrefix).
+   * cached path (TextDecoder.forward into a TextCache of exactly its length). The caller releases its `cache` and
+   * `hidden`.
    */
   encodePrefix(ids: Int32Array, layer: number): PromptPrefix {
     const gpu = this.gpu;
