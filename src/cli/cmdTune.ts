@@ -12,6 +12,7 @@ import { readTuneTable, tuneFilePath, TUNE_FILE_ENV } from '../tune/load.js';
 import { tune, tuneFamilies } from '../tune/tune.js';
 import '../tune/linearFamily.js'; // registers the linear family
 import '../tune/deltaRuleFamily.js'; // registers the gated_delta_net family (chunk size)
+import '../tune/attentionFamily.js'; // registers the attention family (prefill kernel)
 import { HELP_OPT, UsageError, getList, getNumber, getString, type CommandSpec, type Parsed } from './args.js';
 import { writeFileAtomic } from '../io/safetensorsWriter.js';
 
@@ -20,10 +21,11 @@ export const TUNE_SPEC: CommandSpec = {
   usage: 'tune [--config full|small|tiny | --checkpoint DIR] [--out FILE] [options]',
   summary: 'Time kernel variants at a checkpoint\'s shapes on this adapter; write the fastest into the tuning table.',
   description: [
-    'For each kernel family (linear: GEMM plain/tiled tile shapes, GEMV gemv/gemv_sg; gated_delta_net: chunk size)',
-    'and each shape class the checkpoint runs, every candidate gets one warm-up and is then timed',
-    'round-robin (GPU timestamps, median). A row-stable linear class (rows:…, M-free) is timed at the largest M',
-    'that uses it (text / vision prefill at --prefill-rows / the vision tokens, the DiT at 1 + h_max).',
+    'For each kernel family (linear: GEMM plain/tiled tile shapes, GEMV gemv/gemv_sg; gated_delta_net: chunk size;',
+    'attention: prefill kernel tiles / rows) and each shape class the checkpoint runs, every candidate gets one',
+    'warm-up and is then timed round-robin (GPU timestamps, median). A row-stable linear class (rows:…, M-free)',
+    'is timed at the largest M that uses it (text prefill and DiT cross K/V at --prefill-rows, vision at its',
+    'patch count, the DiT at 1 + h_max).',
     'The winners are merged into the table, keyed by adapter description + family + shape class; other adapters\'',
     'entries in the same file are kept. The engine reads the table when a Policy loads (src/tune/load.ts).',
     `Table path: --out, else $${TUNE_FILE_ENV}, else $XDG_CACHE_HOME/qvla/tune.json or ~/.cache/qvla/tune.json.`,
