@@ -3,9 +3,9 @@
 // the row-stable flag each caller uses), one timed shape per shape class of src/ops/linear.ts (linearShapeClass).
 // A row-stable `rows:` class is timed at the largest M that uses it (linearTuneShapes).
 // Candidates: the GEMM variants (plain, tiled) and tile shapes below, the GEMV variants (gemv, gemv_sg where the
-// adapter has fixed-size subgroups), each filtered by linearConfigProblem for this adapter. The lists include
-// both default sets of src/ops/linear.ts, so a tuned entry is never worse than the default it replaces (as
-// measured).
+// adapter has fixed-size subgroups; for f16 weights each also with `wide` loads), each filtered by
+// linearConfigProblem for this adapter. The lists include both default sets of src/ops/linear.ts, so a tuned entry
+// is never worse than the default it replaces (as measured).
 import type { Gpu } from '../gpu/device.js';
 import { expectedTensors } from '../model/expectedTensors.js';
 import type { QvlaConfig } from '../model/config.js';
@@ -131,7 +131,9 @@ export const linearFamily: TuneFamily = {
   candidates(gpu: Gpu, s: TuneShape) {
     const sh = s.shape as unknown as LinearShape;
     const gemv = !sh.rowStable && sh.M <= GEMV_MAX_ROWS;
-    return (gemv ? GEMV_CANDIDATES : GEMM_CANDIDATES).filter((c) => linearConfigProblem(gpu, c, gemv) === null) as unknown as Record<string, unknown>[];
+    // f16 weights: every GEMV candidate also with `wide` (8-half) loads.
+    const gemvs = sh.f16 ? GEMV_CANDIDATES.flatMap((c) => [c, { ...c, wide: true } as LinearConfig]) : GEMV_CANDIDATES;
+    return (gemv ? gemvs : GEMM_CANDIDATES).filter((c) => linearConfigProblem(gpu, c, gemv) === null) as unknown as Record<string, unknown>[];
   },
   prepare(gpu: Gpu, s: TuneShape) {
     const { M, N, K, f16, rowStable } = s.shape as unknown as LinearShape;
