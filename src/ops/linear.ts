@@ -5,7 +5,8 @@
 //   `gemv` (kernels/linear_gemv.wgsl, shared-memory tree) or `gemv_sg` (linear_gemv_sg.wgsl, subgroupAdd; only
 //   where the adapter has subgroups of one fixed size); with f16 weights either may be `wide` (8 halves, 16 bytes
 //   per load: lib/linear_load_vec8_f16.wgsl + lib/linear_gemv_partial_wide.wgsl) where W is 8-aligned;
-// - otherwise GEMM: `tiled` (kernels/linear_tiled.wgsl: shared-memory slabs, TM×TN register blocks) or `plain`
+// - otherwise GEMM: `tiled` (kernels/linear_tiled.wgsl: shared-memory slabs, TM×TN register blocks), `gemm_sg`
+//   (kernels/linear_sg.wgsl: X shared within a subgroup by subgroupShuffle; fixed-size subgroups only) or `plain`
 //   (kernels/linear.wgsl: no shared memory; the reference variant the others are checked against).
 // Which variant and tile shape: an explicit `config`, else the tuning table for this adapter and shape class
 // (src/tune/table.ts, written by `qvla tune`), else LINEAR_DEFAULTS (chosen for GPUs, see there) or, on a
@@ -21,7 +22,7 @@
 // (1+H)-row block of a ragged DiT batch, in one dispatch.
 //
 // Bit-stability (`tiled: true`, relied on by Policy.actBatch): every GEMM variant computes each output from its
-// X row and W alone with one reduction order fixed by K (plain and tiled alike: a single fma chain,
+// X row and W alone with one reduction order fixed by K (plain, tiled and gemm_sg alike: a single fma chain,
 // k = 0…K−1 in order), so a row gets the same bits whatever other rows the call has. GEMV reduces in another
 // order (split over invocations, then a tree). So `tiled: true` never takes GEMV, and its variant comes from the
 // M-independent shape class `rows:…` (tuned once for all M) rather than the M-bucketed `gemm:…` classes: the
@@ -58,6 +59,11 @@ export type LinearConfig =
   | { kernel: 'plain'; tm: number; tn: number; wg: [number, number] }
   /** A (wg[1]·tm)×(wg[0]·tn) tile of Y per workgroup, K in shared-memory slabs of bk (multiple of 4). */
   | { kernel: 'tiled'; tm: number; tn: number; wg: [number, number]; bk: number }
+  /**
+   * `groups` subgroups per workgroup, each a tm × (subgroup size · tn) tile of Y, X shared by subgroupShuffle
+   * (kernels/linear_sg.wgsl; adapters with one fixed subgroup size).
+   */
+  | { kernel: 'gemm_sg'; tm: number; tn: number; groups: number }
   /**
    * `rows` outputs per workgroup of `wg` invocations (a power of two), shared-memory tree reduction. `wide`: f16
    * weights stream 8 halves (16 bytes) per lane and step instead of 4 where W is 8-aligned (ignored otherwise).
@@ -148,8 +154,16 @@ export function linearConfigProblem(gpu: Gpu, c: unknown, gemv: boolean): string
     }
     return null;
   }
+  if (o.kernel === 'gemm_sg') {
+    if (gemv) return 'gemm_sg is a GEMM variant; this call takes gemv / gemv_sg';
+    if (!posInt(o.tm, 16) || !posInt(o.tn, 16)) return 'tm / tn must be integers in 1…16';
+    const sg = fixedSubgroupSize(gpu);
+    if (!sg) return 'gemm_sg needs the subgroups feature with a fixed subgroup size';
+    if (!posInt(o.groups, 64) || (o.groups as number) * sg > Math.min(maxInv, L.maxComputeWorkgroupSizeX)) return 'groups × subgroup size exceeds the workgroup limit';
+    return null;
+  }
   if (o.kernel === 'gemv' || o.kernel === 'gemv_sg') {
-    if (!gemv) return `${o.kernel} is a few-row variant; this call takes plain / tiled`;
+    if (!gemv) return `${o.kernel} is a few-row variant; this call takes plain / tiled / gemm_sg`;
     if (!posInt(o.rows, 16)) return 'rows must be an integer in 1…16';
     if (o.wide !== undefined && typeof o.wide !== 'boolean') return 'wide must be true or false';
     if (o.kernel === 'gemv') {
@@ -181,6 +195,7 @@ export function linearConfigName(c: LinearConfig): string {
   switch (c.kernel) {
     case 'plain': return `plain ${c.tm}×${c.tn} wg${c.wg[0]}×${c.wg[1]}`;
     case 'tiled': return `tiled ${c.tm}×${c.tn} wg${c.wg[0]}×${c.wg[1]} bk${c.bk}`;
+    case 'gemm_sg': return `gemm_sg ${c.tm}×${c.tn} groups${c.groups}`;
     case 'gemv': return `gemv wg${c.wg} rows${c.rows}${c.wide ? ' wide' : ''}`;
     case 'gemv_sg': return `gemv_sg groups${c.groups} rows${c.rows}${c.wide ? ' wide' : ''}`;
   }
@@ -320,6 +335,12 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, groups_x: gx }, [gx, gy, B], opts.label);
+  } else if (cfg.kernel === 'gemm_sg') {
+    const sg = fixedSubgroupSize(gpu);
+    const spec: KernelSpec = {
+      file: 'linear_sg', ...base, consts: { ...flags, TM: cfg.tm, TN: cfg.tn, SG_SIZE: sg }, workgroup: [sg * cfg.groups], subgroups: true,
+    };
+    gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [Math.ceil(N / (sg * cfg.tn)), Math.ceil(M / (cfg.tm * cfg.groups)), B], opts.label);
   } else {
     const { tm, tn, wg } = cfg;
     const spec: KernelSpec = {

@@ -2,7 +2,7 @@
 // weights, src/model/expectedTensors.ts, plus the matrices the model stacks or splits, at the row counts and with
 // the row-stable flag each caller uses), one timed shape per shape class of src/ops/linear.ts (linearShapeClass).
 // A row-stable `rows:` class is timed at the largest M that uses it (linearTuneShapes).
-// Candidates: the GEMM variants (plain, tiled) and tile shapes below, the GEMV variants (gemv, gemv_sg where the
+// Candidates: the GEMM variants (plain, tiled, gemm_sg) and tile shapes below, the GEMV variants (gemv, gemv_sg where the
 // adapter has fixed-size subgroups; for f16 weights each also with `wide` loads), each filtered by
 // linearConfigProblem for this adapter. The lists include both default sets of src/ops/linear.ts, so a tuned entry
 // is never worse than the default it replaces (as measured).
@@ -24,6 +24,11 @@ export const GEMM_CANDIDATES: LinearConfig[] = [
   { kernel: 'tiled', tm: 8, tn: 8, wg: [16, 16], bk: 8 },
   { kernel: 'tiled', tm: 4, tn: 8, wg: [16, 8], bk: 16 },
   { kernel: 'tiled', tm: 8, tn: 4, wg: [8, 4], bk: 16 },
+  // subgroup GEMM (fixed-size subgroups only; filtered out elsewhere)
+  { kernel: 'gemm_sg', tm: 8, tn: 4, groups: 1 },
+  { kernel: 'gemm_sg', tm: 8, tn: 2, groups: 1 },
+  { kernel: 'gemm_sg', tm: 16, tn: 2, groups: 1 },
+  { kernel: 'gemm_sg', tm: 4, tn: 4, groups: 4 },
 ];
 
 export const GEMV_CANDIDATES: LinearConfig[] = [

@@ -1,6 +1,6 @@
 // Op cases for linear (src/ops/linear.ts): odd shapes, both weight dtypes, every kernel variant (plain, tiled,
-// gemv, gemv_sg, and the `wide` f16 GEMV loads) with aligned (vec4) and unaligned (scalar) operands, strided views, and the row-stability
-// contract of `tiled: true`.
+// gemm_sg, gemv, gemv_sg, and the `wide` f16 GEMV loads) with aligned (vec4) and unaligned (scalar) operands,
+// strided views, and the row-stability contract of `tiled: true`.
 import { linear, linearConfigName, type LinearConfig } from '../../ops/linear.js';
 import { linearRef } from '../../ref/linear.js';
 import { Tensor, f32ToF16Array, f16ToF32Array } from '../../tensor.js';
@@ -124,6 +124,8 @@ const GEMM_VARIANTS: LinearConfig[] = [
   { kernel: 'plain', tm: 3, tn: 2, wg: [8, 1] },
   { kernel: 'tiled', tm: 4, tn: 4, wg: [16, 16], bk: 16 },
   { kernel: 'tiled', tm: 3, tn: 2, wg: [4, 8], bk: 8 },
+  { kernel: 'gemm_sg', tm: 8, tn: 4, groups: 1 },
+  { kernel: 'gemm_sg', tm: 11, tn: 3, groups: 2 }, // more rows than lanes (8 on lavapipe): two X loads per lane
 ];
 const GEMV_VARIANTS: LinearConfig[] = [
   { kernel: 'gemv', wg: 64, rows: 4 },
@@ -202,7 +204,7 @@ function alignedStridedCase(f16: boolean, M: number, wo: number, config?: Linear
 }
 for (const f16 of [false, true]) {
   for (const wo of [4, 7]) {
-    linearCases.push(alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[2]), alignedStridedCase(f16, 2, wo, GEMV_VARIANTS[1]));
+    linearCases.push(alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[2]), alignedStridedCase(f16, 2, wo, GEMV_VARIANTS[1]), alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[5]));
   }
 }
 for (const wo of [4, 8]) linearCases.push(alignedStridedCase(true, 2, wo, GEMV_WIDE[0]), alignedStridedCase(true, 3, wo, GEMV_WIDE[1]));
@@ -255,6 +257,7 @@ function rowStableCase(f16: boolean, config?: LinearConfig): OpCase {
   };
 }
 linearCases.push(rowStableCase(false), rowStableCase(true), rowStableCase(false, GEMM_VARIANTS[1]), rowStableCase(true, GEMM_VARIANTS[3]));
+linearCases.push(rowStableCase(false, GEMM_VARIANTS[4]), rowStableCase(true, GEMM_VARIANTS[5]));
 
 /**
  * Tensor views that start anywhere (Tensor.rows at byte offsets that are not 256-aligned, src/ops/views.ts binds
@@ -297,4 +300,5 @@ function rowViewCase(f16: boolean, M: number, K: number, config?: LinearConfig):
 linearCases.push(
   rowViewCase(false, 9, 12), rowViewCase(true, 9, 13, GEMM_VARIANTS[2]), rowViewCase(true, 2, 12), rowViewCase(false, 3, 13, GEMV_VARIANTS[2]),
   rowViewCase(true, 2, 16, GEMV_WIDE[0]), rowViewCase(true, 1, 16, GEMV_WIDE[1]),
+  rowViewCase(false, 9, 12, GEMM_VARIANTS[5]), rowViewCase(true, 10, 13, GEMM_VARIANTS[4]),
 );
