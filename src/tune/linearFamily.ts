@@ -24,11 +24,13 @@ export const GEMM_CANDIDATES: LinearConfig[] = [
   { kernel: 'tiled', tm: 8, tn: 8, wg: [16, 16], bk: 8 },
   { kernel: 'tiled', tm: 4, tn: 8, wg: [16, 8], bk: 16 },
   { kernel: 'tiled', tm: 8, tn: 4, wg: [8, 4], bk: 16 },
-  // subgroup GEMM (fixed-size subgroups only; filtered out elsewhere)
+  // subgroup GEMM (fixed-size subgroups only; filtered out elsewhere); groups > 1 for GPUs' wider workgroups
   { kernel: 'gemm_sg', tm: 8, tn: 4, groups: 1 },
-  { kernel: 'gemm_sg', tm: 8, tn: 2, groups: 1 },
+  { kernel: 'gemm_sg', tm: 16, tn: 1, groups: 1 },
   { kernel: 'gemm_sg', tm: 16, tn: 2, groups: 1 },
+  { kernel: 'gemm_sg', tm: 16, tn: 4, groups: 1 },
   { kernel: 'gemm_sg', tm: 4, tn: 4, groups: 4 },
+  { kernel: 'gemm_sg', tm: 8, tn: 4, groups: 4 },
 ];
 
 export const GEMV_CANDIDATES: LinearConfig[] = [
