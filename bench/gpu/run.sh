@@ -68,7 +68,7 @@ step device 5 $QVLA --device-info
 if [ $DRY = 1 ]; then
   step tune 30 $QVLA tune --config small --reps 1 --prefill-rows 64 --out "$QVLA_TUNE_FILE" --json "$OUT/tune-report.json" \
     --classes '^(gemv:f32:m1:n1024:k4096|gemm:f32:m64:n1024:k4096|rows:f32:n512:k1024|chunk:dk128:dv128|prefill:d256:g4)$' \
-    --variants '^(gemv wg(8|64) rows4|gemv_sg groups1 rows4|plain 4×4 wg8×8|plain 8×4 wg8×1|tiled 4×4 wg16×16|chunk (32|64)$|rows$|tiles$)'
+    --variants '^(gemv wg(8|64) rows4|gemv_sg groups1 rows4|plain 4×4 wg8×8|plain 8×4 wg8×1|tiled 4×4 wg16×16|gemm_sg 16×2 groups1|chunk (32|64)$|rows$|tiles$)'
   step kernels 30 $QVLA bench kernels --op linear --name 'decode' --reps 5 --no-wall --json "$OUT/kernels.json"
   step e2e 50 $QVLA bench e2e --config tiny --calls 2 --warmup 1 --mode fast --json "$OUT/e2e.json"
   step rivals 90 node bench/rivals/sidebyside.mjs --only linear --case decode --reps 1 --no-peaks --json "$OUT/rivals.json"
