@@ -13,7 +13,7 @@ import {
   GEMV_MAX_ROWS, LINEAR_FAMILY, linear, linearConfigName, linearConfigProblem, linearShapeClass, type LinearConfig, type LinearShape,
 } from '../ops/linear.js';
 import { Tensor } from '../tensor.js';
-import { registerTuneFamily, timedRun, type TuneFamily, type TuneShape } from './tune.js';
+import { registerTuneFamily, timedRun, type TuneFamily, type TuneShape, type TuneShapeOptions } from './tune.js';
 
 export const GEMM_CANDIDATES: LinearConfig[] = [
   { kernel: 'plain', tm: 4, tn: 4, wg: [8, 8] },
@@ -109,10 +109,11 @@ export function linearUses(cfg: QvlaConfig, prefillRows: number): LinearUse[] {
  * (a 17-row call of the same weight costs ~M/17× less, so its share of the total is small); the label lists every
  * (group, M) that class serves.
  */
-export function linearTuneShapes(cfg: QvlaConfig, opts: { prefillRows: number; weightDtype: 'f32' | 'f16' }): TuneShape[] {
+export function linearTuneShapes(cfg: QvlaConfig, opts: TuneShapeOptions): TuneShape[] {
   const f16 = opts.weightDtype === 'f16';
   const byClass = new Map<string, { use: LinearUse; users: Set<string> }>();
-  for (const u of linearUses(cfg, opts.prefillRows)) {
+  const extra = (opts.linearShapes ?? []).map((s) => ({ ...s, rowStable: !!s.rowStable, group: 'given shape' }));
+  for (const u of [...extra, ...linearUses(cfg, opts.prefillRows)]) {
     const M = u.M;
     const shapeClass = linearShapeClass({ M, N: u.N, K: u.K, f16, rowStable: u.rowStable });
     const cur = byClass.get(shapeClass);

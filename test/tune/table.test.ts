@@ -163,6 +163,10 @@ describe('linear shapes to tune', () => {
     expect(long.get(`rows:f32:n64:k64`)!.M).toBe((448 / cfg.vision!.patchSize) ** 2);
     // Every class is row-stable xor carries M; no DiT / vision weight gets a gemm: or gemv: class.
     for (const [c, s] of long) expect(c.startsWith('rows:')).toBe(!!s.rowStable);
+    // Given shapes (qvla tune --linear-shape) come first: their class is timed at the given shape.
+    const given = linearTuneShapes(cfg, { prefillRows: 24, weightDtype: 'f32', linearShapes: [{ M: 1000, N: 1000, K: 1000 }, { M: 300, N: 2 * I, K: D, rowStable: true }] });
+    expect(given.find((s) => s.shapeClass === 'gemm:f32:m1024:n1024:k1024')?.shape).toMatchObject({ M: 1000, N: 1000, K: 1000 });
+    expect(given.find((s) => s.shapeClass === gateUp)?.shape).toMatchObject({ M: 300, rowStable: true });
   });
 });
 
