@@ -18,6 +18,7 @@
 import type { Gpu } from '../gpu/device.js';
 import type { Tensor } from '../tensor.js';
 import type { QwenVLM, PromptPrefix, VlmInput } from '../model/vlm.js';
+import { PolicyError } from './errors.js';
 
 export interface PrefixCacheOptions {
   /** Most entries kept (distinct prefixes: embodiments × prompt variants). Default 16. */
@@ -60,8 +61,8 @@ export class PrefixCache {
   constructor(private readonly gpu: Gpu, private readonly vlm: QwenVLM, private readonly layer: number, opts: PrefixCacheOptions = {}) {
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 0) throw new RangeError(`prefixCache.maxEntries must be a non-negative integer, got ${this.maxEntries}`);
-    if (!(this.maxBytes >= 0)) throw new RangeError(`prefixCache.maxBytes must be a non-negative number, got ${this.maxBytes}`);
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 0) throw new PolicyError(`must be a non-negative integer, got ${this.maxEntries}`, 'options.prefixCache.maxEntries');
+    if (!(this.maxBytes >= 0)) throw new PolicyError(`must be a non-negative number, got ${this.maxBytes}`, 'options.prefixCache.maxBytes');
   }
 
   /**
