@@ -20,6 +20,7 @@ import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { bind, bindHeads, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
+import { tunedAttentionPrefill } from '../tune/attentionPrefill.js';
 
 /** The strided per-head view of q, k, v, gate (src/ops/views.ts). */
 export type { HeadView };
@@ -71,7 +72,8 @@ const WG = 64;
  * Variant choice of the attention kernels, with documented defaults (tests and bench/attention.mjs override them):
  * - `rolled` (the ROLLED const): 'auto' = rolled on software adapters only (lavapipe compiles the unrolled
  *   variants 4–18× slower, 5–25 s each cold), unrolled on GPUs. Tests set false to check the GPU code path.
- * - `prefill`: 'auto' = 'rows' on software adapters, 'tiles' on GPUs (see PrefillVariant).
+ * - `prefill`: 'auto' = the tuning table's entry for (head dim, GQA group) (`qvla tune`), else 'rows' on software
+ *   adapters, 'tiles' on GPUs (see PrefillVariant).
  * - `rowsTiles`: the 'rows' shape. Default 32 lanes × 4 keys per step × 4 query rows per lane: on lavapipe at the
  *   Qwen3.5-4B prefill (600 tokens, 16/4 heads, d 256) 4 rows per lane took 0.78 s of CPU against 1.14 s for 2 and
  *   2.09 s for 1; 8 rows, 8 keys or 64 lanes were no faster (bench/attention.mjs, one run, interleaved).
@@ -329,17 +331,18 @@ export function rowsTiles(G: number, run = Infinity, t: RowsTiles = attentionCon
   return { BQ: (WG / HPW) * t.rowsPerLane, NQL: t.rowsPerLane, HPW, BK: t.keys, WG };
 }
 
-function prefillVariant(gpu: Gpu): PrefillVariant {
+function prefillVariant(gpu: Gpu, hd: number, G: number): PrefillVariant {
   const v = attentionConfig.prefill;
-  return v === 'auto' ? (gpu.isSoftware ? 'rows' : 'tiles') : v;
+  // 'auto': this adapter's tuned entry (src/tune/attentionPrefill.ts), else the default above.
+  return v === 'auto' ? (tunedAttentionPrefill(gpu, hd, G) ?? (gpu.isSoftware ? 'rows' : 'tiles')) : v;
 }
 
 /** Scaled dot-product attention (flash-style). Routes to flash-decoding when Lq is small and Lk large. */
 export function attention(a: AttentionArgs): Tensor {
   if (a.Lq <= DECODE_MAX_Q && a.Lk >= DECODE_MIN_K && !a.segments) return attentionDecode(a);
   const gpu0 = a.q.tensor.gpu;
-  const variant = prefillVariant(gpu0);
   const G = a.numKvHeads > 0 ? a.numHeads / a.numKvHeads : 1;
+  const variant = prefillVariant(gpu0, a.headDim, G);
   const maxShared = gpu0.limits.maxComputeWorkgroupStorageSize;
   // Longest run of queries a tile can cover (sizes the 'rows' workgroup; the segments are checked in prepare()).
   let run = a.Lq;

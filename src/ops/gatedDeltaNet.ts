@@ -24,6 +24,7 @@ import type { BufferRange } from '../gpu/stream.js';
 import { Tensor } from '../tensor.js';
 import { bind, bindHeads, checkDistinct, rwDummy, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
+import { tunedDeltaRuleChunk } from '../tune/deltaRuleChunk.js';
 
 type IO = Pick<KernelSpec, 'params' | 'bindings'>;
 // Views are (off, row[, head]) in elements: element (t, h, e) of q at q_off + t·q_row + h·q_head + e.
@@ -106,7 +107,9 @@ export const DEFAULT_CHUNK = 64;
  * software adapters only (lavapipe's LLVM spends seconds unrolling the register-block loops of one variant),
  * unrolled on GPUs. Tests may set false to run the GPU code path on lavapipe.
  */
-export const gatedDeltaNetConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+export const gatedDeltaNetConfig: { rolled: 'auto' | boolean; chunk: 'auto' | number } = { rolled: 'auto', chunk: 'auto' };
+/** Chunk size when the caller names none: gatedDeltaNetConfig.chunk, 'auto' = this adapter's tuned entry for (dk, dv) (src/tune/deltaRuleChunk.ts), else DEFAULT_CHUNK. */
+const chunkFor = (gpu: Gpu, dk: number, dv: number) => (gatedDeltaNetConfig.chunk === 'auto' ? tunedDeltaRuleChunk(gpu, dk, dv) ?? DEFAULT_CHUNK : gatedDeltaNetConfig.chunk);
 const rolled = (gpu: Gpu) => (gatedDeltaNetConfig.rolled === 'auto' ? gpu.isSoftware : gatedDeltaNetConfig.rolled);
 /** Conv tokens per invocation. */
 const CONV_TT = 16;
@@ -298,10 +301,10 @@ export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
 }
 
 /** Prefill: chunked WY form of docs/architecture.md §5.6 (gated_delta_net_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gated_delta_net_chunked: the state pass). */
-export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* 64 */ }): Tensor {
+export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* default: chunkFor */ }): Tensor {
   const op = 'gatedDeltaRuleChunked';
   const c = checkDeltaArgs(op, a);
-  const CH = a.chunkSize ?? DEFAULT_CHUNK;
+  const CH = a.chunkSize ?? chunkFor(c.gpu, c.dk, c.dv);
   if (!Number.isInteger(CH) || CH < 1 || CH > 64) throw new Error(`${op}: chunkSize must be an integer in [1, 64], got ${CH}`);
   if (c.L === 0) return c.out;
   const { gpu, Hv } = c;
