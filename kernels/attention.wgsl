@@ -16,7 +16,8 @@
 // at its segment's `lo`, and key rows at or past the tile's `hi` load as zeros, so a query's arithmetic is the
 // same wherever its segment sits in the batch: a row's output never depends on the other rows.
 // Consts: HD (head dim, multiple of 4, ≤ 256), BQ, BK, TPQ = WG_X / BQ, DPT4 = ceil(HD/4 / TPQ), ROLLED.
-// key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl (shared with the decode kernel).
+// Causal: global indices, or aligned to each segment's bottom right (P.causal = 2: tile_causal_hi in
+// lib/attention_tile.wgsl). key_ok / seg_of / causal_hi / trip / ldq·ldk·ldv come from lib/attention_keys.wgsl (shared with the decode kernel).
 // ROLLED (software adapters only): the constant-trip loops take their trip counts from Params (`trip()`), so the
 // compiler keeps them rolled. lavapipe's LLVM otherwise spends 5–25 s unrolling one variant; GPUs get the
 // constants (select on a false const folds away) so the loops unroll and O / the scores stay in registers.
@@ -63,8 +64,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   var my_lo = lo;
   var my_hi = hi;
   if (P.causal != 0u) {
-    hi = min(hi, causal_hi(qlast));
-    my_hi = min(my_hi, causal_hi(qi));
+    hi = min(hi, tile_causal_hi(qlast, qend, range.w));
+    my_hi = min(my_hi, tile_causal_hi(qi, qend, range.w));
   }
 
   var m = NEG;

@@ -12,6 +12,7 @@
 //   memory), the online-softmax update of each row (one exp per score, no redundancy), then
 //   O_i[c] = alpha_i·O_i[c] + Σ_j p_ij·V[kt+j][c] (V loaded once for the NQL rows; O in private memory).
 // Masking is -inf-free as in attention.wgsl (masked score NEG, p = 0; a row with no visible key writes zeros).
+// Causal: global indices, or aligned to each segment's bottom right (P.causal = 2, lib/attention_tile.wgsl).
 // Segments: a workgroup's queries never cross a segment (tile table of the wrapper, tiles of BQ queries); the key
 // steps start at the segment's `lo` and keys at or past the tile's `hi` are clamped loads with p = 0, so a row's
 // arithmetic (the same key steps, the same order) never depends on the other rows of the batch or on NQL, BQ, HPW.
@@ -82,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let lo = range.z;
   var hi = range.w;
   let qlast = min(q0 + BQ, qend) - 1u;
-  if (P.causal != 0u) { hi = min(hi, causal_hi(qlast)); }
+  if (P.causal != 0u) { hi = min(hi, tile_causal_hi(qlast, qend, range.w)); }
   let kb = P.k_off + hk * P.k_hs;
   let vb = P.v_off + hk * P.v_hs;
 
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var i = 0u; i < NQL; i++) {
     qi[i] = min(q0 + r + i, qlast);
     rhi[i] = hi;
-    if (P.causal != 0u) { rhi[i] = min(hi, causal_hi(qi[i])); }
+    if (P.causal != 0u) { rhi[i] = min(hi, tile_causal_hi(qi[i], qend, range.w)); }
     let qb = P.q_off + qi[i] * P.q_rs + h * P.q_hs;
     for (var c = 0u; c < trip(HD4, P.n_hd4); c++) { x[i][c] = ldq(qb + c * 4u); }
   }

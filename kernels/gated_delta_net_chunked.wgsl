@@ -10,7 +10,8 @@
 // tr, tr+RG, … (NSR) for the update. q/k rows are read straight from global memory: a warp shares tr, so
 // those loads are broadcasts.
 // Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment; Seg as in
-// gated_delta_net_chunked_prep.wgsl; each sequence starts from a zero state, and its final state is not stored (St unused).
+// gated_delta_net_chunked_prep.wgsl; each sequence starts from a zero state, or (P.seg_state = 1) from its own
+// initial state St[z] ([nseg, Hv, dk, dv], read only: a cached prompt prefix), and its final state is not stored.
 // DKB is dk rounded up to a bucket (128 or 256): it sizes Ss and the per-thread state rows NSR, so one
 // pipeline serves every dk in the bucket (rows ≥ P.dk are masked). Long loops run to runtime bounds (P.dk,
 // row/chunk counts), short register-block loops (NRM, NSR) are const: constant long loops make llvmpipe
@@ -72,11 +73,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     cbase = Seg[P.nseg + 1u + wid.z];
     nc = Seg[P.nseg + 2u + wid.z] - cbase;
   }
+  let read_state = P.nseg == 0u || P.seg_state == 1u;   // else: a segment from a zero state
+  let sin = sbase + select(0u, wid.z * P.Hv * P.dk * P.dv, P.nseg > 0u);
   for (var m = 0u; m < trip(NSR, P.nsr); m++) {
     let i = tr + RG * m;
     if (i < P.dk) {
-      var v = 0.0;   // a segment starts from a zero state
-      if (live && P.nseg == 0u) { v = St[sbase + i * P.dv]; }
+      var v = 0.0;
+      if (live && read_state) { v = St[sin + i * P.dv]; }
       Ss[i * BV + tv] = v;
     }
   }

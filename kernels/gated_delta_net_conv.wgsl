@@ -8,8 +8,9 @@
 // several blocks the state is rewritten by `state_update` in a second dispatch, because blocks of other
 // workgroups still read the old state (no grid-wide ordering inside one dispatch).
 // Segments (nseg > 0, a ragged batch of independent sequences, cache-free prefill): z = segment, Seg holds
-// cu_seqlens; each sequence starts from a zero history (the state is neither read nor written) and its blocks
-// start at its own first token, so its output is the same wherever it sits in the batch.
+// cu_seqlens; each sequence starts from a zero history, or (P.seg_state = 1) from its own history St[z] (rows
+// of [nseg, H, C], read only: a cached prompt prefix), the state is never written, and its blocks start at its
+// own first token, so its output is the same wherever it sits in the batch.
 // Interface generated from the spec in src/ops/gatedDeltaNet.ts (see its `*_IO` declarations).
 
 const H: u32 = KS - 1u;
@@ -41,9 +42,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let t1 = min(end, t0 + TT);
   var w: array<f32, KS>;
   for (var k = 0u; k < KS; k++) { w[k] = f32(W[P.w_off + c * KS + k]); }
-  var hist = array<f32, H>();   // zeros: the history of a segment
-  if (P.nseg == 0u) {
-    for (var r = 0u; r < H; r++) { hist[r] = St[P.s_off + r * P.C + c]; }
+  var hist = array<f32, H>();   // zeros: the history of a segment without an initial state
+  if (P.nseg == 0u || P.seg_state == 1u) {
+    let sb = P.s_off + select(0u, gid.z * H * P.C, P.nseg > 0u);
+    for (var r = 0u; r < H; r++) { hist[r] = St[sb + r * P.C + c]; }
   }
   // win[k] = input at time t − H + k; slots 0..H−1 hold the H inputs before t0 (tt: relative to the sequence).
   var win: array<f32, KS>;

@@ -6,8 +6,9 @@
 # Steps (each one's stdout/stderr in DIR/<step>.txt, its JSON in DIR/<step>.json; a failed step is recorded and the
 # script goes on):
 #   device    qvla --device-info
-#   tune      qvla tune --config full (Qwen3.5-4B + full DiT shapes) → DIR/tune.json, the table every later step
-#             reads (QVLA_TUNE_FILE); timings of every candidate in DIR/tune-report.json
+#   tune      qvla tune --config full (Qwen3.5-4B + full DiT shapes; families linear, gated_delta_net chunk size,
+#             attention prefill kernel) → DIR/tune.json, the table every later step reads (QVLA_TUNE_FILE); timings
+#             of every candidate in DIR/tune-report.json
 #   kernels   qvla bench kernels (every perf case of the op harness, measured peaks, % of peak)
 #   e2e       a random-weight checkpoint at the full-size shapes (bf16, generated once into $QVLA_FULL_DIR,
 #             default /tmp/qvla-full; vocabulary = the tiny tokenizer's), then qvla bench e2e --checkpoint it, f16
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --out) OUT="$2"; shift ;;
     --budget-s) BUDGET="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,7 +67,8 @@ QVLA="node bin/qvla.js"
 step device 5 $QVLA --device-info
 if [ $DRY = 1 ]; then
   step tune 30 $QVLA tune --config small --reps 1 --prefill-rows 64 --out "$QVLA_TUNE_FILE" --json "$OUT/tune-report.json" \
-    --classes '^(gemv:f32:m1:n1024:k4096|gemm:f32:m64:n1024:k4096|rows:f32:n512:k1024)$' --variants '^(gemv wg(8|64) rows4|gemv_sg groups1 rows4|plain 4×4 wg8×8|plain 8×4 wg8×1|tiled 4×4 wg16×16)'
+    --classes '^(gemv:f32:m1:n1024:k4096|gemm:f32:m64:n1024:k4096|rows:f32:n512:k1024|chunk:dk128:dv128|prefill:d256:g4)$' \
+    --variants '^(gemv wg(8|64) rows4|gemv_sg groups1 rows4|plain 4×4 wg8×8|plain 8×4 wg8×1|tiled 4×4 wg16×16|gemm_sg 16×2 groups1|chunk (32|64)$|rows$|tiles$)'
   step kernels 30 $QVLA bench kernels --op linear --name 'decode' --reps 5 --no-wall --json "$OUT/kernels.json"
   step e2e 50 $QVLA bench e2e --config tiny --calls 2 --warmup 1 --mode fast --json "$OUT/e2e.json"
   step rivals 90 node bench/rivals/sidebyside.mjs --only linear --case decode --reps 1 --no-peaks --json "$OUT/rivals.json"

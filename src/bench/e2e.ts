@@ -69,6 +69,8 @@ export interface E2eOptions {
   json?: string;
   /** Fold the DiT's norms and the text MLP's SwiGLU into the next linear (src/model/prologueLinear.ts): default auto. */
   fold?: 'auto' | 'on' | 'off';
+  /** The policy's prompt-prefix cache (PolicyOptions.prefixCache): default on. */
+  prefixCache?: boolean;
   log?: (line: string) => void;
   /** Recorded in the report (the CLI passes its command line). */
   command?: string;
@@ -108,6 +110,9 @@ export interface E2eConfigReport {
   solver: SolverName;
   evaluations: number;
   promptTokens: number;
+  /** whether the prompt-prefix cache was on, and the prompt tokens a warm call took from it */
+  prefix_cache: boolean;
+  prefix_tokens: number;
   /** seconds spent generating the checkpoint in this run (0 when cached / not generated) */
   generateSeconds: number;
   gpuCreateMs: number;
@@ -225,7 +230,7 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
   try {
     log(`[${cfg}] loading ${dir} (weights ${weightDtype}) ...`);
     t = performance.now();
-    policy = await Policy.load(dir, { gpu, weightDtype, stageTimings: true });
+    policy = await Policy.load(dir, { gpu, weightDtype, stageTimings: true, prefixCache: opts.prefixCache ?? true });
     const loadMs = performance.now() - t;
     const embodiment = opts.embodiment ?? 'widowx';
     const req: ActRequest = { ...sampleRequest(embodiment, policy), steps: opts.steps, solver: opts.solver };
@@ -300,6 +305,8 @@ async function benchConfig(cfg: E2eConfigName, opts: E2eOptions, log: (l: string
       solver: cold.solver,
       evaluations: evaluations(cold.solver, cold.steps),
       promptTokens: cold.promptTokens,
+      prefix_cache: opts.prefixCache ?? true,
+      prefix_tokens: counted.prefixTokens,
       generateSeconds,
       gpuCreateMs,
       loadMs,
@@ -339,7 +346,7 @@ export function formatE2eReport(r: E2eReport): string[] {
   for (const c of r.configs) {
     out.push(`== ${c.config}: ${c.dir}`);
     out.push(
-      `embodiment ${c.embodiment}, ${c.promptTokens} prompt tokens, ${c.steps} × ${c.solver} (${c.evaluations} evaluations); ` +
+      `embodiment ${c.embodiment}, ${c.promptTokens} prompt tokens (${c.prefix_cache ? `${c.prefix_tokens} from the prompt-prefix cache` : 'prefix cache off'}), ${c.steps} × ${c.solver} (${c.evaluations} evaluations); ` +
         `device ${fmt(c.gpuCreateMs)} ms, load ${fmt(c.loadMs)} ms${c.generateSeconds ? `, checkpoint generated in ${fmt(c.generateSeconds)} s` : ''}`,
     );
     if (c.note) out.push(`note: ${c.note}`);
@@ -437,6 +444,7 @@ export const E2E_SPEC: CommandSpec = {
     { name: 'mode', type: 'string', choices: ['staged', 'fast', 'both'], help: 'stageTimings true (staged), false (fast) or both', defaultText: 'both' },
     { name: 'json', type: 'string', metavar: 'FILE', help: 'also write the report as JSON' },
     { name: 'fold', type: 'string', choices: ['auto', 'on', 'off'], help: 'fold DiT norms / text SwiGLU into the next linear (auto: on GPUs, not on software adapters)', defaultText: 'auto' },
+    { name: 'prefix-cache', type: 'string', choices: ['on', 'off'], help: "the policy's prompt-prefix cache (PolicyOptions.prefixCache)", defaultText: 'on' },
     HELP_OPT,
   ],
   examples: [
@@ -481,6 +489,7 @@ export async function runE2eBench(args: string[]): Promise<number> {
     modes: mode === undefined ? undefined : mode === 'both' ? ['staged', 'fast'] : [mode as 'staged' | 'fast'],
     json: getString(p, 'json'),
     fold: getString(p, 'fold') as E2eOptions['fold'],
+    prefixCache: getString(p, 'prefix-cache') !== 'off',
     command: ['qvla bench e2e', ...args].join(' '),
   });
   process.stdout.write(`\n${formatE2eReport(report).join('\n')}\n`);

@@ -11,6 +11,8 @@ import { emptyTable, mergeTables } from '../tune/table.js';
 import { readTuneTable, tuneFilePath, TUNE_FILE_ENV } from '../tune/load.js';
 import { tune, tuneFamilies } from '../tune/tune.js';
 import '../tune/linearFamily.js'; // registers the linear family
+import '../tune/deltaRuleFamily.js'; // registers the gated_delta_net family (chunk size)
+import '../tune/attentionFamily.js'; // registers the attention family (prefill kernel)
 import { HELP_OPT, UsageError, getList, getNumber, getString, type CommandSpec, type Parsed } from './args.js';
 import { writeFileAtomic } from '../io/safetensorsWriter.js';
 
@@ -19,8 +21,11 @@ export const TUNE_SPEC: CommandSpec = {
   usage: 'tune [--config full|small|tiny | --checkpoint DIR] [--out FILE] [options]',
   summary: 'Time kernel variants at a checkpoint\'s shapes on this adapter; write the fastest into the tuning table.',
   description: [
-    'For each kernel family (linear: GEMM plain/tiled tile shapes, GEMV gemv/gemv_sg) and each shape class the',
-    'checkpoint runs, every candidate gets one warm-up and is then timed round-robin (GPU timestamps, median).',
+    'For each kernel family (linear: GEMM plain/tiled tile shapes, GEMV gemv/gemv_sg; gated_delta_net: chunk size;',
+    'attention: prefill kernel tiles / rows) and each shape class the checkpoint runs, every candidate gets one',
+    'warm-up and is then timed round-robin (GPU timestamps, median). A row-stable linear class (rows:…, M-free)',
+    'is timed at the largest M that uses it (text prefill and DiT cross K/V at --prefill-rows, vision at its',
+    'patch count, the DiT at 1 + h_max).',
     'The winners are merged into the table, keyed by adapter description + family + shape class; other adapters\'',
     'entries in the same file are kept. The engine reads the table when a Policy loads (src/tune/load.ts).',
     `Table path: --out, else $${TUNE_FILE_ENV}, else $XDG_CACHE_HOME/qvla/tune.json or ~/.cache/qvla/tune.json.`,
@@ -35,6 +40,7 @@ export const TUNE_SPEC: CommandSpec = {
     { name: 'family', type: 'list', metavar: 'NAME', help: 'kernel families to tune (repeatable)', defaultText: 'all' },
     { name: 'reps', type: 'int', min: 1, max: 100, help: 'timed rounds per shape after the warm-up', defaultText: '3' },
     { name: 'prefill-rows', type: 'int', min: 5, max: 100_000, help: 'rows of a prefill GEMM (prompt tokens)', defaultText: '600' },
+    { name: 'linear-shape', type: 'list', metavar: 'MxNxK', help: 'also tune this linear shape (repeatable; "rows:MxNxK" for the row-stable class), e.g. a benchmark case' },
     { name: 'weight-dtype', type: 'string', choices: ['f32', 'f16'], help: 'weight storage on the GPU', defaultText: 'f32' },
     { name: 'max-mib', type: 'int', min: 1, help: 'skip shapes needing more device memory than this', defaultText: '1024' },
     { name: 'classes', type: 'string', metavar: 'REGEX', help: 'only shape classes matching this (e.g. "^gemv")' },
@@ -45,6 +51,7 @@ export const TUNE_SPEC: CommandSpec = {
   examples: [
     'qvla tune                                   # full-size shapes, table in ~/.cache/qvla/tune.json',
     'qvla tune --config small --reps 5 --json bench/out/tune.json',
+    'qvla tune --linear-shape 1024x1024x1024 --classes "^gemm:f32:m1024:n1024:k1024$"   # one benchmark shape',
     'qvla tune --checkpoint /models/qwen-vla --weight-dtype f16 --out /tmp/tune.json',
   ],
 };
@@ -64,6 +71,11 @@ export async function cmdTune(p: Parsed): Promise<number> {
   const fams = getList(p, 'family');
   for (const f of fams) if (!known.includes(f)) throw new UsageError(`qvla tune: unknown family '${f}' (known: ${known.join(', ')})`);
   const classes = getString(p, 'classes');
+  const linearShapes = getList(p, 'linear-shape').map((v) => {
+    const m = /^(rows:)?(\d+)x(\d+)x(\d+)$/.exec(v);
+    if (!m || [m[2], m[3], m[4]].some((d) => Number(d) < 1)) throw new UsageError(`qvla tune: --linear-shape wants MxNxK or rows:MxNxK with positive sizes, got '${v}'`);
+    return { M: Number(m[2]), N: Number(m[3]), K: Number(m[4]), rowStable: !!m[1] };
+  });
 
   pinLpNumThreads();
   const gpu = await Gpu.create();
@@ -77,6 +89,7 @@ export async function cmdTune(p: Parsed): Promise<number> {
       reps: getNumber(p, 'reps') ?? 3,
       prefillRows: getNumber(p, 'prefill-rows') ?? 600,
       weightDtype: (getString(p, 'weight-dtype') ?? 'f32') as 'f32' | 'f16',
+      linearShapes,
       maxBytes: (getNumber(p, 'max-mib') ?? 1024) * 2 ** 20,
       classFilter: classes ? new RegExp(classes) : undefined,
       configFilter: getString(p, 'variants') ? new RegExp(getString(p, 'variants')!) : undefined,

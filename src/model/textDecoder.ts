@@ -9,6 +9,10 @@
 // from the projections (causal within each prompt), the Gated DeltaNet conv and delta rule start every prompt from
 // a zero state and keep no final state, and every projection takes the tiled linear kernel. Each kernel keeps a
 // prompt's arithmetic independent of the other prompts, so a prompt's hidden states are bit-identical in any batch.
+// A prompt may continue a cached prefix (`prefixes`: the TextCache after its first P tokens, computed alone by
+// `forward`; the policy's prompt-prefix cache, src/policy/prefixCache.ts): its rows are then only the suffix, the
+// conv and delta rule start from the prefix's states, and full attention sees [prefix K/V ++ own K/V] (query and
+// key cu_seqlens, causal aligned to each prompt's bottom right).
 import type { Gpu } from '../gpu/device.js';
 import { Tensor, DTYPE_BYTES } from '../tensor.js';
 import type { TextConfig } from './config.js';
@@ -72,6 +76,8 @@ export interface PrefillResult {
 }
 
 type FullAttention = FullAttentionOf<Tensor>;
+/** A ragged batch: cu_seqlens of the prompts and, per prompt, the state after its cached prefix (or null). */
+interface Rows { segments: Int32Array; prefixes?: readonly (TextCache | null)[] }
 type GatedDeltaNet = GatedDeltaNetOf<Tensor>;
 
 export class TextDecoder {
@@ -218,8 +224,10 @@ export class TextDecoder {
    * Cache-free prefill of a ragged batch (see the header): `h` [L, D] embeddings of all prompts (consumed),
    * `positions` i32 [3, L] (each prompt's own rope positions), `segments` cu_seqlens of the prompts. Runs only the
    * layers needed for HF hidden_states[layer] and returns it [L, D] (layer N: after the final norm; caller releases).
+   * `prefixes[s]` (optional, null = none): the read-only state after prompt s's cached prefix (`h` and
+   * `positions` then hold only its suffix; positions continue the full prompt's).
    */
-  prefillRows(h: Tensor, positions: Tensor, segments: Int32Array, layer: number): Tensor {
+  prefillRows(h: Tensor, positions: Tensor, segments: Int32Array, layer: number, prefixes?: readonly (TextCache | null)[]): Tensor {
     const cfg = this.cfg;
     const gpu = this.gpu;
     const L = h.shape[0];
@@ -227,11 +235,13 @@ export class TextDecoder {
     const N = cfg.numHiddenLayers;
     if (!Number.isInteger(layer) || layer < 0 || layer > N) throw new Error(`text decoder: hidden_states[${layer}] does not exist (0..${N})`);
     if (segments[segments.length - 1] !== L) throw new Error(`text decoder: segments end at ${segments[segments.length - 1]}, the batch has ${L} tokens`);
+    if (prefixes && prefixes.length !== segments.length - 1) throw new Error(`text decoder: ${prefixes.length} prefixes for ${segments.length - 1} prompts`);
+    const pre = prefixes?.some((c) => c && c.length > 0) ? prefixes : undefined;
     const eps = cfg.rmsNormEps;
     const xn = Tensor.empty(gpu, [L, D], 'f32', 'text.xn');
     const I = cfg.intermediateSize;
     const gu = layer > 0 ? Tensor.empty(gpu, [L, 2 * I], 'f32', 'text.mlp.gate_up') : null;
-    const rows = { segments };
+    const rows: Rows = { segments, prefixes: pre };
     for (let i = 0; i < Math.min(layer, N); i++) {
       const layer = this.W.layers[i];
       rmsNorm(h, layer.inputLayernorm.w, { eps, addOne: true, out: xn });
@@ -254,7 +264,54 @@ export class TextDecoder {
     return xn;
   }
 
-  private attentionBlock(i: number, W: FullAttention, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
+  /**
+   * The prompts' per-segment initial states of one layer ([n, …] f32, segment s at s·size): the prefix's tensor
+   * itself for a single prompt (read only: no copy), else a batch tensor the prefixes are copied into (zeros for a
+   * prompt without one). null when no prompt has a prefix. `owned`: the caller releases it.
+   */
+  private segmentStates(rows: Rows, of: (c: TextCache) => Tensor | null, size: number, label: string): { t: Tensor | null; owned: boolean } {
+    const parts = (rows.prefixes ?? []).map((c) => (c && c.length > 0 ? of(c) : null));
+    if (!parts.some(Boolean)) return { t: null, owned: false };
+    if (parts.length === 1) return { t: parts[0], owned: false };
+    const t = Tensor.empty(this.gpu, [parts.length * size], 'f32', label);
+    if (parts.some((p) => !p)) fill(t, 0);
+    parts.forEach((p, s) => { if (p) this.gpu.stream.copy(p.buffer, p.offset, t.buffer, t.offset + s * size * 4, size * 4); });
+    return { t, owned: true };
+  }
+
+  /**
+   * Keys of full-attention layer i for prompts that continue cached prefixes: [prefix K ++ own K] per prompt
+   * (and V), and their cu_seqlens. `kn`, `v`: the suffix rows [L, Hkv·d] (contiguous).
+   */
+  private prefixedKeys(i: number, rows: Rows, kn: Tensor, v: Tensor): { k: Tensor; v: Tensor; keySegments: Int32Array; Lk: number } {
+    const { numKeyValueHeads: Hkv, headDim: d } = this.cfg;
+    const W = Hkv * d;
+    const segs = rows.segments;
+    const n = segs.length - 1;
+    const plen = (s: number) => rows.prefixes?.[s]?.length ?? 0;
+    const keySegments = new Int32Array(n + 1);
+    for (let s = 0; s < n; s++) keySegments[s + 1] = keySegments[s] + plen(s) + segs[s + 1] - segs[s];
+    const Lk = keySegments[n];
+    const K = Tensor.empty(this.gpu, [Lk, W], 'f32', `text.${i}.k+prefix`);
+    const V = Tensor.empty(this.gpu, [Lk, W], 'f32', `text.${i}.v+prefix`);
+    const rowBytes = W * 4;
+    for (let s = 0; s < n; s++) {
+      const P = plen(s);
+      if (P > 0) {
+        const kv = rows.prefixes![s]!.kv[i]!;
+        this.gpu.stream.copy(kv.k.buffer, kv.k.offset, K.buffer, K.offset + keySegments[s] * rowBytes, P * rowBytes);
+        this.gpu.stream.copy(kv.v.buffer, kv.v.offset, V.buffer, V.offset + keySegments[s] * rowBytes, P * rowBytes);
+      }
+      const m = segs[s + 1] - segs[s];
+      if (m === 0) continue;
+      const dst = (keySegments[s] + P) * rowBytes;
+      this.gpu.stream.copy(kn.buffer, kn.offset + segs[s] * rowBytes, K.buffer, K.offset + dst, m * rowBytes);
+      this.gpu.stream.copy(v.buffer, v.offset + segs[s] * rowBytes, V.buffer, V.offset + dst, m * rowBytes);
+    }
+    return { k: K, v: V, keySegments, Lk };
+  }
+
+  private attentionBlock(i: number, W: FullAttention, xn: Tensor, h: Tensor, positions: Tensor, cache: TextCache | null, L: number, rows?: Rows): void {
     const cfg = this.cfg;
     const { numAttentionHeads: Hq, numKeyValueHeads: Hkv, headDim: d } = cfg;
     const { q: wq, gate: wg } = this.qWeights.get(i)!;
@@ -272,7 +329,11 @@ export class TextDecoder {
     ropeText({ tensor: qn, rowStride: Hq * d }, positions, { ...rope, numHeads: Hq });
     ropeText({ tensor: kn, rowStride: Hkv * d }, positions, { ...rope, numHeads: Hkv });
     let view: { k: { tensor: Tensor; rowStride: number }; v: { tensor: Tensor; rowStride: number }; Lk: number };
-    if (cache) {
+    let prefixed: ReturnType<TextDecoder['prefixedKeys']> | null = null;
+    if (rows?.prefixes) {
+      prefixed = this.prefixedKeys(i, rows, kn, v);
+      view = { k: { tensor: prefixed.k, rowStride: Hkv * d }, v: { tensor: prefixed.v, rowStride: Hkv * d }, Lk: prefixed.Lk };
+    } else if (cache) {
       const kv = cache.kv[i]!;
       kv.append({ tensor: kn, rowStride: Hkv * d }, { tensor: v, rowStride: Hkv * d }, L);
       view = kv.view();
@@ -282,13 +343,15 @@ export class TextDecoder {
     const o = attention({
       q: { tensor: qn, rowStride: Hq * d }, k: view.k, v: view.v, Lq: L, Lk: view.Lk,
       numHeads: Hq, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d), causal: true, segments: rows?.segments,
-      gate: { tensor: gate, rowStride: Hq * d }, label: `text.${i}.attn`,
+      keySegments: prefixed?.keySegments, gate: { tensor: gate, rowStride: Hq * d }, label: `text.${i}.attn`,
     });
     linear(o, W.oProj.w, { accumulate: true, out: h, tiled, label: `text.${i}.o_proj` });
     for (const t of [q, qn, gate, k, kn, v, o]) t.release();
+    prefixed?.k.release();
+    prefixed?.v.release();
   }
 
-  private deltaNetBlock(i: number, W: GatedDeltaNet, xn: Tensor, h: Tensor, cache: TextCache | null, L: number, rows?: { segments: Int32Array }): void {
+  private deltaNetBlock(i: number, W: GatedDeltaNet, xn: Tensor, h: Tensor, cache: TextCache | null, L: number, rows?: Rows): void {
     const cfg = this.cfg;
     const Hk = cfg.linearNumKeyHeads, Hv = cfg.linearNumValueHeads;
     const dk = cfg.linearKeyHeadDim, dv = cfg.linearValueHeadDim;
@@ -298,7 +361,10 @@ export class TextDecoder {
     const z = linear(xn, W.inProjZ.w, { tiled, label: `text.${i}.in_proj_z` });
     const b = linear(xn, W.inProjB.w, { tiled, label: `text.${i}.in_proj_b` });
     const a = linear(xn, W.inProjA.w, { tiled, label: `text.${i}.in_proj_a` });
-    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, W.conv1d.w, cache ? cache.conv[i]! : null, {
+    // Ragged rows: each prompt from its cached prefix's conv history and delta-rule state (zeros without one).
+    const convIn = rows ? this.segmentStates(rows, (c) => c.conv[i], (cfg.linearConvKernelDim - 1) * convDim, `text.${i}.conv_states`) : null;
+    const stateIn = rows ? this.segmentStates(rows, (c) => c.recurrent[i], Hv * dk * dv, `text.${i}.delta_states`) : null;
+    const conv = causalConv1dSilu({ tensor: mixed, rowStride: convDim }, W.conv1d.w, cache ? cache.conv[i]! : convIn?.t ?? null, {
       L, channels: convDim, kernel: cfg.linearConvKernelDim, segments: rows?.segments,
     });
     const { g, beta } = gatedDeltaNetGates({ tensor: a, rowStride: Hv }, { tensor: b, rowStride: Hv }, W.aLog, W.dtBias, {
@@ -308,12 +374,13 @@ export class TextDecoder {
       q: { tensor: conv, rowStride: convDim, offset: 0 },
       k: { tensor: conv, rowStride: convDim, offset: Hk * dk },
       v: { tensor: conv, rowStride: convDim, offset: 2 * Hk * dk },
-      g, beta, state: cache ? cache.recurrent[i]! : null, segments: rows?.segments,
+      g, beta, state: cache ? cache.recurrent[i]! : stateIn?.t ?? null, segments: rows?.segments,
       L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
     });
     const on = rmsNormGated(o.reshape([L * Hv, dv]), z.reshape([L * Hv, dv]), W.norm.w, { eps: cfg.rmsNormEps });
     linear(on.reshape([L, Hv * dv]), W.outProj.w, { accumulate: true, out: h, tiled, label: `text.${i}.out_proj` });
     for (const t of [mixed, z, b, a, conv, g, beta, o, on]) t.release();
+    for (const st of [convIn, stateIn]) if (st?.owned) st.t!.release();
   }
 
   /** Logits for rows [offset, offset+count) of `hidden` ([L, D], already normed): [count, vocab]. */

@@ -35,6 +35,23 @@ export interface VlmPrefill {
   vision: Tensor | null;
 }
 
+/**
+ * The decoder state after a prompt's first `length` tokens (text only), computed alone (`QwenVLM.encodePrefix`):
+ * what a later prompt with the same first tokens continues from (the policy's prompt-prefix cache,
+ * src/policy/prefixCache.ts). Read only once made.
+ */
+export interface PromptPrefix {
+  /** the prefix token ids */
+  ids: Int32Array;
+  length: number;
+  /** conv history + delta-rule state per linear-attention layer, K/V per full-attention layer */
+  cache: TextCache;
+  /** HF hidden_states[layer] of the prefix rows [length, D] */
+  hidden: Tensor;
+  /** the `layer` of `hidden` */
+  layer: number;
+}
+
 export interface VlmRowsPrefill {
   /** HF hidden_states[layer] of every prompt, concatenated [Σ L_r, D] (caller releases) */
   hidden: Tensor;
@@ -135,9 +152,11 @@ export class QwenVLM {
    * Hidden states of a ragged batch of prompts (the policy's observation encoder), in one pass: every image of
    * every prompt through the vision tower at once (one attention segment per image), the image tokens gathered into
    * the concatenated prompt embeddings, then the cache-free ragged prefill (TextDecoder.prefillRows) up to
-   * hidden_states[layer]. Each prompt's rows are bit-identical to running it alone (B = 1).
+   * hidden_states[layer]. Each prompt's rows are bit-identical to running it alone (B = 1). `prefixes[r]` (from
+   * encodePrefix, read only): prompt r starts with that prefix, so only its suffix is run, from the prefix's state;
+   * its rows in `hidden` are still all of its tokens ([prefix rows ++ suffix rows]).
    */
-  async prefillRows(inputs: VlmInput[], layer: number, opts: { afterVision?: () => Promise<void> } = {}): Promise<VlmRowsPrefill> {
+  async prefillRows(inputs: VlmInput[], layer: number, opts: { afterVision?: () => Promise<void>; prefixes?: readonly (PromptPrefix | null)[] } = {}): Promise<VlmRowsPrefill> {
     const gpu = this.gpu;
     const D = this.cfg.text.hiddenSize;
     const m = this.cfg.vision.spatialMergeSize;
@@ -157,7 +176,22 @@ export class QwenVLM {
       segments[r + 1] = segments[r] + L;
       padTotal += pads;
     });
-    const Ltot = segments[inputs.length];
+    // Rows continuing a cached prefix run only their suffix: `rowSegs` are the cu_seqlens of the rows computed here.
+    const prefixes = opts.prefixes;
+    if (prefixes && prefixes.length !== inputs.length) throw new Error(`vlm: ${prefixes.length} prefixes for ${inputs.length} prompts`);
+    const plen = (r: number) => prefixes?.[r]?.length ?? 0;
+    inputs.forEach((input, r) => {
+      const p = prefixes?.[r];
+      if (!p) return;
+      if (p.layer !== layer) throw new Error(`vlm: prompt ${r}: its prefix holds hidden_states[${p.layer}], not [${layer}]`);
+      if (!(p.length < input.ids.length)) throw new Error(`vlm: prompt ${r}: a prefix of ${p.length} tokens leaves no suffix of its ${input.ids.length}`);
+      for (let k = 0; k < p.length; k++) {
+        if (p.ids[k] !== input.ids[k] || input.mmTokenTypeIds[k] !== 0) throw new Error(`vlm: prompt ${r} does not start with its prefix's text tokens (token ${k})`);
+      }
+    });
+    const rowSegs = new Int32Array(inputs.length + 1);
+    inputs.forEach((input, r) => { rowSegs[r + 1] = rowSegs[r] + input.ids.length - plen(r); });
+    const Ltot = rowSegs[inputs.length];
 
     // Host side first (each upload flushes the stream): ids, positions, the image-token map, the pixels.
     const ids = new Int32Array(Ltot);
@@ -165,12 +199,14 @@ export class QwenVLM {
     const visIdx = new Int32Array(Ltot).fill(-1); // vision-token row of each image-pad token, −1 elsewhere
     let v = 0;
     inputs.forEach((input, r) => {
-      const o = segments[r];
+      const o = rowSegs[r];
       const L = input.ids.length;
-      ids.set(input.ids, o);
+      const P = plen(r);
+      ids.set(input.ids.subarray(P), o);
+      // the suffix keeps its positions in the full prompt
       const p = ropeIndex(input.mmTokenTypeIds, input.images.map((im) => im.grid), m).positions;
-      for (let a = 0; a < 3; a++) positions.set(p.subarray(a * L, (a + 1) * L), a * Ltot + o);
-      for (let k = 0; k < L; k++) if (input.mmTokenTypeIds[k] === 1) visIdx[o + k] = v++;
+      for (let a = 0; a < 3; a++) positions.set(p.subarray(a * L + P, (a + 1) * L), a * Ltot + o);
+      for (let k = P; k < L; k++) if (input.mmTokenTypeIds[k] === 1) visIdx[o + k - P] = v++;
     });
     const idsT = Tensor.from(gpu, ids, [Ltot], 'i32', 'vlm.ids');
     const pos = Tensor.from(gpu, positions, [3, Ltot], 'i32', 'vlm.positions');
@@ -204,9 +240,40 @@ export class QwenVLM {
       vision.release();
     }
     await opts.afterVision?.();
-    const hidden = this.text.prefillRows(h, pos, segments, layer);
+    const rowsHidden = this.text.prefillRows(h, pos, rowSegs, layer, prefixes?.map((p) => p?.cache ?? null));
     pos.release();
+    if (!prefixes?.some(Boolean)) return { hidden: rowsHidden, segments };
+    // Every prompt's rows in the usual layout: [its prefix's hidden states ++ its suffix's].
+    const hidden = Tensor.empty(gpu, [segments[inputs.length], D], 'f32', 'vlm.hidden');
+    const rowBytes = D * 4;
+    inputs.forEach((_, r) => {
+      const P = plen(r);
+      if (P > 0) gpu.stream.copy(prefixes[r]!.hidden.buffer, prefixes[r]!.hidden.offset, hidden.buffer, hidden.offset + segments[r] * rowBytes, P * rowBytes);
+      const n = rowSegs[r + 1] - rowSegs[r];
+      gpu.stream.copy(rowsHidden.buffer, rowsHidden.offset + rowSegs[r] * rowBytes, hidden.buffer, hidden.offset + (segments[r] + P) * rowBytes, n * rowBytes);
+    });
+    rowsHidden.release();
     return { hidden, segments };
+  }
+
+  /**
+   * The decoder state after the text-only prompt prefix `ids` (see PromptPrefix), computed alone through the
+   * cached path (TextDecoder.forward into a TextCache of exactly its length). The caller releases its `cache` and
+   * `hidden`.
+   */
+  encodePrefix(ids: Int32Array, layer: number): PromptPrefix {
+    const gpu = this.gpu;
+    const P = ids.length;
+    if (P < 1) throw new Error('vlm: a prompt prefix needs at least one token');
+    const cache = this.newCache(P);
+    const idsT = Tensor.from(gpu, ids, [P], 'i32', 'vlm.prefix.ids');
+    const pos = Tensor.from(gpu, ropeIndex(new Uint8Array(P), [], this.cfg.vision.spatialMergeSize).positions, [3, P], 'i32', 'vlm.prefix.positions');
+    const h = this.text.embed(idsT);
+    idsT.release();
+    const r = this.text.forward(h, pos, cache, { collect: [layer] });
+    pos.release();
+    r.hidden.release();
+    return { ids: Int32Array.from(ids), length: P, cache, hidden: r.layers.get(layer)!, layer };
   }
 
   /** One decode step for token `id` at sequence index cache.length: returns logits [1, V] (caller releases). */

@@ -20,6 +20,7 @@ import type { KernelSpec } from '../gpu/pipelines.js';
 import { Tensor } from '../tensor.js';
 import { bind, bindHeads, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
+import { tunedAttentionPrefill } from '../tune/attentionPrefill.js';
 
 /** The strided per-head view of q, k, v, gate (src/ops/views.ts). */
 export type { HeadView };
@@ -42,6 +43,13 @@ export interface AttentionArgs {
   segments?: Int32Array;
   /** [lo₀, hi₀, lo₁, hi₁, …]: key range [lo_s, hi_s) of query segment s (needs `segments`; any Lq, Lk). */
   keyRanges?: Int32Array;
+  /**
+   * cu_seqlens of the keys (flash-attn varlen: query segment s sees key segment s; needs `segments` with as many
+   * segments, not with keyRanges). With `causal`, the rule is aligned to each segment's bottom right: query i of
+   * a segment with n_q queries and n_k keys sees its segment's first n_k − n_q + (i − first query) + 1 keys (a
+   * prompt suffix attending to [its cached prefix ++ its own keys]); causalOffset does not apply.
+   */
+  keySegments?: Int32Array;
   /** u32 / i32 / f32, at least Lk values (the first Lk are used): 0 = masked key. A row with no visible key outputs zeros. */
   keyMask?: Tensor;
   /** Qwen3.5 output gate: out[t, h, :] *= sigmoid(gate[t, h, :]). */
@@ -64,7 +72,8 @@ const WG = 64;
  * Variant choice of the attention kernels, with documented defaults (tests and bench/attention.mjs override them):
  * - `rolled` (the ROLLED const): 'auto' = rolled on software adapters only (lavapipe compiles the unrolled
  *   variants 4–18× slower, 5–25 s each cold), unrolled on GPUs. Tests set false to check the GPU code path.
- * - `prefill`: 'auto' = 'rows' on software adapters, 'tiles' on GPUs (see PrefillVariant).
+ * - `prefill`: 'auto' = the tuning table's entry for (head dim, GQA group) (`qvla tune`), else 'rows' on software
+ *   adapters, 'tiles' on GPUs (see PrefillVariant).
  * - `rowsTiles`: the 'rows' shape. Default 32 lanes × 4 keys per step × 4 query rows per lane: on lavapipe at the
  *   Qwen3.5-4B prefill (600 tokens, 16/4 heads, d 256) 4 rows per lane took 0.78 s of CPU against 1.14 s for 2 and
  *   2.09 s for 1; 8 rows, 8 keys or 64 lanes were no faster (bench/attention.mjs, one run, interleaved).
@@ -118,7 +127,8 @@ interface Prepared {
   gate?: BoundHeads;
   mask?: Bound & { kind: number };
   seg?: { range: BufferRange; n: number; tiles: number; krBase: number; tileBase: number };
-  causal: boolean; causalOffset: number;
+  /** 0 none, 1 global indices (causalOffset), 2 aligned to each segment's bottom right (keySegments) */
+  causal: 0 | 1 | 2; causalOffset: number;
   out: Tensor; outB: Bound;
 }
 
@@ -146,9 +156,20 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
   }
   let seg: Prepared['seg'];
   if (a.keyRanges && !a.segments) throw new Error(`${what}: keyRanges need segments`);
+  if (a.keySegments && (!a.segments || a.keyRanges)) throw new Error(`${what}: keySegments need segments (and replace keyRanges)`);
   if (a.segments) {
     const s = a.segments;
-    const kr = a.keyRanges;
+    let kr = a.keyRanges;
+    if (a.keySegments) {
+      const ks = a.keySegments;
+      if (ks.length !== s.length) throw new Error(`${what}: keySegments hold ${ks.length - 1} segments, the queries ${s.length - 1}`);
+      checkCuSeqlens(`${what} (keySegments)`, ks, Lk);
+      kr = new Int32Array(2 * (ks.length - 1));
+      for (let x = 0; x + 1 < ks.length; x++) {
+        kr[2 * x] = ks[x];
+        kr[2 * x + 1] = ks[x + 1];
+      }
+    }
     if (!kr && Lq !== Lk) throw new Error(`${what}: segments need Lq == Lk (got ${Lq} and ${Lk}), or keyRanges`);
     checkCuSeqlens(what, s, Lq);
     const n = s.length - 1;
@@ -172,7 +193,8 @@ function prepare(op: string, a: AttentionArgs, BQ: (hd: number) => number): Prep
     if (t && t.buffer === out.buffer) throw new Error(`${what}: out shares a GPUBuffer with ${n} (an output may not alias an input)`);
   }
   const outB = bind(what, 'out', out, 0, Lq * H * hd);
-  return { gpu, what, H, Hkv, G: H / Hkv, hd, Lq, Lk, q, k, v, gate, mask, seg, causal: !!a.causal, causalOffset, out, outB };
+  const causal = !a.causal ? 0 : a.keySegments ? 2 : 1;
+  return { gpu, what, H, Hkv, G: H / Hkv, hd, Lq, Lk, q, k, v, gate, mask, seg, causal, causalOffset, out, outB };
 }
 
 /** Workgroup memory of attention.wgsl for these tiles (Qs, Ks padded; Vs; Ss; kok), in bytes. */
@@ -215,7 +237,7 @@ const ATTENTION_IO = {
     g_off: 'u32', g_rs: 'u32', g_hs: 'u32',
     o_off: 'u32', m_off: 'u32',
     scale: 'f32',
-    causal: 'u32', causal_off: 'i32',
+    causal: 'u32', causal_off: 'i32', // causal 0 none, 1 global indices (+ causal_off), 2 per segment, bottom right
     nseg: 'u32', // segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
     mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
     has_gate: 'u32',
@@ -309,17 +331,18 @@ export function rowsTiles(G: number, run = Infinity, t: RowsTiles = attentionCon
   return { BQ: (WG / HPW) * t.rowsPerLane, NQL: t.rowsPerLane, HPW, BK: t.keys, WG };
 }
 
-function prefillVariant(gpu: Gpu): PrefillVariant {
+function prefillVariant(gpu: Gpu, hd: number, G: number): PrefillVariant {
   const v = attentionConfig.prefill;
-  return v === 'auto' ? (gpu.isSoftware ? 'rows' : 'tiles') : v;
+  // 'auto': this adapter's tuned entry (src/tune/attentionPrefill.ts), else the default above.
+  return v === 'auto' ? (tunedAttentionPrefill(gpu, hd, G) ?? (gpu.isSoftware ? 'rows' : 'tiles')) : v;
 }
 
 /** Scaled dot-product attention (flash-style). Routes to flash-decoding when Lq is small and Lk large. */
 export function attention(a: AttentionArgs): Tensor {
   if (a.Lq <= DECODE_MAX_Q && a.Lk >= DECODE_MIN_K && !a.segments) return attentionDecode(a);
   const gpu0 = a.q.tensor.gpu;
-  const variant = prefillVariant(gpu0);
   const G = a.numKvHeads > 0 ? a.numHeads / a.numKvHeads : 1;
+  const variant = prefillVariant(gpu0, a.headDim, G);
   const maxShared = gpu0.limits.maxComputeWorkgroupStorageSize;
   // Longest run of queries a tile can cover (sizes the 'rows' workgroup; the segments are checked in prepare()).
   let run = a.Lq;
@@ -343,7 +366,7 @@ export function attention(a: AttentionArgs): Tensor {
     g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0,
     o_off: p.outB.off, m_off: p.mask?.off ?? 0,
     scale: a.scale,
-    causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
+    causal: p.causal, causal_off: p.causalOffset,
     nseg: p.seg?.n ?? 0, mask_kind: p.mask?.kind ?? 0, has_gate: p.gate ? 1 : 0,
     n_hd4: p.hd / 4, n_kpt: 0, n_bk: 0, n_dpt4: 0,
     kr_base: p.seg?.krBase ?? 0, tile_base: p.seg?.tileBase ?? 0,
@@ -388,7 +411,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   if (a.Lq > DECODE_MAX_Q) {
     throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: Lq=${a.Lq} exceeds the decode kernel's ${DECODE_MAX_Q} query rows (use attention())`);
   }
-  if (a.keyRanges) throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: keyRanges are not supported (use attention())`);
+  if (a.keyRanges || a.keySegments) throw new Error(`attentionDecode${a.label ? ` (${a.label})` : ''}: keyRanges / keySegments are not supported (use attention())`);
   const p = prepare('attentionDecode', a, () => 1);
   const { gpu } = p;
   if (p.Lq === 0) return p.out;
@@ -415,7 +438,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
     v_off: p.v.off, v_rs: p.v.row, v_hs: p.v.head,
     m_off: p.mask?.off ?? 0,
     scale: a.scale,
-    causal: p.causal ? 1 : 0, causal_off: p.causalOffset,
+    causal: p.causal, causal_off: p.causalOffset,
     nseg: p.seg?.n ?? 0, mask_kind: p.mask?.kind ?? 0,
     chunk, nsplit,
     n_hd4: p.hd / 4, n_nq: NQ, n_kt: WG, n_dpt4: DPT4,

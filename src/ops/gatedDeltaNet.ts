@@ -14,14 +14,17 @@
 // Shapes go in Params; the pipeline key carries only what changes code: conv kernel size, weight dtypes, the
 // dk bucket (128 / 256), the chunk size and ROLLED.
 // Ragged batches (`segments`, cu_seqlens over the token axis): the conv and the chunked rule treat each segment as
-// its own sequence from a zero state (cache-free prefill of several prompts at once; no state is read or stored),
-// with blocks / chunks aligned to each segment's first token, so a segment's output never depends on the others.
+// its own sequence (cache-free prefill of several prompts at once), with blocks / chunks aligned to each segment's
+// first token, so a segment's output never depends on the others. Each segment starts from a zero state, or, when
+// a `state` tensor is given, from its own initial state in it ([nseg, …]: segment s at s·(state size); the
+// policy's prompt-prefix cache, src/policy/prefixCache.ts); segment mode never writes a state.
 import type { Gpu } from '../gpu/device.js';
 import type { KernelSpec } from '../gpu/pipelines.js';
 import type { BufferRange } from '../gpu/stream.js';
 import { Tensor } from '../tensor.js';
 import { bind, bindHeads, checkDistinct, rwDummy, type Bound, type BoundHeads, type HeadView } from './views.js';
 import { checkCuSeqlens, u32Table } from './segments.js';
+import { tunedDeltaRuleChunk } from '../tune/deltaRuleChunk.js';
 
 type IO = Pick<KernelSpec, 'params' | 'bindings'>;
 // Views are (off, row[, head]) in elements: element (t, h, e) of q at q_off + t·q_row + h·q_head + e.
@@ -30,9 +33,10 @@ const V_PARAMS = { v_off: 'u32', v_row: 'u32', v_head: 'u32' } as const;
 
 // x [L, C] rows at x_off + t·x_row; W[c, k] at w_off + c·KS + k; state row r (0 = oldest) at s_off + r·C;
 // y [L, C] contiguous. single = 1: this dispatch also rewrites the state (one block covers L). nseg: segments in
-// Seg (0 = one sequence with the state as history).
+// Seg (0 = one sequence with the state as history). seg_state = 1 (segments only): St holds one [K-1, C] history
+// per segment (read only), else segments start from zeros.
 const CONV_IO = {
-  params: { L: 'u32', C: 'u32', x_off: 'u32', x_row: 'u32', w_off: 'u32', s_off: 'u32', y_off: 'u32', single: 'u32', nseg: 'u32' },
+  params: { L: 'u32', C: 'u32', x_off: 'u32', x_row: 'u32', w_off: 'u32', s_off: 'u32', y_off: 'u32', single: 'u32', nseg: 'u32', seg_state: 'u32' },
   bindings: { X: 'read f32', W: 'read WT', Seg: 'read u32', St: 'write f32', Y: 'write f32' },
 } satisfies IO;
 
@@ -62,12 +66,12 @@ const CHUNKED_PREP_IO = {
   bindings: { Q: 'read f32', K: 'read f32', G: 'read f32', Beta: 'read f32', Seg: 'read u32', Tm: 'write f32', Pm: 'write f32', Aux: 'write vec4f' },
 } satisfies IO;
 
-// The prep's scratch read back; nrm, nsr = NRM, NSR (read only when ROLLED); nseg as above (then no state is read
-// or written).
+// The prep's scratch read back; nrm, nsr = NRM, NSR (read only when ROLLED); nseg as above (then no state is
+// written; seg_state = 1: St holds one [Hv, dk, dv] initial state per segment, read only; 0: zeros).
 const CHUNKED_IO = {
   params: {
     L: 'u32', Hk: 'u32', Hv: 'u32', dv: 'u32', nC: 'u32', dk: 'u32', ...QK_PARAMS, ...V_PARAMS,
-    s_off: 'u32', o_off: 'u32', nrm: 'u32', nsr: 'u32', nseg: 'u32',
+    s_off: 'u32', o_off: 'u32', nrm: 'u32', nsr: 'u32', nseg: 'u32', seg_state: 'u32',
   },
   bindings: {
     Q: 'read f32', K: 'read f32', V: 'read f32', Tm: 'read f32', Pm: 'read f32', Aux: 'read vec4f', Seg: 'read u32',
@@ -78,8 +82,12 @@ const CHUNKED_IO = {
 export interface DeltaRuleArgs {
   q: HeadView; k: HeadView; v: HeadView;      // q,k: [L, Hk, dk]; v: [L, Hv, dv]
   g: Tensor; beta: Tensor;                    // [L, Hv]
-  state: Tensor | null;                       // [Hv, dk, dv] f32, read and updated in place; null only with segments
-  /** cu_seqlens: independent sequences from a zero state, final states not kept (chunked kernel only). */
+  /**
+   * [Hv, dk, dv] f32, read and updated in place. With segments: null (every segment from a zero state) or the
+   * segments' initial states [nseg, Hv, dk, dv], read only.
+   */
+  state: Tensor | null;
+  /** cu_seqlens: independent sequences, final states not kept (chunked kernel only). */
   segments?: Int32Array;
   L: number; numKeyHeads: number; numValueHeads: number; keyDim: number; valueDim: number;
   out?: Tensor;                               // [L, Hv, dv] f32
@@ -99,7 +107,9 @@ export const DEFAULT_CHUNK = 64;
  * software adapters only (lavapipe's LLVM spends seconds unrolling the register-block loops of one variant),
  * unrolled on GPUs. Tests may set false to run the GPU code path on lavapipe.
  */
-export const gatedDeltaNetConfig: { rolled: 'auto' | boolean } = { rolled: 'auto' };
+export const gatedDeltaNetConfig: { rolled: 'auto' | boolean; chunk: 'auto' | number } = { rolled: 'auto', chunk: 'auto' };
+/** Chunk size when the caller names none: gatedDeltaNetConfig.chunk, 'auto' = this adapter's tuned entry for (dk, dv) (src/tune/deltaRuleChunk.ts), else DEFAULT_CHUNK. */
+const chunkFor = (gpu: Gpu, dk: number, dv: number) => (gatedDeltaNetConfig.chunk === 'auto' ? tunedDeltaRuleChunk(gpu, dk, dv) ?? DEFAULT_CHUNK : gatedDeltaNetConfig.chunk);
 const rolled = (gpu: Gpu) => (gatedDeltaNetConfig.rolled === 'auto' ? gpu.isSoftware : gatedDeltaNetConfig.rolled);
 /** Conv tokens per invocation. */
 const CONV_TT = 16;
@@ -123,7 +133,7 @@ function checkDims(op: string, L: number, extra: Record<string, number>): void {
 // ---------------------------------------------------------------------------------------------------------
 // conv
 
-/** Depthwise causal conv over time on x [L, C] (a strided row view: x.tensor, rowStride, offset), weight [C, 1, K] (f32|f16; tap K-1 multiplies the current token), no bias, then SiLU. `state` [K-1, C] f32 holds the previous K-1 *pre-activation inputs* (zeros at sequence start); it is read as history and overwritten with the last K-1 inputs (including history when L < K-1). Output [L, C] f32. */
+/** Depthwise causal conv over time on x [L, C] (a strided row view: x.tensor, rowStride, offset), weight [C, 1, K] (f32|f16; tap K-1 multiplies the current token), no bias, then SiLU. `state` [K-1, C] f32 holds the previous K-1 *pre-activation inputs* (zeros at sequence start); it is read as history and overwritten with the last K-1 inputs (including history when L < K-1). Output [L, C] f32. With `segments`, `state` is null (zero histories) or [nseg, K-1, C]: one history per segment, read only. */
 export function causalConv1dSilu(
   x: HeadView /* headDim = C, numHeads 1 */, weight: Tensor, state: Tensor | null,
   opts: { L: number; channels: number; kernel: number; out?: Tensor; segments?: Int32Array },
@@ -138,17 +148,17 @@ export function causalConv1dSilu(
   const segs = opts.segments;
   if (segs) checkCuSeqlens(op, segs, L);
   else if (!state) throw new Error(`${op}: a state is required without segments`);
-  if (state) checkTensor(op, 'state', state, (K - 1) * C, `[${K - 1}, ${C}]`);
+  const nseg = segs ? segs.length - 1 : 0;
+  if (state && segs) checkTensor(op, 'state (per-segment histories)', state, nseg * (K - 1) * C, `[${nseg}, ${K - 1}, ${C}]`);
+  else if (state) checkTensor(op, 'state', state, (K - 1) * C, `[${K - 1}, ${C}]`);
   const out = opts.out ?? Tensor.empty(gpu, [L, C], 'f32', 'gatedDeltaNet.conv');
   checkTensor(op, 'out', out, L * C, `[${L}, ${C}]`);
   checkDistinct(op, [['x', x.tensor], ['weight', weight]], [['state', state], ['out', out]]);
   if (L === 0) return out;
 
   let blocks = Math.ceil(L / CONV_TT);
-  let nseg = 0;
   let segRange: BufferRange = { buffer: gpu.dummy };
   if (segs) {
-    nseg = segs.length - 1;
     blocks = 0;
     for (let k = 0; k < nseg; k++) blocks = Math.max(blocks, Math.ceil((segs[k + 1] - segs[k]) / CONV_TT));
     segRange = bind(op, 'segments', u32Table(gpu, `gatedDeltaNet.segments ${segs.join(',')}`, () => Uint32Array.from(segs))).range;
@@ -165,7 +175,10 @@ export function causalConv1dSilu(
   const wb = bind(op, 'weight', weight), ob = bind(op, 'out', out);
   const sb: Bound = state ? bind(op, 'state', state) : { range: { buffer: rwDummy(gpu) }, off: 0 };
   const buffers = { X: xv.range, W: wb.range, Seg: segRange, St: sb.range, Y: ob.range };
-  const params = { L, C, x_off: xv.off, x_row: xv.row, w_off: wb.off, s_off: sb.off, y_off: ob.off, single: single ? 1 : 0, nseg };
+  const params = {
+    L, C, x_off: xv.off, x_row: xv.row, w_off: wb.off, s_off: sb.off, y_off: ob.off, single: single ? 1 : 0, nseg,
+    seg_state: segs && state ? 1 : 0,
+  };
   const gx = Math.ceil(C / 64);
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [gx, blocks, Math.max(1, nseg)], 'gatedDeltaNet.conv');
   if (!single) gpu.stream.dispatch(gpu.pipelines.get({ ...spec, entry: 'state_update' }), buffers, params, [gx], 'gatedDeltaNet.conv_state');
@@ -241,7 +254,10 @@ function checkDeltaArgs(op: string, a: DeltaRuleArgs): Checked {
   checkTensor(op, 'beta', a.beta, L * Hv, `[${L}, ${Hv}]`);
   if (a.segments) checkCuSeqlens(op, a.segments, L);
   else if (!a.state) throw new Error(`${op}: a state is required without segments`);
-  if (a.state) checkTensor(op, 'state', a.state, Hv * dk * dv, `[${Hv}, ${dk}, ${dv}]`);
+  if (a.state && a.segments) {
+    const n = a.segments.length - 1;
+    checkTensor(op, 'state (per-segment initial states)', a.state, n * Hv * dk * dv, `[${n}, ${Hv}, ${dk}, ${dv}]`);
+  } else if (a.state) checkTensor(op, 'state', a.state, Hv * dk * dv, `[${Hv}, ${dk}, ${dv}]`);
   const out = a.out ?? Tensor.empty(gpu, [L, Hv, dv], 'f32', 'gatedDeltaNet.o');
   checkTensor(op, 'out', out, L * Hv * dv, `[${L}, ${Hv}, ${dv}]`);
   checkDistinct(op, [['q', a.q.tensor], ['k', a.k.tensor], ['v', a.v.tensor], ['g', a.g], ['beta', a.beta]], [['state', a.state], ['out', out]]);
@@ -285,10 +301,10 @@ export function gatedDeltaRuleRecurrent(a: DeltaRuleArgs): Tensor {
 }
 
 /** Prefill: chunked WY form of docs/architecture.md §5.6 (gated_delta_net_chunked_prep: per-chunk T = (I+M)⁻¹, P, decay factors; gated_delta_net_chunked: the state pass). */
-export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* 64 */ }): Tensor {
+export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /* default: chunkFor */ }): Tensor {
   const op = 'gatedDeltaRuleChunked';
   const c = checkDeltaArgs(op, a);
-  const CH = a.chunkSize ?? DEFAULT_CHUNK;
+  const CH = a.chunkSize ?? chunkFor(c.gpu, c.dk, c.dv);
   if (!Number.isInteger(CH) || CH < 1 || CH > 64) throw new Error(`${op}: chunkSize must be an integer in [1, 64], got ${CH}`);
   if (c.L === 0) return c.out;
   const { gpu, Hv } = c;
@@ -345,6 +361,7 @@ export function gatedDeltaRuleChunked(a: DeltaRuleArgs & { chunkSize?: number /*
       {
         L: c.L, Hk: c.Hk, Hv, dv: c.dv, nC, dk: c.dk, ...qkParams(c), ...vParams(c),
         s_off: c.state.off, o_off: c.o.off, nrm: Math.ceil(CH / c.RG), nsr: Math.ceil(c.DKB / c.RG), nseg,
+        seg_state: segs && a.state ? 1 : 0,
       },
       [Math.ceil(c.dv / c.BV), Hv, Math.max(1, nseg)],
       'gatedDeltaNet.chunked',

@@ -3,8 +3,10 @@
 // The dispatch decision lives here, next to the kernel variants it picks between (a LinearConfig each):
 // - few rows of X (decode, M ≤ GEMV_MAX_ROWS): bandwidth-bound GEMV, every W element read once —
 //   `gemv` (kernels/linear_gemv.wgsl, shared-memory tree) or `gemv_sg` (linear_gemv_sg.wgsl, subgroupAdd; only
-//   where the adapter has subgroups of one fixed size);
-// - otherwise GEMM: `tiled` (kernels/linear_tiled.wgsl: shared-memory slabs, TM×TN register blocks) or `plain`
+//   where the adapter has subgroups of one fixed size); with f16 weights either may be `wide` (8 halves, 16 bytes
+//   per load: lib/linear_load_vec8_f16.wgsl + lib/linear_gemv_partial_wide.wgsl) where W is 8-aligned;
+// - otherwise GEMM: `tiled` (kernels/linear_tiled.wgsl: shared-memory slabs, TM×TN register blocks), `gemm_sg`
+//   (kernels/linear_sg.wgsl: X shared within a subgroup by subgroupShuffle; fixed-size subgroups only) or `plain`
 //   (kernels/linear.wgsl: no shared memory; the reference variant the others are checked against).
 // Which variant and tile shape: an explicit `config`, else the tuning table for this adapter and shape class
 // (src/tune/table.ts, written by `qvla tune`), else LINEAR_DEFAULTS (chosen for GPUs, see there) or, on a
@@ -20,7 +22,7 @@
 // (1+H)-row block of a ragged DiT batch, in one dispatch.
 //
 // Bit-stability (`tiled: true`, relied on by Policy.actBatch): every GEMM variant computes each output from its
-// X row and W alone with one reduction order fixed by K (plain and tiled alike: a single fma chain,
+// X row and W alone with one reduction order fixed by K (plain, tiled and gemm_sg alike: a single fma chain,
 // k = 0…K−1 in order), so a row gets the same bits whatever other rows the call has. GEMV reduces in another
 // order (split over invocations, then a tree). So `tiled: true` never takes GEMV, and its variant comes from the
 // M-independent shape class `rows:…` (tuned once for all M) rather than the M-bucketed `gemm:…` classes: the
@@ -57,10 +59,18 @@ export type LinearConfig =
   | { kernel: 'plain'; tm: number; tn: number; wg: [number, number] }
   /** A (wg[1]·tm)×(wg[0]·tn) tile of Y per workgroup, K in shared-memory slabs of bk (multiple of 4). */
   | { kernel: 'tiled'; tm: number; tn: number; wg: [number, number]; bk: number }
-  /** `rows` outputs per workgroup of `wg` invocations (a power of two), shared-memory tree reduction. */
-  | { kernel: 'gemv'; wg: number; rows: number }
-  /** `groups` subgroups per workgroup, each owning `rows` outputs, subgroupAdd reduction. */
-  | { kernel: 'gemv_sg'; groups: number; rows: number };
+  /**
+   * `groups` subgroups per workgroup, each a tm × (subgroup size · tn) tile of Y, X shared by subgroupShuffle
+   * (kernels/linear_sg.wgsl; adapters with one fixed subgroup size).
+   */
+  | { kernel: 'gemm_sg'; tm: number; tn: number; groups: number }
+  /**
+   * `rows` outputs per workgroup of `wg` invocations (a power of two), shared-memory tree reduction. `wide`: f16
+   * weights stream 8 halves (16 bytes) per lane and step instead of 4 where W is 8-aligned (ignored otherwise).
+   */
+  | { kernel: 'gemv'; wg: number; rows: number; wide?: boolean }
+  /** `groups` subgroups per workgroup, each owning `rows` outputs, subgroupAdd reduction; `wide` as for gemv. */
+  | { kernel: 'gemv_sg'; groups: number; rows: number; wide?: boolean };
 
 /**
  * Defaults when no tuning table entry applies. Chosen for discrete / integrated GPUs by the usual reasoning,
@@ -144,9 +154,18 @@ export function linearConfigProblem(gpu: Gpu, c: unknown, gemv: boolean): string
     }
     return null;
   }
+  if (o.kernel === 'gemm_sg') {
+    if (gemv) return 'gemm_sg is a GEMM variant; this call takes gemv / gemv_sg';
+    if (!posInt(o.tm, 16) || !posInt(o.tn, 16)) return 'tm / tn must be integers in 1…16';
+    const sg = fixedSubgroupSize(gpu);
+    if (!sg) return 'gemm_sg needs the subgroups feature with a fixed subgroup size';
+    if (!posInt(o.groups, 64) || (o.groups as number) * sg > Math.min(maxInv, L.maxComputeWorkgroupSizeX)) return 'groups × subgroup size exceeds the workgroup limit';
+    return null;
+  }
   if (o.kernel === 'gemv' || o.kernel === 'gemv_sg') {
-    if (!gemv) return `${o.kernel} is a few-row variant; this call takes plain / tiled`;
+    if (!gemv) return `${o.kernel} is a few-row variant; this call takes plain / tiled / gemm_sg`;
     if (!posInt(o.rows, 16)) return 'rows must be an integer in 1…16';
+    if (o.wide !== undefined && typeof o.wide !== 'boolean') return 'wide must be true or false';
     if (o.kernel === 'gemv') {
       if (!isPow2(o.wg as number) || (o.wg as number) > Math.min(maxInv, L.maxComputeWorkgroupSizeX)) return 'wg must be a power of two within the adapter limits';
       const bytes = 4 * (o.wg as number) * o.rows * GEMV_MAX_ROWS;
@@ -176,8 +195,9 @@ export function linearConfigName(c: LinearConfig): string {
   switch (c.kernel) {
     case 'plain': return `plain ${c.tm}×${c.tn} wg${c.wg[0]}×${c.wg[1]}`;
     case 'tiled': return `tiled ${c.tm}×${c.tn} wg${c.wg[0]}×${c.wg[1]} bk${c.bk}`;
-    case 'gemv': return `gemv wg${c.wg} rows${c.rows}`;
-    case 'gemv_sg': return `gemv_sg groups${c.groups} rows${c.rows}`;
+    case 'gemm_sg': return `gemm_sg ${c.tm}×${c.tn} groups${c.groups}`;
+    case 'gemv': return `gemv wg${c.wg} rows${c.rows}${c.wide ? ' wide' : ''}`;
+    case 'gemv_sg': return `gemv_sg groups${c.groups} rows${c.rows}${c.wide ? ' wide' : ''}`;
   }
 }
 
@@ -290,13 +310,16 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
   const vec4 = K % 4 === 0 && ldw % 4 === 0 && xBatch % 4 === 0 && wBatch % 4 === 0 && params.x_off % 4 === 0 && params.w_off % 4 === 0 &&
     (xb.range.size ?? 0) % 16 === 0 && (wb.range.size ?? 0) % (f16 ? 8 : 16) === 0;
   const buffers = { X: xb.range, W: wb.range, Bias: bb.range, Y: yb.range };
+  // A `wide` GEMV config with f16 weights: W as vec4u, 8 halves per load, where W is 8-aligned and whole vec4u.
+  const wide = f16 && vec4 && (cfg.kernel === 'gemv' || cfg.kernel === 'gemv_sg') && !!cfg.wide &&
+    ldw % 8 === 0 && wBatch % 8 === 0 && params.w_off % 8 === 0 && (wb.range.size ?? 0) % 16 === 0;
   // f16 weights bind as packed u32 words and are widened with integer ops (kernels/lib/linear_half.wgsl): no
   // shader-f16 needed, and several times faster than f16 loads on lavapipe.
-  const load = `linear_load_${vec4 ? 'vec4' : 'scalar'}${f16 ? '_f16' : ''}`;
+  const load = wide ? 'linear_load_vec8_f16' : `linear_load_${vec4 ? 'vec4' : 'scalar'}${f16 ? '_f16' : ''}`;
   const base = {
     ...LINEAR_IO,
     // HT (f16 arithmetic) also makes the prelude `enable f16;`.
-    aliases: { XT: vec4 ? 'vec4f' : 'f32', WT: f16 ? (vec4 ? 'vec2u' : 'u32') : vec4 ? 'vec4f' : 'f32', ...(opts.f16Math ? { HT: 'f16' } : {}) },
+    aliases: { XT: vec4 ? 'vec4f' : 'f32', WT: f16 ? (wide ? 'vec4u' : vec4 ? 'vec2u' : 'u32') : vec4 ? 'vec4f' : 'f32', ...(opts.f16Math ? { HT: 'f16' } : {}) },
     includes: ['activations', ...(f16 ? ['linear_half'] : []), load, 'linear_epilogue', opts.f16Math ? 'linear_quad_f16' : 'linear_quad_f32'],
   };
   if (cfg.kernel === 'gemv' || cfg.kernel === 'gemv_sg') {
@@ -305,13 +328,19 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     const wgSize = cfg.kernel === 'gemv_sg' ? sg * cfg.groups : cfg.wg;
     const spec: KernelSpec = {
       file: sg ? 'linear_gemv_sg' : 'linear_gemv', ...base, params: { ...LINEAR_IO.params, groups_x: 'u32' },
-      includes: [...base.includes, 'linear_gemv_partial'],
+      includes: [...base.includes, wide ? 'linear_gemv_partial_wide' : 'linear_gemv_partial'],
       consts: { ...flags, ROWS: cfg.rows, MROWS: M, ...(sg ? { SG_SIZE: sg } : {}) }, workgroup: [wgSize], subgroups: !!sg,
     };
     const groups = Math.ceil(N / (cfg.rows * perGroup));
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, groups_x: gx }, [gx, gy, B], opts.label);
+  } else if (cfg.kernel === 'gemm_sg') {
+    const sg = fixedSubgroupSize(gpu);
+    const spec: KernelSpec = {
+      file: 'linear_sg', ...base, consts: { ...flags, TM: cfg.tm, TN: cfg.tn, SG_SIZE: sg }, workgroup: [sg * cfg.groups], subgroups: true,
+    };
+    gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [Math.ceil(N / (sg * cfg.tn)), Math.ceil(M / (cfg.tm * cfg.groups)), B], opts.label);
   } else {
     const { tm, tn, wg } = cfg;
     const spec: KernelSpec = {

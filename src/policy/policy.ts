@@ -21,9 +21,11 @@
 // Batching: `actBatch(requests)` runs many independent observations in one pass, and `act(r)` is
 // `actBatch([r])[0]` — one code path, so a row is bit-identical alone and in any batch. Layout:
 // - vision: every image of every row through the tower at once (one attention segment per image);
-// - prompts: concatenated along the token axis (cu_seqlens); a cache-free ragged prefill (TextDecoder.prefillRows):
-//   causal attention per prompt, Gated DeltaNet conv / chunked rule per prompt from a zero state — no KV cache,
-//   no per-row state buffers (act() never decodes, so nothing is kept);
+// - prompts: concatenated along the token axis (cu_seqlens); a ragged prefill (TextDecoder.prefillRows): causal
+//   attention per prompt, Gated DeltaNet conv / chunked rule per prompt. With the prompt-prefix cache (default,
+//   ./prefixCache.ts) a prompt's embodiment prefix (the tokens before its first image) is computed alone once and
+//   every row runs only its suffix from that state (hit or miss alike: same bits); without it, every prompt runs
+//   whole from zero states;
 // - decoder context: vl_norm + cross K/V over the concatenated VLM tokens; row r's cross-attention keys are its
 //   own range of them;
 // - denoising: rows grouped by (solver, steps, grid, shift); a group is one [B_g·h_max, k_max] chunk and one
@@ -62,6 +64,7 @@ import { DeviceSession, createDeviceState, type DeviceState } from './session.js
 import { StageMeter, encodeOnDevice, sampleOnDevice, emptyWork, nowMs, type SampleRow, type StageWorkMap, type SampledRows } from './sampling.js';
 import { rowActions } from './postprocess.js';
 import { releaseSegmentTables } from '../ops/segments.js';
+import { promptPrefixLength, type PrefixCacheOptions, type PrefixCacheStats } from './prefixCache.js';
 
 export { PolicyError };
 export type { ActRequest, ImageInput, ObservationRequest, SampleRequest, StageWorkMap };
@@ -89,6 +92,8 @@ export interface ActResult {
   timings: StageTimings;
   /** GPU dispatches, queue submits and CPU encoding time per stage (a batch's totals for each of its rows) */
   work: StageWorkMap;
+  /** prompt tokens this row took from the prompt-prefix cache (its embodiment prefix; 0 with the cache off) */
+  prefixTokens: number;
   steps: number;
   solver: SolverName;
   evaluations: number;
@@ -123,6 +128,13 @@ export interface PolicyOptions {
    * `recover()` is called.
    */
   autoRecover?: boolean;
+  /**
+   * The prompt-prefix cache (./prefixCache.ts): each embodiment's prompt prefix (the tokens before the first
+   * image) is prefilled once and every call continues from its decoder state. Default on (16 entries, 256 MiB);
+   * false = every prompt prefilled whole (the reference path). Actions differ between on and off only by f32
+   * rounding; with either setting a row's bits never depend on the batch or the call history.
+   */
+  prefixCache?: boolean | PrefixCacheOptions;
 }
 
 export interface PolicyStats {
@@ -152,6 +164,8 @@ export class EncodedObservation {
     /** CPU + GPU encoding times and work of this observation (stages preprocess … context) */
     readonly timings: Pick<StageTimings, 'preprocessMs' | 'visionMs' | 'prefillMs' | 'contextMs'>,
     /** @internal */ readonly work: StageWorkMap,
+    /** prompt tokens taken from the prompt-prefix cache */
+    readonly prefixTokens = 0,
   ) {}
 
   get embodiment(): string {
@@ -212,6 +226,11 @@ export class Policy {
 
   get decoder(): ActionDecoder {
     return this.session.dev.decoder;
+  }
+
+  /** Hits, misses, evictions, entries and bytes of the prompt-prefix cache of the current device state (null: off). */
+  get prefixCacheStats(): PrefixCacheStats | null {
+    return this.session.dev.prefixes?.info ?? null;
   }
 
   /** The CPU observation stage (validation without a GPU, e.g. for a server's request checks). */
@@ -299,7 +318,7 @@ export class Policy {
   }
 
   private static encodeShape(inputs: EncodedInput[]): string {
-    return inputs.map((r) => `${r.input.ids.length}:${r.input.images.map((im) => `${im.grid.t}x${im.grid.h}x${im.grid.w}`).join(',')}`).join(';');
+    return inputs.map((r) => `${r.input.ids.length}-${promptPrefixLength(r.input)}:${r.input.images.map((im) => `${im.grid.t}x${im.grid.h}x${im.grid.w}`).join(',')}`).join(';');
   }
 
   private static sampleShape(rows: { input: EncodedInput; plan: SamplingPlan }[]): string {
@@ -349,7 +368,7 @@ export class Policy {
       const meter = new StageMeter(d.gpu, this.stageSynced);
       const tPre = nowMs();
       const enc = await encodeOnDevice(d, [input], meter);
-      return new EncodedObservation(d, input, enc.ctx, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs }, meter.work);
+      return new EncodedObservation(d, input, enc.ctx, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs }, meter.work, enc.prefixTokens[0]);
     });
   }
 
@@ -372,6 +391,7 @@ export class Policy {
       const [res] = this.results(rows, s, false, 0, t0);
       const enc = obs.timings;
       res.work = { ...meter.work, vision: { ...obs.work.vision }, prefill: { ...obs.work.prefill }, context: { ...obs.work.context } };
+      res.prefixTokens = obs.prefixTokens;
       Object.assign(res.timings, enc);
       res.timings.totalMs += enc.preprocessMs + enc.visionMs + enc.prefillMs + enc.contextMs;
       this.settle(d);
@@ -416,8 +436,9 @@ export class Policy {
       const s = await sampleOnDevice(d, enc.ctx, rows, (r) => this.observations.masks(r.input.emb), meter, { stepTimings: this.stageSynced, startMs: enc.endMs });
       // the stages partition [t0, end]: preprocess (every row's CPU work, and earlier passes) … postprocess
       const results = this.results(rows, s, batch, first, t0);
-      for (const r of results) {
+      for (const [k, r] of results.entries()) {
         r.work = meter.work;
+        r.prefixTokens = enc.prefixTokens[k];
         Object.assign(r.timings, { preprocessMs: tPre - t0, visionMs: enc.visionMs, prefillMs: enc.prefillMs, contextMs: enc.contextMs });
       }
       completed = true;
@@ -448,6 +469,7 @@ export class Policy {
           totalMs: 0,
         },
         work: emptyWork(),
+        prefixTokens: 0,
         steps: r.plan.steps,
         solver: r.plan.solver,
         evaluations: evaluations(r.plan.solver, r.plan.steps),

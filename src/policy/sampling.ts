@@ -74,6 +74,8 @@ export interface EncodedContext {
   visionMs: number;
   prefillMs: number;
   contextMs: number;
+  /** per input: prompt tokens served from the prompt-prefix cache (0: none) */
+  prefixTokens: number[];
 }
 
 /** Vision + prefill + decoder context of `inputs` (their prompts concatenated along the token axis). */
@@ -82,14 +84,19 @@ export async function encodeOnDevice(d: DeviceState, inputs: EncodedInput[], met
   d.gpu.checkHealthy();
   const t0 = startMs;
   let tVision = t0;
-  const pre = await d.vlm.prefillRows(inputs.map((r) => r.input), ae.vlmLayer, { afterVision: async () => { tVision = await meter.end('vision'); } });
+  // Prompt prefixes from the cache (a miss computes the prefix alone, here, before the vision tower).
+  const vin = inputs.map((r) => r.input);
+  const looked = d.prefixes?.lookup(vin);
+  const pre = await d.vlm.prefillRows(vin, ae.vlmLayer, { afterVision: async () => { tVision = await meter.end('vision'); }, prefixes: looked?.prefixes });
+  d.prefixes?.trim(); // the prefixes' uses are encoded: evicting now is safe
   const tPrefill = await meter.end('prefill');
   const ctx = d.decoder.prepareContext(pre.hidden, undefined, pre.segments);
   pre.hidden.release();
   // One submit for the encoding: the GPU works on it while the CPU encodes the sampling.
   d.gpu.stream.flush();
   const tCtx = await meter.end('context');
-  return { ctx, visionMs: tVision - t0, prefillMs: tPrefill - tVision, contextMs: tCtx - tPrefill, endMs: tCtx };
+  const prefixTokens = inputs.map((_, r) => looked?.prefixes[r]?.length ?? 0);
+  return { ctx, visionMs: tVision - t0, prefillMs: tPrefill - tVision, contextMs: tCtx - tPrefill, endMs: tCtx, prefixTokens };
 }
 
 /** A row to sample: its observation (`ctxRow`: its index in the context's segments) and its sampling plan. */

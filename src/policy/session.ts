@@ -17,6 +17,7 @@ import { QwenVLM } from '../model/vlm.js';
 import { ActionDecoder } from '../model/actionDecoder.js';
 import { PolicyError } from './errors.js';
 import { ensureTuning } from '../tune/load.js';
+import { PrefixCache, type PrefixCacheOptions } from './prefixCache.js';
 
 /** Everything bound to one GPU device; replaced whole by recover(). */
 export interface DeviceState {
@@ -24,6 +25,8 @@ export interface DeviceState {
   weights: WeightStore;
   vlm: QwenVLM;
   decoder: ActionDecoder;
+  /** the prompt-prefix cache (./prefixCache.ts); null when PolicyOptions.prefixCache is false */
+  prefixes: PrefixCache | null;
   disposed: boolean;
 }
 
@@ -31,6 +34,7 @@ export interface SessionOptions {
   weightDtype?: 'f32' | 'f16';
   onProgress?: (p: UploadProgress) => void;
   autoRecover?: boolean;
+  prefixCache?: boolean | PrefixCacheOptions;
 }
 
 export interface SessionStats {
@@ -48,8 +52,10 @@ export async function createDeviceState(gpu: Gpu, ckpt: Checkpoint, opts: Sessio
   try {
     const vlm = new QwenVLM(gpu, cfg, weights);
     const decoder = new ActionDecoder(gpu, cfg.actionExpert!, weights);
+    const pc = opts.prefixCache ?? true;
+    const prefixes = pc === false ? null : new PrefixCache(gpu, vlm, cfg.actionExpert!.vlmLayer, pc === true ? {} : pc);
     await gpu.sync();
-    return { gpu, weights, vlm, decoder, disposed: false };
+    return { gpu, weights, vlm, decoder, prefixes, disposed: false };
   } catch (e) {
     weights.destroy();
     throw e;
@@ -71,6 +77,7 @@ export class DeviceSession {
   static dispose(d: DeviceState, ownsGpu: boolean): void {
     if (d.disposed) return;
     d.disposed = true;
+    d.prefixes?.clear(); // device-bound: a recovered device state starts with an empty cache
     d.decoder.destroy();
     d.vlm.text.destroy();
     d.weights.destroy();

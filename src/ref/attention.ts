@@ -10,6 +10,11 @@ export interface AttentionRefArgs {
   segments?: ArrayLike<number>;
   /** key range [lo_s, hi_s) of query segment s, as pairs (default: the same segment of the keys) */
   keyRanges?: ArrayLike<number>;
+  /**
+   * cu_seqlens of the keys (query segment s sees key segment s); with causal, aligned to the segment's bottom
+   * right: its i-th query (from 0) sees its first n_k − n_q + i + 1 keys.
+   */
+  keySegments?: ArrayLike<number>;
   /** 0 = masked key */
   keyMask?: ArrayLike<number>;
 }
@@ -33,8 +38,12 @@ export function attentionRef(a: AttentionRefArgs): Float64Array {
   for (let t = 0; t < Lq; t++) {
     for (let j = 0; j < Lk; j++) {
       let ok = true;
-      if (a.causal && j > t + off) ok = false;
-      if (a.segments && !a.keyRanges && segId[j] !== segId[t]) ok = false;
+      if (a.keySegments) {
+        const s = segId[t], ks = a.keySegments, qs = a.segments!;
+        if (j < ks[s] || j >= ks[s + 1]) ok = false;
+        if (a.causal && j - ks[s] > t - qs[s] + (ks[s + 1] - ks[s]) - (qs[s + 1] - qs[s])) ok = false;
+      } else if (a.causal && j > t + off) ok = false;
+      if (a.segments && !a.keyRanges && !a.keySegments && segId[j] !== segId[t]) ok = false;
       if (a.keyRanges && (j < a.keyRanges[2 * segId[t]] || j >= a.keyRanges[2 * segId[t] + 1])) ok = false;
       if (a.keyMask && a.keyMask[j] === 0) ok = false;
       vis[j] = ok ? 1 : 0;

@@ -47,6 +47,8 @@ export interface TuneShapeOptions {
   prefillRows: number;
   /** Weight dtype the checkpoint uses on the device. */
   weightDtype: 'f32' | 'f16';
+  /** Extra linear shapes to tune besides the checkpoint's (benchmark shapes, `qvla tune --linear-shape`). */
+  linearShapes?: { M: number; N: number; K: number; rowStable?: boolean }[];
 }
 
 const families = new Map<string, TuneFamily>();

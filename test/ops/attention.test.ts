@@ -206,6 +206,8 @@ const variantShapes: AttentionShape[] = [
   { Lq: 75, Lk: 75, H: 2, Hkv: 2, d: 36, segments: [0, 3, 3, 70, 75], causal: true },
   { Lq: 51, Lk: 51, H: 2, Hkv: 2, d: 36, segments: [0, 17, 34, 51], mask: 'random', maskDtype: 'f32' },
   { Lq: 70, Lk: 33, H: 2, Hkv: 2, d: 36, segments: [0, 5, 70], keyRanges: [3, 33, 0, 7], gate: true },
+  // query / key cu_seqlens, causal per segment bottom right (prompt suffixes after cached prefixes)
+  { Lq: 45, Lk: 104, H: 2, Hkv: 1, d: 36, segments: [0, 1, 1, 45], keySegments: [0, 30, 50, 104], causal: true, gate: true },
   { Lq: 17, Lk: 301, H: 2, Hkv: 2, d: 36, mask: 'random', kvPad: 3 },
   { Lq: 17, Lk: 41, H: 2, Hkv: 2, d: 36, mask: 'all0' },
 ];
@@ -246,6 +248,7 @@ describe('ragged batches', () => {
       const L = segs[n];
       const Lk = 130; // cross: each segment has its own key range (overlapping, one long)
       const kr = [0, 40, 40, 41, 10, 130, 60, 100];
+      const ks = [0, 30, 31, 90, 130]; // key cu_seqlens: each segment's [prefix ++ own] keys
       const qd = rng.normals(L * H * d), kd = rng.normals(Lk * Hkv * d), vd = rng.normals(Lk * Hkv * d);
       const q = Tensor.from(gpu, qd, [L, H * d]);
       const k = Tensor.from(gpu, kd, [Lk, Hkv * d]);
@@ -258,12 +261,15 @@ describe('ragged batches', () => {
         const modes = [
           { tag: 'self, causal', causal: true, keys: (s: number) => [segs[s], segs[s + 1]] },
           { tag: 'cross, key mask', causal: false, keys: (s: number) => [kr[2 * s], kr[2 * s + 1]], mask: true },
+          // prompt suffixes after cached prefixes: key cu_seqlens, causal aligned to each segment's bottom right
+          { tag: 'suffix, key segments', causal: true, keys: (s: number) => [ks[s], ks[s + 1]] },
         ];
         for (const m of modes) {
           const keyRanges = m.tag.startsWith('cross') ? Int32Array.from(kr) : undefined;
+          const keySegments = m.tag.startsWith('suffix') ? Int32Array.from(ks) : undefined;
           const batch = await read(attention({
-            q: qv(0), k: kv(k, 0), v: kv(v, 0), Lq: L, Lk: keyRanges ? Lk : L, ...common, causal: m.causal,
-            segments: Int32Array.from(segs), keyRanges, keyMask: m.mask ? mask : undefined,
+            q: qv(0), k: kv(k, 0), v: kv(v, 0), Lq: L, Lk: keyRanges || keySegments ? Lk : L, ...common, causal: m.causal,
+            segments: Int32Array.from(segs), keyRanges, keySegments, keyMask: m.mask ? mask : undefined,
           }));
           for (let s = 0; s < n; s++) {
             const [lo, hi] = m.keys(s);
@@ -271,9 +277,10 @@ describe('ragged batches', () => {
             if (len === 0) continue;
             // Alone: the segment's rows against its own keys (the mask sliced alike), as a one-segment call.
             const mk = m.mask ? Tensor.from(gpu, (await mask.read() as Uint32Array).slice(lo, Math.max(hi, lo + 1)), [Math.max(hi - lo, 1)], 'u32') : undefined;
+            const one = keySegments ? { keySegments: Int32Array.from([0, hi - lo]) } : { keyRanges: Int32Array.from([0, hi - lo]) };
             const alone = await read(attention({
               q: qv(segs[s]), k: kv(k, lo), v: kv(v, lo), Lq: len, Lk: hi - lo, ...common, causal: m.causal,
-              segments: Int32Array.from([0, len]), keyRanges: Int32Array.from([0, hi - lo]), keyMask: mk,
+              segments: Int32Array.from([0, len]), ...one, keyMask: mk,
             }));
             mk?.release();
             const part = batch.subarray(segs[s] * H * d, segs[s + 1] * H * d);

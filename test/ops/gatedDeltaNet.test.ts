@@ -12,7 +12,8 @@ import {
 import {
   causalConv1dSiluRef, gatedDeltaRuleChunkedRef, gatedDeltaRuleRecurrentRef, gatedDeltaNetGatesRef,
 } from '../../src/ref/gatedDeltaNet.js';
-import { deltaInputs } from '../../src/testing/cases/gatedDeltaNet.js';
+import { deltaInputs, deltaSegCase } from '../../src/testing/cases/gatedDeltaNet.js';
+import { checkCase } from '../../src/testing/opHarness.js';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create(); });
@@ -92,6 +93,9 @@ describe('gated delta rule: chunked form = recurrence', () => {
     gatedDeltaNetConfig.rolled = false;
     try {
       await chunkedMatchesRecurrent(TINY);
+      // per-segment initial states (a prompt suffix after its cached prefix) in the unrolled variant too
+      const r = await checkCase(gpu, deltaSegCase({ segments: [0, 1, 1, 70, 99], ...TINY }));
+      expect(r.ok, r.report).toBe(true);
     } finally {
       gatedDeltaNetConfig.rolled = 'auto';
     }
@@ -246,5 +250,47 @@ describe('argument checks', () => {
     expect(() => gatedDeltaRuleChunked({ ...base, numKeyHeads: 1, q: v(0), k: v(8), v: v(50) })).toThrow(/past tensor/);
     expect(() => causalConv1dSilu(v(0), g, S, { L: 4, channels: 64, kernel: 4 })).toThrow(/weight/);
     for (const t of [x, g, S]) t.release();
+  });
+});
+
+describe('ragged batches with per-segment initial states (prompt suffixes after cached prefixes)', () => {
+  it('conv and chunked rule: a segment of a batch = the segment alone from the same state, bit for bit; states are read only', async () => {
+    const { Hk, Hv, dk, dv } = TINY;
+    const segs = [0, 1, 1, 70, 99];
+    const n = segs.length - 1, L = segs[n], K = 4;
+    const rng = new Rng(21);
+    const d = deltaInputs(rng, { L, ...TINY });
+    const C = d.convDim, S = Hv * dk * dv;
+    const convStates = rng.normals(n * (K - 1) * C), ruleStates = rng.normals(n * S, 0.5);
+    const w = Tensor.from(gpu, rng.normals(C * K, 0.5), [C, 1, K]);
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    const run = async (t0: number, t1: number, seg: number[], cs: Float32Array, rs: Float32Array) => {
+      const m = t1 - t0;
+      const x = Tensor.from(gpu, d.mixed.slice(t0 * C, t1 * C), [m, C]);
+      const g = Tensor.from(gpu, d.g.slice(t0 * Hv, t1 * Hv), [m, Hv]);
+      const beta = Tensor.from(gpu, d.beta.slice(t0 * Hv, t1 * Hv), [m, Hv]);
+      const cst = Tensor.from(gpu, cs, [seg.length - 1, K - 1, C]);
+      const rst = Tensor.from(gpu, rs, [seg.length - 1, Hv, dk, dv]);
+      const segments = Int32Array.from(seg);
+      const y = causalConv1dSilu({ tensor: x, rowStride: C }, w, cst, { L: m, channels: C, kernel: K, segments });
+      const o = gatedDeltaRuleChunked({
+        q: { tensor: x, rowStride: C, offset: 0 }, k: { tensor: x, rowStride: C, offset: Hk * dk }, v: { tensor: x, rowStride: C, offset: 2 * Hk * dk },
+        g, beta, state: rst, segments, L: m, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
+      });
+      const out = { y: (await y.read()) as Float32Array, o: (await o.read()) as Float32Array, cs: (await cst.read()) as Float32Array, rs: (await rst.read()) as Float32Array };
+      for (const t of [x, g, beta, cst, rst, y, o]) t.release();
+      return out;
+    };
+    const batch = await run(0, L, segs, convStates, ruleStates);
+    expect(bits(batch.cs)).toEqual(bits(convStates));
+    expect(bits(batch.rs)).toEqual(bits(ruleStates));
+    for (let s = 0; s < n; s++) {
+      const [a, b] = [segs[s], segs[s + 1]];
+      if (a === b) continue;
+      const alone = await run(a, b, [0, b - a], convStates.slice(s * (K - 1) * C, (s + 1) * (K - 1) * C), ruleStates.slice(s * S, (s + 1) * S));
+      expect(bits(alone.y), `conv, segment ${s}`).toEqual(bits(batch.y.subarray(a * C, b * C)));
+      expect(bits(alone.o), `delta rule, segment ${s}`).toEqual(bits(batch.o.subarray(a * Hv * dv, b * Hv * dv)));
+    }
+    w.release();
   });
 });

@@ -12,7 +12,7 @@ import { TINY_DIR } from '../../src/testing/fixtures.js';
 import { ensureTuning, loadTuning, tuneFilePath, TUNE_FILE_ENV } from '../../src/tune/load.js';
 import { emptyTable, installTuning, mergeTables, parseTable, setEntry, tunedConfig, tuningSource, TuneTableVersionError } from '../../src/tune/table.js';
 import { tune } from '../../src/tune/tune.js';
-import '../../src/tune/linearFamily.js';
+import { linearTuneShapes } from '../../src/tune/linearFamily.js';
 
 let gpu: Gpu;
 let dir: string;
@@ -138,6 +138,35 @@ describe('the engine reading the table', () => {
         g2.destroy();
       }
     });
+  });
+});
+
+describe('linear shapes to tune', () => {
+  it('times each row-stable class at the largest M its callers use, gemv / gemm classes at their own M', async () => {
+    const cfg = await loadQvlaConfig(path.join(TINY_DIR, 'config.json'));
+    const ae = cfg.actionExpert!;
+    const ditRows = 1 + ae.hMax;
+    const at = (prefillRows: number) => new Map(linearTuneShapes(cfg, { prefillRows, weightDtype: 'f32' }).map((s) => [s.shapeClass, s.shape as { M: number; N: number; K: number; rowStable?: boolean }]));
+    const D = cfg.text.hiddenSize, I = cfg.text.intermediateSize;
+    const gateUp = `rows:f32:n${2 * I}:k${D}`; // the stacked gate/up projection of the text prefill (a [2I, D] matrix)
+    const long = at(3 * ditRows), short = at(ditRows - 10);
+    // Text prefill rows (tiled: true in TextDecoder.prefillRows) at --prefill-rows, not at the DiT's 1 + hMax.
+    expect(long.get(gateUp)).toMatchObject({ M: 3 * ditRows, rowStable: true });
+    expect(long.get(`gemm:f32:m${2 ** Math.ceil(Math.log2(3 * ditRows))}:n${2 * I}:k${D}`)).toMatchObject({ M: 3 * ditRows });
+    expect(long.get(`gemv:f32:m1:n${2 * I}:k${D}`)).toMatchObject({ M: 1 });
+    // A class the DiT shares with the text prefill (the tiny DiT's fused q|k|v is [3D, D] = q_proj's bucket): the larger M wins.
+    const shared = `rows:f32:n${2 ** Math.ceil(Math.log2(3 * ae.hiddenSize))}:k${ae.hiddenSize}`;
+    expect(long.get(shared)!.M).toBe(3 * ditRows);
+    expect(short.get(shared)!.M).toBe(ditRows);
+    // A DiT-only class stays at 1 + hMax; the vision tower's at its patch count.
+    expect(long.get(`rows:f32:n${ae.hiddenSize}:k${ae.sMax}`)).toMatchObject({ M: ditRows, rowStable: true });
+    expect(long.get(`rows:f32:n64:k64`)!.M).toBe((448 / cfg.vision!.patchSize) ** 2);
+    // Every class is row-stable xor carries M; no DiT / vision weight gets a gemm: or gemv: class.
+    for (const [c, s] of long) expect(c.startsWith('rows:')).toBe(!!s.rowStable);
+    // Given shapes (qvla tune --linear-shape) come first: their class is timed at the given shape.
+    const given = linearTuneShapes(cfg, { prefillRows: 24, weightDtype: 'f32', linearShapes: [{ M: 1000, N: 1000, K: 1000 }, { M: 300, N: 2 * I, K: D, rowStable: true }] });
+    expect(given.find((s) => s.shapeClass === 'gemm:f32:m1024:n1024:k1024')?.shape).toMatchObject({ M: 1000, N: 1000, K: 1000 });
+    expect(given.find((s) => s.shapeClass === gateUp)?.shape).toMatchObject({ M: 300, rowStable: true });
   });
 });
 

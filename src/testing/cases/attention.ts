@@ -14,6 +14,8 @@ export interface AttentionShape {
   segments?: number[];
   /** key range pairs per query segment (ragged cross-attention) */
   keyRanges?: number[];
+  /** key cu_seqlens (query segment s sees key segment s; causal aligned to each segment's bottom right) */
+  keySegments?: number[];
   /** key mask: 'random' ≈30% zeros, 'all0' all zeros (every row fully masked) */
   mask?: 'random' | 'all0';
   maskDtype?: 'u32' | 'f32';
@@ -50,9 +52,12 @@ function visiblePairs(s: AttentionShape): number {
     let n = 0;
     for (let k = 1; k < s.segments.length; k++) {
       const len = s.segments[k] - s.segments[k - 1];
-      n += len * (s.keyRanges ? s.keyRanges[2 * k - 1] - s.keyRanges[2 * k - 2] : len);
+      const nk = s.keySegments ? s.keySegments[k] - s.keySegments[k - 1] : s.keyRanges ? s.keyRanges[2 * k - 1] - s.keyRanges[2 * k - 2] : len;
+      // bottom-right causal: query i (from 0) sees nk − len + i + 1 keys
+      if (s.keySegments && s.causal) for (let i = 0; i < len; i++) n += Math.max(0, Math.min(nk, nk - len + i + 1));
+      else n += len * nk;
     }
-    if (!s.causal) return n;
+    if (!s.causal || s.keySegments) return n;
   }
   if (!s.causal) return s.Lq * s.Lk;
   const off = s.causalOffset ?? s.Lk - s.Lq;
@@ -74,7 +79,7 @@ export function attentionCase(s: AttentionShape): OpCase {
   const name =
     `attention${s.decode ? ' decode' : ''} Lq=${s.Lq} Lk=${s.Lk} H=${s.H}/${s.Hkv} d=${s.d}` +
     `${s.causal ? ` causal${s.causalOffset !== undefined ? `(off ${s.causalOffset})` : ''}` : ''}` +
-    `${s.segments ? ` seg[${s.segments.join(',')}]` : ''}${s.keyRanges ? ` keys[${s.keyRanges.join(',')}]` : ''}${s.mask ? ` mask:${s.mask}${s.maskDtype === 'f32' ? '(f32)' : ''}` : ''}` +
+    `${s.segments ? ` seg[${s.segments.join(',')}]` : ''}${s.keyRanges ? ` keys[${s.keyRanges.join(',')}]` : ''}${s.keySegments ? ` kseg[${s.keySegments.join(',')}]` : ''}${s.mask ? ` mask:${s.mask}${s.maskDtype === 'f32' ? '(f32)' : ''}` : ''}` +
     `${gate ? ' gate' : ''}${layout !== 'separate' ? ` ${layout}` : ''}${s.kvPad ? ` kv@+${s.kvPad}rows` : ''}${s.tag ? ` [${s.tag}]` : ''}`;
   if (layout === 'fused' && (s.Lq !== s.Lk || s.H !== s.Hkv)) throw new Error(`${name}: fused layout needs Lq == Lk and H == Hkv`);
   return {
@@ -138,6 +143,7 @@ export function attentionCase(s: AttentionShape): OpCase {
         q: qv, k: kv, v: vv, Lq, Lk, numHeads: H, numKvHeads: Hkv, headDim: d, scale: 1 / Math.sqrt(d),
         causal: s.causal, causalOffset: s.causalOffset, segments: s.segments ? Int32Array.from(s.segments) : undefined,
         keyRanges: s.keyRanges ? Int32Array.from(s.keyRanges) : undefined,
+        keySegments: s.keySegments ? Int32Array.from(s.keySegments) : undefined,
         keyMask, gate: gv, out, label: 'attention',
       };
       const encode = () => { (s.decode ? attentionDecode : attention)(args); };
@@ -146,7 +152,7 @@ export function attentionCase(s: AttentionShape): OpCase {
         async run() { encode(); return out.read() as Promise<Float32Array>; },
         reference: () => attentionRef({
           q: qd, k: kd, v: vd, gate: gd, Lq, Lk, H, Hkv, d, scale: 1 / Math.sqrt(d),
-          causal: s.causal, causalOffset: s.causalOffset, segments: s.segments, keyRanges: s.keyRanges, keyMask: md,
+          causal: s.causal, causalOffset: s.causalOffset, segments: s.segments, keyRanges: s.keyRanges, keySegments: s.keySegments, keyMask: md,
         }),
         flops: 4 * visiblePairs(s) * H * d,
         bytes: (2 * Lq * H * d + 2 * Lk * Hkv * d + (gate ? Lq * H * d : 0) + (md ? Lk : 0)) * 4,
@@ -182,6 +188,11 @@ export const attentionCases: OpCase[] = [
   attentionCase({ Lq: 51, Lk: 51, H: 4, Hkv: 4, d: 32, segments: [0, 17, 34, 51], mask: 'random', maskDtype: 'f32' }),
   attentionCase({ Lq: 51, Lk: 90, H: 4, Hkv: 4, d: 32, segments: [0, 17, 34, 51], keyRanges: [0, 40, 40, 40, 20, 90] }),
   attentionCase({ Lq: 70, Lk: 33, H: 2, Hkv: 1, d: 64, segments: [0, 5, 70], keyRanges: [3, 33, 0, 7], gate: true }),
+  // prompt suffixes after cached prefixes: query / key cu_seqlens, causal aligned to each segment's bottom right
+  // (key segment = prefix ++ the suffix's own keys); an empty prefix, a 1-token suffix, an empty suffix
+  attentionCase({ Lq: 60, Lk: 131, H: 4, Hkv: 2, d: 64, segments: [0, 23, 24, 24, 60], keySegments: [0, 61, 62, 69, 131], causal: true, layout: 'qgate' }),
+  attentionCase({ Lq: 41, Lk: 77, H: 2, Hkv: 1, d: 32, segments: [0, 41], keySegments: [0, 77], causal: true, mask: 'random' }),
+  attentionCase({ Lq: 9, Lk: 20, H: 3, Hkv: 3, d: 36, segments: [0, 4, 9], keySegments: [0, 4, 20], causal: true, kvPad: 3 }),
   // DiT cross-attention with a key-padding mask, fully masked, f32 mask; DiT self-attention
   attentionCase({ Lq: 17, Lk: 301, H: 4, Hkv: 4, d: 48, mask: 'random' }),
   attentionCase({ Lq: 17, Lk: 301, H: 4, Hkv: 4, d: 48, mask: 'random', maskDtype: 'f32', kvPad: 3 }),

@@ -188,6 +188,107 @@ export function deltaCase(s: DeltaShape): OpCase {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Ragged batches (cu_seqlens) with per-segment initial states (a prompt suffix after its cached prefix): the conv
+// and the chunked rule against the f64 references run segment by segment from that segment's state. `zero`
+// segments start from zeros (no state given at all when every segment is zero); empty segments included.
+
+interface SegShape { segments: number[]; zero?: boolean; tag?: string }
+
+function segRows<T extends ArrayLike<number>>(a: T, segs: number[], k: number, width: number): T {
+  return (a as unknown as Float32Array).subarray(segs[k] * width, segs[k + 1] * width) as unknown as T;
+}
+
+export function convSegCase(s: SegShape & { C: number; K?: number }): OpCase {
+  const K = s.K ?? 4;
+  const segs = s.segments;
+  const n = segs.length - 1;
+  const L = segs[n];
+  return {
+    name: `causalConv1dSilu segments[${segs.join(',')}] C=${s.C} K=${K}${s.zero ? ' zero-states' : ' per-segment states'}${s.tag ? ` [${s.tag}]` : ''}`,
+    op: 'causalConv1dSilu',
+    tol: TOL.f32,
+    setup(gpu, rng) {
+      const { C } = s;
+      const stride = C + 3, off = 5;
+      const xs = rng.normals(L * C);
+      const ws = rng.normals(C * K, 0.5);
+      const s0 = s.zero ? new Float32Array(n * (K - 1) * C) : rng.normals(n * (K - 1) * C);
+      const x = Tensor.from(gpu, strided(rng, L, C, stride, off, xs), [off + Math.max(L, 1) * stride]);
+      const w = Tensor.from(gpu, ws, [C, 1, K]);
+      const state = s.zero ? null : Tensor.from(gpu, s0, [n, K - 1, C]);
+      const out = Tensor.empty(gpu, [L, C]);
+      const encode = () => {
+        causalConv1dSilu({ tensor: x, rowStride: stride, offset: off }, w, state, { L, channels: C, kernel: K, out, segments: Int32Array.from(segs) });
+      };
+      return {
+        encode,
+        // the states must come back unchanged (read only)
+        async run() { encode(); return concat(await out.read(), state ? await state.read() : s0); },
+        reference: () => {
+          const ys = [];
+          for (let k = 0; k < n; k++) {
+            ys.push(causalConv1dSiluRef(segRows(xs, segs, k, C), ws, s0.subarray(k * (K - 1) * C, (k + 1) * (K - 1) * C), segs[k + 1] - segs[k], C, K).y);
+          }
+          return concat(...ys, s0);
+        },
+        flops: (2 * K + 4) * L * C,
+        bytes: (2 * L * C + n * (K - 1) * C + C * K) * 4,
+        dispose() { x.release(); w.release(); state?.release(); out.release(); },
+      };
+    },
+  };
+}
+
+export function deltaSegCase(s: SegShape & { Hk: number; Hv: number; dk: number; dv: number; chunkSize?: number }): OpCase {
+  const segs = s.segments;
+  const n = segs.length - 1;
+  const L = segs[n];
+  const { Hk, Hv, dk, dv } = s;
+  return {
+    name: `gatedDeltaRuleChunked segments[${segs.join(',')}] Hk=${Hk} Hv=${Hv} dk=${dk} dv=${dv}${s.chunkSize ? ` C=${s.chunkSize}` : ''}${s.zero ? ' zero-states' : ' per-segment states'}${s.tag ? ` [${s.tag}]` : ''}`,
+    op: 'gatedDeltaRuleChunked',
+    tol: TOL.f32,
+    setup(gpu, rng) {
+      const d = deltaInputs(rng, { L, Hk, Hv, dk, dv });
+      const S = Hv * dk * dv;
+      const s0 = s.zero ? new Float32Array(n * S) : rng.normals(n * S, 0.5);
+      const mixed = Tensor.from(gpu, d.mixed, [Math.max(L, 1), d.convDim]);
+      const g = Tensor.from(gpu, d.g, [L, Hv]);
+      const beta = Tensor.from(gpu, d.beta, [L, Hv]);
+      const state = s.zero ? null : Tensor.from(gpu, s0, [n, Hv, dk, dv]);
+      const out = Tensor.empty(gpu, [L, Hv, dv]);
+      const encode = () => {
+        gatedDeltaRuleChunked({
+          q: { tensor: mixed, rowStride: d.convDim, offset: 0 },
+          k: { tensor: mixed, rowStride: d.convDim, offset: Hk * dk },
+          v: { tensor: mixed, rowStride: d.convDim, offset: 2 * Hk * dk },
+          g, beta, state, out, segments: Int32Array.from(segs), chunkSize: s.chunkSize,
+          L, numKeyHeads: Hk, numValueHeads: Hv, keyDim: dk, valueDim: dv,
+        });
+      };
+      return {
+        encode,
+        async run() { encode(); return concat(await out.read(), state ? await state.read() : s0); },
+        reference: () => {
+          const outs = [];
+          for (let k = 0; k < n; k++) {
+            outs.push(gatedDeltaRuleRecurrentRef({
+              q: segRows(d.q, segs, k, Hk * dk), k: segRows(d.k, segs, k, Hk * dk), v: segRows(d.v, segs, k, Hv * dv),
+              g: segRows(d.g, segs, k, Hv), beta: segRows(d.beta, segs, k, Hv), state: s0.subarray(k * S, (k + 1) * S),
+              L: segs[k + 1] - segs[k], Hk, Hv, dk, dv,
+            }).out);
+          }
+          return concat(...outs, s0);
+        },
+        flops: Hv * L * 8 * dk * dv,
+        bytes: (L * (2 * Hk * dk + 2 * Hv * dv) + n * S) * 4,
+        dispose() { mixed.release(); g.release(); beta.release(); state?.release(); out.release(); },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 
 const TINY = { Hk: 2, Hv: 4, dk: 32, dv: 32 };
 
@@ -210,6 +311,14 @@ export const gatedDeltaNetCases: OpCase[] = [
   deltaCase({ L: 70, Hk: 1, Hv: 1, dk: 256, dv: 36, chunked: true }),
   deltaCase({ L: 50, Hk: 2, Hv: 4, dk: 16, dv: 8, chunked: true, chunkSize: 16 }),
   deltaCase({ L: 1000, Hk: 1, Hv: 2, dk: 16, dv: 16, chunked: true }),
+  // ragged batches, per-segment initial states (prompt suffixes after cached prefixes) or zeros
+  convSegCase({ segments: [0, 1, 1, 38, 94], C: 13 }),
+  convSegCase({ segments: [0, 2, 19], C: 40, K: 3 }),
+  convSegCase({ segments: [0, 17, 30], C: 13, zero: true }),
+  deltaSegCase({ segments: [0, 1, 1, 70, 99], ...TINY }),
+  deltaSegCase({ segments: [0, 37, 45], Hk: 3, Hv: 3, dk: 12, dv: 20, chunkSize: 16 }),
+  deltaSegCase({ segments: [0, 5, 135], Hk: 1, Hv: 2, dk: 128, dv: 36 }),
+  deltaSegCase({ segments: [0, 20, 33], ...TINY, zero: true }),
 ];
 
 export const gatedDeltaNetPerfCases: OpCase[] = [

@@ -1,6 +1,6 @@
 // Op cases for linear (src/ops/linear.ts): odd shapes, both weight dtypes, every kernel variant (plain, tiled,
-// gemv, gemv_sg) with aligned (vec4) and unaligned (scalar) operands, strided views, and the row-stability
-// contract of `tiled: true`.
+// gemm_sg, gemv, gemv_sg, and the `wide` f16 GEMV loads) with aligned (vec4) and unaligned (scalar) operands,
+// strided views, and the row-stability contract of `tiled: true`.
 import { linear, linearConfigName, type LinearConfig } from '../../ops/linear.js';
 import { linearRef } from '../../ref/linear.js';
 import { Tensor, f32ToF16Array, f16ToF32Array } from '../../tensor.js';
@@ -124,6 +124,8 @@ const GEMM_VARIANTS: LinearConfig[] = [
   { kernel: 'plain', tm: 3, tn: 2, wg: [8, 1] },
   { kernel: 'tiled', tm: 4, tn: 4, wg: [16, 16], bk: 16 },
   { kernel: 'tiled', tm: 3, tn: 2, wg: [4, 8], bk: 8 },
+  { kernel: 'gemm_sg', tm: 8, tn: 4, groups: 1 },
+  { kernel: 'gemm_sg', tm: 11, tn: 3, groups: 2 }, // more rows than lanes (8 on lavapipe): two X loads per lane
 ];
 const GEMV_VARIANTS: LinearConfig[] = [
   { kernel: 'gemv', wg: 64, rows: 4 },
@@ -141,6 +143,21 @@ for (const config of GEMM_VARIANTS) {
 for (const config of GEMV_VARIANTS) {
   linearCases.push(linearCase({ M: 1, N: 29, K: 67, config }), linearCase({ M: 3, N: 27, K: 132, f16: true, bias: true, config }));
   linearCases.push(linearCase({ M: 2, N: 13, K: 20, B: 2, wBatched: true, accumulate: true, act: 'gelu_tanh', config }));
+}
+
+// `wide` GEMV (f16 weights 8 halves per load where W is 8-aligned): K = 136 (octets only), K = 132 (not 8-aligned:
+// the 4-wide path), batched W, and below a W column view at +8 with K = 20 (octets + a K % 8 tail), one at +4
+// (fallback) and an unaligned row view whose remainder keeps the 8-alignment.
+const GEMV_WIDE: LinearConfig[] = [
+  { kernel: 'gemv', wg: 8, rows: 3, wide: true },
+  { kernel: 'gemv_sg', groups: 2, rows: 3, wide: true },
+];
+for (const config of GEMV_WIDE) {
+  linearCases.push(
+    linearCase({ M: 3, N: 27, K: 136, f16: true, bias: true, config }),
+    linearCase({ M: 1, N: 29, K: 132, f16: true, config }),
+    linearCase({ M: 2, N: 13, K: 24, B: 2, wBatched: true, f16: true, accumulate: true, act: 'gelu_tanh', config }),
+  );
 }
 
 // f16 arithmetic (shader-f16 adapters; lavapipe has it): GEMM and few-row shapes, f32 and f16 weights, odd K.
@@ -187,9 +204,10 @@ function alignedStridedCase(f16: boolean, M: number, wo: number, config?: Linear
 }
 for (const f16 of [false, true]) {
   for (const wo of [4, 7]) {
-    linearCases.push(alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[2]), alignedStridedCase(f16, 2, wo, GEMV_VARIANTS[1]));
+    linearCases.push(alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[2]), alignedStridedCase(f16, 2, wo, GEMV_VARIANTS[1]), alignedStridedCase(f16, 9, wo, GEMM_VARIANTS[5]));
   }
 }
+for (const wo of [4, 8]) linearCases.push(alignedStridedCase(true, 2, wo, GEMV_WIDE[0]), alignedStridedCase(true, 3, wo, GEMV_WIDE[1]));
 
 /**
  * The `tiled: true` contract (Policy.actBatch): a row's bits do not depend on how many rows the call has. Runs
@@ -239,6 +257,7 @@ function rowStableCase(f16: boolean, config?: LinearConfig): OpCase {
   };
 }
 linearCases.push(rowStableCase(false), rowStableCase(true), rowStableCase(false, GEMM_VARIANTS[1]), rowStableCase(true, GEMM_VARIANTS[3]));
+linearCases.push(rowStableCase(false, GEMM_VARIANTS[4]), rowStableCase(true, GEMM_VARIANTS[5]));
 
 /**
  * Tensor views that start anywhere (Tensor.rows at byte offsets that are not 256-aligned, src/ops/views.ts binds
@@ -280,4 +299,6 @@ function rowViewCase(f16: boolean, M: number, K: number, config?: LinearConfig):
 }
 linearCases.push(
   rowViewCase(false, 9, 12), rowViewCase(true, 9, 13, GEMM_VARIANTS[2]), rowViewCase(true, 2, 12), rowViewCase(false, 3, 13, GEMV_VARIANTS[2]),
+  rowViewCase(true, 2, 16, GEMV_WIDE[0]), rowViewCase(true, 1, 16, GEMV_WIDE[1]),
+  rowViewCase(false, 9, 12, GEMM_VARIANTS[5]), rowViewCase(true, 10, 13, GEMM_VARIANTS[4]),
 );
