@@ -19,6 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -72,6 +73,12 @@ export interface ServeCell {
   meanBatch: number;
   /** server process CPU ms (user + system) per completed request */
   serverCpuMsPerRequest: number;
+  /** fraction of the window the server spent in GPU calls (its /stats busy_s; the rest: waiting for requests) */
+  gpuBusy?: number;
+  /** server process CPU time / wall time over the window (cores it kept busy, lavapipe's workers included) */
+  serverCores?: number;
+  /** 1-minute load average when the point started */
+  loadAvg?: number;
 }
 
 export interface ServeReport {
@@ -223,8 +230,10 @@ async function runCell(
   const clients = await Promise.all(Array.from({ length: C }, () => Client.connect(srv.port)));
   // warm-up: one request per client at once (fixed seed = client index: compared across the two servers)
   const warm = await Promise.all(clients.map((c, k) => c.infer(requestFrame(k, k, o.imageSize, o.steps, o.frames[k]!))));
+  const loadAvg = os.loadavg()[0]!;
   const s0 = await getJson(srv.port, '/stats');
   const cpu0 = procCpuMs(srv.child.pid);
+  const w0 = performance.now();
   const latencies: number[] = [];
   const t0 = performance.now();
   const end = t0 + o.durationS * 1000;
@@ -243,6 +252,7 @@ async function runCell(
   }));
   const cpu1 = procCpuMs(srv.child.pid);
   const s1 = await getJson(srv.port, '/stats');
+  const wallMs = performance.now() - w0;
   await Promise.all(clients.map((c) => c.close()));
   const windowS = o.durationS;
   const batches = (s1['batches'] as number) - (s0['batches'] as number);
@@ -258,8 +268,11 @@ async function runCell(
     meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
     meanBatch: batches > 0 ? rows / batches : NaN,
     serverCpuMsPerRequest: (cpu1 - cpu0) / Math.max(1, rows),
+    gpuBusy: ((s1['busy_s'] as number) - (s0['busy_s'] as number)) / (wallMs / 1000),
+    serverCores: (cpu1 - cpu0) / wallMs,
+    loadAvg,
   };
-  log(`[${C} client(s), ${mode}] ${cell.completed} requests in ${windowS} s: ${fmt(cell.throughput)} req/s, p50 ${fmt(cell.p50Ms)} ms, p99 ${fmt(cell.p99Ms)} ms, mean batch ${fmt(cell.meanBatch)}`);
+  log(`[${C} client(s), ${mode}] ${cell.completed} requests in ${windowS} s: ${fmt(cell.throughput)} req/s, p50 ${fmt(cell.p50Ms)} ms, p99 ${fmt(cell.p99Ms)} ms, mean batch ${fmt(cell.meanBatch)}, GPU busy ${fmt(100 * cell.gpuBusy!)} %, server ${fmt(cell.serverCores)} cores, load ${fmt(loadAvg)}`);
   return { cell, warmBits: warm.map(actionBits) };
 }
 
@@ -358,6 +371,8 @@ export function serveChart(r: ServeReport) {
   });
 }
 
+const pct = (x: number | undefined) => (x === undefined ? '-' : fmt(100 * x));
+
 export function formatServeReport(r: ServeReport): string[] {
   const out = [
     ...formatHeader(r.header),
@@ -373,12 +388,13 @@ export function formatServeReport(r: ServeReport): string[] {
     const u = pair.find((c) => c.mode === 'unbatched')!;
     return [
       String(clients), fmt(u.throughput), fmt(b.throughput), `${fmt(throughput)}×`, fmt(u.p50Ms), fmt(b.p50Ms), fmt(u.p99Ms), fmt(b.p99Ms),
-      fmt(b.meanBatch), fmt(u.serverCpuMsPerRequest), fmt(b.serverCpuMsPerRequest), `${u.completed}/${b.completed}`,
+      fmt(b.meanBatch), fmt(u.serverCpuMsPerRequest), fmt(b.serverCpuMsPerRequest),
+      `${pct(u.gpuBusy)}/${pct(b.gpuBusy)}`, `${fmt(u.serverCores)}/${fmt(b.serverCores)}`, `${fmt(u.loadAvg)}/${fmt(b.loadAvg)}`, `${u.completed}/${b.completed}`,
     ];
   });
   out.push(...formatTable([
     'clients', 'unbatched req/s', 'batched req/s', 'speedup', 'p50 ms unb.', 'p50 ms bat.', 'p99 ms unb.', 'p99 ms bat.', 'mean batch',
-    'srv CPU ms/req unb.', 'srv CPU ms/req bat.', 'n unb./bat.',
+    'srv CPU ms/req unb.', 'srv CPU ms/req bat.', 'GPU busy % unb./bat.', 'srv cores unb./bat.', 'load unb./bat.', 'n unb./bat.',
   ], rows));
   for (const C of [...new Set(r.speedup.map((x) => x.clients))]) {
     const pooled = (mode: ServeCell['mode']) => {

@@ -27,6 +27,7 @@ import {
   type ObservationMapping, type RequestLimits,
 } from './observation.js';
 import { qvlaVersion } from './pkg.js';
+import { throttleDawnPolling } from './dawnPolling.js';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUE = 64;
@@ -86,6 +87,11 @@ export interface ServerOptions {
   checkpoint?: string;
   log?: (line: string) => void;
   hooks?: ServerHooks;
+  /**
+   * Defer dawn.node's GPU-wait polling after its first millisecond instead of spinning the JS thread
+   * (src/server/dawnPolling.ts; process-wide). Default true; false leaves dawn.node's polling as it is.
+   */
+  throttleGpuPolling?: boolean;
 }
 
 export interface RunningServer {
@@ -145,6 +151,8 @@ export interface ServerStats {
   /** GPU calls (act / actBatch) run for requests, and the requests they carried (mean batch = rows / batches). */
   batches: number;
   batch_rows: number;
+  /** Seconds spent in those GPU calls (start to end of act / actBatch): busy_s / uptime_s = how busy the GPU was. */
+  busy_s: number;
   /** Warm-up done and not draining (what GET /readyz says). */
   ready: boolean;
   draining: boolean;
@@ -258,6 +266,7 @@ type Outgoing =
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const policy = opts.policy;
   const log = opts.log ?? (() => undefined);
+  if (opts.throttleGpuPolling ?? true) throttleDawnPolling();
   const host = opts.host ?? '127.0.0.1';
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024) throw new Error(`maxMessageBytes must be an integer ≥ 1024, got ${maxMessageBytes}`);
@@ -281,6 +290,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     onBatchEnd: (tags, info) => {
       for (const t of tags) opts.hooks?.onInferEnd?.(t as InferEvent);
       batchSize.observe(info.size);
+      busySeconds.inc({}, (info.endedAt - info.startedAt) / 1000);
     },
   });
   let seq = 0;
@@ -304,6 +314,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const stageSeconds = reg.histogram('qvla_stage_duration_seconds', 'Per-stage time of requests answered with actions (server_timing; batch stages are the whole batch\'s).', LATENCY_BUCKETS, ['stage'])
     .init(...STAGES.map((s) => ({ stage: s })));
   const batchSize = reg.histogram('qvla_batch_size', 'Requests per GPU call (act / actBatch).', BATCH_BUCKETS).init();
+  const busySeconds = reg.counter('qvla_gpu_busy_seconds_total', 'Seconds spent in GPU calls for requests (act / actBatch, start to end).').init();
   const gQueueDepth = reg.gauge('qvla_queue_depth', 'Requests waiting for a batch.');
   const gInFlight = reg.gauge('qvla_requests_in_flight', 'Requests in the batch running now.');
   const gConnOpen = reg.gauge('qvla_connections_open', 'Open WebSocket connections.');
@@ -342,6 +353,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       in_flight: batcher.inFlight,
       batches: batchSize.count(),
       batch_rows: batchSize.sum(),
+      busy_s: busySeconds.get({}),
       ready: ready(),
       draining,
       policy: {

@@ -86,6 +86,30 @@ describe('Batcher', () => {
     expect(split.length, `batch sizes ${split.join(',')}`).toBeGreaterThan(4);
   });
 
+  it('the regroup wait ends as soon as the last batch has all its clients back (the timer is re-armed earlier)', async () => {
+    const C = 6;
+    const f = fakePolicy(500);
+    // regroup window: 1.0 × 500 ms after each batch; the clients come back within a few ms, the last one inside
+    // maxWaitMs of the first (the case that left the first arrival's long timer armed)
+    const b = new Batcher(f.policy, { maxBatch: 16, maxWaitMs: 40, regroupFraction: 1 });
+    const gaps: number[] = [];
+    let lastEnd = 0;
+    const client = async (k: number) => {
+      for (let j = 0; j < 3; j++) {
+        const o = await b.submit(req(k * 100 + j));
+        if (k === 0) {
+          if (lastEnd > 0) gaps.push(o.startedAt - lastEnd);
+          lastEnd = o.endedAt;
+        }
+        await sleep(k % 3);
+      }
+    };
+    await Promise.all(Array.from({ length: C }, (_, k) => client(k)));
+    expect(f.calls).toEqual([C, C, C]);
+    // before the fix the first arrival's timer (≈ 500 ms) decided every start; now: the first arrival + maxWaitMs
+    for (const g of gaps) expect(g, `gaps ${gaps.map((x) => x.toFixed(0)).join(', ')} ms`).toBeLessThan(250);
+  });
+
   it('a batch that fails on one row re-runs its rows alone; a device loss fails every row; dead clients are dropped', async () => {
     const f = fakePolicy(5, (r) => (r.seed === 2 ? new PolicyError('too long', 'instruction') : null));
     const b = new Batcher(f.policy, { maxBatch: 8, maxWaitMs: 5 });

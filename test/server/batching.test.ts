@@ -217,6 +217,9 @@ describe('GET /metrics', () => {
     expect(sampleValue(f, 'qvla_batch_size_count')).toBe(s.batches);
     expect(sampleValue(f, 'qvla_batch_size_sum')).toBe(s.batch_rows);
     expect(s.batches).toBeLessThan(s.batch_rows); // some batch had several rows
+    expect(sampleValue(f, 'qvla_gpu_busy_seconds_total')).toBe(s.busy_s);
+    expect(s.busy_s).toBeGreaterThan(0);
+    expect(s.busy_s).toBeLessThanOrEqual(s.uptime_s);
     expect(sampleValue(f, 'qvla_connections_total')).toBe(s.connections_total);
     expect(sampleValue(f, 'qvla_connections_open')).toBe(s.connections_open);
     expect(sampleValue(f, 'qvla_queue_depth')).toBe(s.queue_waiting);
