@@ -2,13 +2,13 @@
 // exploratory: dawn.node waits for the GPU (mapAsync, onSubmittedWorkDone) by re-arming setImmediate and polling
 // the device on every turn of the event loop (it looks `setImmediate` up on the global object each time): the JS
 // thread spins at 100 % while lavapipe's workers run the kernels, on the same 2 cores. Variants, interleaved:
-// the stock spin vs the poll deferred after its first millisecond (src/server/dawnPolling.ts, what qvla serve installs).
+// the stock spin vs the poll deferred after its first millisecond (src/gpu/dawnPolling.ts, what qvla serve installs).
 import os from 'node:os';
 import { Gpu } from '../../dist/src/gpu/device.js';
 import { Policy } from '../../dist/src/policy/policy.js';
 import { batchRequests } from '../../dist/src/bench/batch.js';
 import { pinLpNumThreads } from '../../dist/src/bench/env.js';
-import { throttleDawnPolling, restoreDawnPolling } from '../../dist/src/server/dawnPolling.js';
+import { throttleDawnPolling, restoreDawnPolling } from '../../dist/src/gpu/dawnPolling.js';
 pinLpNumThreads();
 const reps = Number(process.argv[2] ?? 3);
 const stageTimings = process.argv[3] !== 'nosync';

@@ -12,7 +12,6 @@ import {
 import { evalDocument, writeEvalJson, resultsTable, evalChart } from '../eval/report.js';
 import { RolloutRecorder, rolloutFiles, assertAbsent } from '../eval/rollouts.js';
 import { plotFormat, writePlot } from '../plot/index.js';
-import { throttleDawnPolling } from '../server/dawnPolling.js';
 import {
   UsageError, getFlag, getNumber, getString, HELP_OPT, type CommandSpec, type Parsed,
 } from './args.js';
@@ -248,9 +247,6 @@ export async function cmdEval(p: Parsed): Promise<number> {
   const prog = progress(quiet);
   try {
     if (ckptDir !== null) {
-      // A long batch of GPU waits, like the server's: dawn.node's spinning wait would take a core from lavapipe's
-      // workers (src/server/dawnPolling.ts). Timing only; the results do not change.
-      throttleDawnPolling();
       policy = await loadPolicy(ckptDir, policyOptions(p), quiet);
       adapter = policy.gpu.description;
     }

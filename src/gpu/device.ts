@@ -4,6 +4,7 @@
 // validation error happened asynchronously, and Dawn needs the `create()` object kept alive for the whole
 // life of the device (if it is garbage-collected, later calls crash the process). `Gpu` pins it, records
 // loss and uncaptured errors, and turns them into thrown `GpuError`s at the next sync point.
+import { throttleDawnPolling } from './dawnPolling.js';
 import { platform } from '../platform/index.js';
 import { PipelineCache } from './pipelines.js';
 import { BufferPool } from './buffers.js';
@@ -21,6 +22,12 @@ export interface GpuOptions {
   /** Extra Dawn instance toggles, e.g. `enable-dawn-features=disable_workgroup_init`. */
   dawnFlags?: string[];
   powerPreference?: GPUPowerPreference;
+  /**
+   * Defer dawn.node's GPU-wait polling after its first millisecond (./dawnPolling.ts; process-wide, Node only).
+   * Default: on for software adapters, where the spinning JS thread takes a core from the adapter's own worker
+   * threads (measured: bench/RESULTS.md, serve "Third look"); off on GPUs (not measured there, so unchanged).
+   */
+  deferPolling?: boolean;
 }
 
 export interface GpuFeatures {
@@ -126,7 +133,9 @@ export class Gpu {
       maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
     };
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    return new Gpu(instance, adapter, device, features, adapter.info);
+    const gpu = new Gpu(instance, adapter, device, features, adapter.info);
+    if (platform().name === 'node' && (opts.deferPolling ?? gpu.isSoftware)) throttleDawnPolling();
+    return gpu;
   }
 
   get limits(): GPUSupportedLimits {

@@ -27,7 +27,7 @@ import {
   type ObservationMapping, type RequestLimits,
 } from './observation.js';
 import { qvlaVersion } from './pkg.js';
-import { throttleDawnPolling } from './dawnPolling.js';
+import { throttleDawnPolling } from '../gpu/dawnPolling.js';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUE = 64;
@@ -89,7 +89,8 @@ export interface ServerOptions {
   hooks?: ServerHooks;
   /**
    * Defer dawn.node's GPU-wait polling after its first millisecond instead of spinning the JS thread
-   * (src/server/dawnPolling.ts; process-wide). Default true; false leaves dawn.node's polling as it is.
+   * (src/gpu/dawnPolling.ts; process-wide). Default true (on any adapter); false leaves the engine's choice
+   * (GpuOptions.deferPolling: already deferred on software adapters).
    */
   throttleGpuPolling?: boolean;
 }

@@ -1,10 +1,10 @@
-// dawn.node's GPU-wait polling, spin-then-defer (src/server/dawnPolling.ts): the rule against a fake clock and a fake
+// dawn.node's GPU-wait polling, spin-then-defer (src/gpu/dawnPolling.ts): the rule against a fake clock and a fake
 // poller, the global install / restore, and a real readback with the wrapper installed.
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_SPIN_MS, isDawnPollCallback, makeThrottledSetImmediate, restoreDawnPolling, throttleDawnPolling, type PollCounters,
-} from '../../src/server/dawnPolling.js';
+} from '../../src/gpu/dawnPolling.js';
 import { Gpu } from '../../src/gpu/device.js';
 
 /** A scheduler that records what went where and runs nothing until told. */

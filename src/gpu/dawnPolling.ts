@@ -13,8 +13,9 @@
 // meantime). A wait ends when the callback runs without re-arming itself. Everything else goes to the original
 // setImmediate untouched.
 //
-// Process-wide (it replaces a global), idempotent; `qvla serve` installs it (src/server/server.ts). It belongs in
-// the engine's device layer for every command; see the note in bench/RESULTS.md.
+// Process-wide (it replaces a global), idempotent. `Gpu.create` (./device.ts) installs it on software adapters
+// (GpuOptions.deferPolling; GPUs keep dawn.node's spin: not measured there); `qvla serve` installs it on any
+// adapter (src/server/server.ts, option throttleGpuPolling).
 
 /** Spin (re-arm at once) for this long at the start of a wait, then poll about once per millisecond. */
 export const DEFAULT_SPIN_MS = 1;
