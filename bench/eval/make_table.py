@@ -121,9 +121,13 @@ def steps_table(rows):
            "|---|---|" + "---|" * len(ns)]
     for w, e in ORDER:
         for solver in ("euler", "heun", "midpoint", "rk4"):
-            rs = {r["steps"]: r for r in sweep if r["world"] == w and r["embodiment"] == e and r["solver"] == solver}
-            if not rs:
+            groups = {}
+            for r in sweep:
+                if r["world"] == w and r["embodiment"] == e and r["solver"] == solver:
+                    groups.setdefault(r["steps"], []).append(r)
+            if not groups:
                 continue
+            rs = {n: merge(g) for n, g in groups.items()}  # runs over disjoint seed ranges add up
             cells = []
             for n in ns:
                 r = rs.get(n)
