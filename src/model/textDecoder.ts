@@ -20,7 +20,7 @@ import type { WeightStore } from './weights.js';
 import { bindTextWeights, textWeightDecl, type FullAttentionOf, type GatedDeltaNetOf, type TextWeightDecl, type TextWeights } from './textWeights.js';
 import { linear } from '../ops/linear.js';
 import { rmsNorm, rmsNormGated } from '../ops/norm.js';
-import { swiglu, fill } from '../ops/elementwise.js';
+import { swiglu, fill, copyRows } from '../ops/elementwise.js';
 import { swigluLinear, foldPrologue } from './prologueLinear.js';
 import { isQuantized } from '../quant/index.js';
 import { gatherRows } from '../ops/gather.js';
@@ -275,7 +275,8 @@ export class TextDecoder {
     if (parts.length === 1) return { t: parts[0], owned: false };
     const t = Tensor.empty(this.gpu, [parts.length * size], 'f32', label);
     if (parts.some((p) => !p)) fill(t, 0);
-    parts.forEach((p, s) => { if (p) this.gpu.stream.copy(p.buffer, p.offset, t.buffer, t.offset + s * size * 4, size * 4); });
+    const perSegment = t.reshape([parts.length, size]); // a view: `t` keeps the buffer the caller releases
+    parts.forEach((p, s) => { if (p) copyRows(p.reshape([1, size]), perSegment, { dstRow: s }); });
     return { t, owned: true };
   }
 
@@ -294,19 +295,16 @@ export class TextDecoder {
     const Lk = keySegments[n];
     const K = Tensor.empty(this.gpu, [Lk, W], 'f32', `text.${i}.k+prefix`);
     const V = Tensor.empty(this.gpu, [Lk, W], 'f32', `text.${i}.v+prefix`);
-    const rowBytes = W * 4;
     for (let s = 0; s < n; s++) {
       const P = plen(s);
       if (P > 0) {
         const kv = rows.prefixes![s]!.kv[i]!;
-        this.gpu.stream.copy(kv.k.buffer, kv.k.offset, K.buffer, K.offset + keySegments[s] * rowBytes, P * rowBytes);
-        this.gpu.stream.copy(kv.v.buffer, kv.v.offset, V.buffer, V.offset + keySegments[s] * rowBytes, P * rowBytes);
+        copyRows(kv.k, K, { dstRow: keySegments[s], rows: P });
+        copyRows(kv.v, V, { dstRow: keySegments[s], rows: P });
       }
       const m = segs[s + 1] - segs[s];
-      if (m === 0) continue;
-      const dst = (keySegments[s] + P) * rowBytes;
-      this.gpu.stream.copy(kn.buffer, kn.offset + segs[s] * rowBytes, K.buffer, K.offset + dst, m * rowBytes);
-      this.gpu.stream.copy(v.buffer, v.offset + segs[s] * rowBytes, V.buffer, V.offset + dst, m * rowBytes);
+      copyRows(kn, K, { srcRow: segs[s], dstRow: keySegments[s] + P, rows: m });
+      copyRows(v, V, { srcRow: segs[s], dstRow: keySegments[s] + P, rows: m });
     }
     return { k: K, v: V, keySegments, Lk };
   }

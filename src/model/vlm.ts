@@ -10,6 +10,7 @@ import { TextDecoder, TextCache } from './textDecoder.js';
 import { ropeIndex, decodePositions } from './positions.js';
 import { Rng } from '../util/rng.js';
 import { gatherRows } from '../ops/gather.js';
+import { copyRows } from '../ops/elementwise.js';
 
 export interface VlmImage {
   /** [Np, C·T·P·P] rows in merge-block order (src/preprocess/image.ts) */
@@ -245,12 +246,10 @@ export class QwenVLM {
     if (!prefixes?.some(Boolean)) return { hidden: rowsHidden, segments };
     // Every prompt's rows in the usual layout: [its prefix's hidden states ++ its suffix's].
     const hidden = Tensor.empty(gpu, [segments[inputs.length], D], 'f32', 'vlm.hidden');
-    const rowBytes = D * 4;
     inputs.forEach((_, r) => {
       const P = plen(r);
-      if (P > 0) gpu.stream.copy(prefixes[r]!.hidden.buffer, prefixes[r]!.hidden.offset, hidden.buffer, hidden.offset + segments[r] * rowBytes, P * rowBytes);
-      const n = rowSegs[r + 1] - rowSegs[r];
-      gpu.stream.copy(rowsHidden.buffer, rowsHidden.offset + rowSegs[r] * rowBytes, hidden.buffer, hidden.offset + (segments[r] + P) * rowBytes, n * rowBytes);
+      if (P > 0) copyRows(prefixes[r]!.hidden, hidden, { dstRow: segments[r], rows: P });
+      copyRows(rowsHidden, hidden, { srcRow: rowSegs[r], dstRow: segments[r] + P, rows: rowSegs[r + 1] - rowSegs[r] });
     });
     rowsHidden.release();
     return { hidden, segments };
