@@ -36,8 +36,6 @@ var<workgroup> Vs: array<vec4f, BK * HD4>;
 var<workgroup> Ss: array<f32, BQ * BK>;
 var<workgroup> kok: array<u32, BK>;
 
-fn ldg(i: u32) -> vec4f { return vec4f(Gt[i], Gt[i + 1u], Gt[i + 2u], Gt[i + 3u]); }
-
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let h = wid.y;
@@ -123,19 +121,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
   if (q0 + r > qlast) { return; }
   let inv = select(0.0, 1.0 / l, l > 0.0);
-  let ob = P.o_off + qi * (P.H * HD) + h * HD;
   for (var k = 0u; k < trip(DPT4, P.n_dpt4); k++) {
     let c = s + k * TPQ;
     if (c >= HD4) { break; }
-    var y = o[k] * inv;
-    if (P.has_gate != 0u) {
-      let g = ldg(P.g_off + qi * P.g_rs + h * P.g_hs + c * 4u);
-      y *= 1.0 / (1.0 + exp(-g));   // exp overflow → +inf → factor 0, never NaN
-    }
-    let oi = ob + c * 4u;
-    Out[oi] = y.x;
-    Out[oi + 1u] = y.y;
-    Out[oi + 2u] = y.z;
-    Out[oi + 3u] = y.w;
+    store_out4(o[k] * inv, qi, h, c, HD);
   }
 }

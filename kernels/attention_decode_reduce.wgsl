@@ -30,16 +30,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       let ml = Meta[row + s];
       if (ml.y > 0.0) { acc += exp(ml.x - mx) * Part[(row + s) * P.HD4 + c]; }
     }
-    var y = acc * inv;
-    if (P.has_gate != 0u) {
-      let gi = P.g_off + r * P.g_rs + h * P.g_hs + c * 4u;
-      let g = vec4f(Gt[gi], Gt[gi + 1u], Gt[gi + 2u], Gt[gi + 3u]);
-      y *= 1.0 / (1.0 + exp(-g));
-    }
-    let oi = P.o_off + r * (P.H * HD) + h * HD + c * 4u;
-    Out[oi] = y.x;
-    Out[oi + 1u] = y.y;
-    Out[oi + 2u] = y.z;
-    Out[oi + 3u] = y.w;
+    store_out4(acc * inv, r, h, c, HD);
   }
 }

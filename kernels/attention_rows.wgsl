@@ -24,8 +24,6 @@ const HD4: u32 = HD / 4u;
 const NEG: f32 = -1.0e30;
 const NEG_T: f32 = -1.0e29;
 
-fn ldg(i: u32) -> vec4f { return vec4f(Gt[i], Gt[i + 1u], Gt[i + 2u], Gt[i + 3u]); }
-
 // q · (4 key rows at element offsets r).
 fn qk4(qv: vec4f, r: vec4u) -> vec4f {
   return vec4f(dot(qv, ldk(r.x)), dot(qv, ldk(r.y)), dot(qv, ldk(r.z)), dot(qv, ldk(r.w)));
@@ -57,19 +55,7 @@ fn softmax_step(s0: vec4f, s1: vec4f, ok0: vec4<bool>, ok1: vec4<bool>, m: f32, 
 // The normalised, gated output row of query qi, head h.
 fn store_row(o: ptr<function, array<vec4f, HD4>>, l: f32, qi: u32, h: u32) {
   let inv = select(0.0, 1.0 / l, l > 0.0);
-  let ob = P.o_off + qi * (P.H * HD) + h * HD;
-  for (var c = 0u; c < trip(HD4, P.n_hd4); c++) {
-    var y = (*o)[c] * inv;
-    if (P.has_gate != 0u) {
-      let g = ldg(P.g_off + qi * P.g_rs + h * P.g_hs + c * 4u);
-      y *= 1.0 / (1.0 + exp(-g));   // exp overflow → +inf → factor 0, never NaN
-    }
-    let oi = ob + c * 4u;
-    Out[oi] = y.x;
-    Out[oi + 1u] = y.y;
-    Out[oi + 2u] = y.z;
-    Out[oi + 3u] = y.w;
-  }
+  for (var c = 0u; c < trip(HD4, P.n_hd4); c++) { store_out4((*o)[c] * inv, qi, h, c, HD); }
 }
 
 @compute @workgroup_size(WG_X, 1, 1)

@@ -378,7 +378,7 @@ export function attention(a: AttentionArgs): Tensor {
     const spec: KernelSpec = {
       file: 'attention_rows', ...ATTENTION_IO,
       consts: { HD: p.hd, BQ, NQL, HPW, BK, ROLLED: rolled(gpu) },
-      includes: ['attention_keys', 'attention_tile'],
+      includes: ['attention_keys', 'attention_tile', 'attention_out'],
       workgroup: [lanes],
     };
     gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [tiles, p.H / HPW], a.label);
@@ -388,7 +388,7 @@ export function attention(a: AttentionArgs): Tensor {
   const spec: KernelSpec = {
     file: 'attention', ...ATTENTION_IO,
     consts: { HD: p.hd, BQ, BK, TPQ, DPT4, ROLLED: rolled(gpu) },
-    includes: ['attention_keys', 'attention_tile'],
+    includes: ['attention_keys', 'attention_tile', 'attention_out'],
     workgroup: [WG],
   };
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, { ...params, n_kpt: BK / TPQ, n_bk: BK, n_dpt4: DPT4 }, [tiles, p.H], a.label);
@@ -448,7 +448,7 @@ export function attentionDecode(a: AttentionArgs): Tensor {
   const metaB = bind(p.what, 'partial stats', meta).range;
   const buffers = { Q: p.q.range, K: p.k.range, V: p.v.range, Mk: p.mask?.range ?? dummy, Seg: p.seg?.range ?? dummy, Part: partB, Meta: metaB };
   gpu.stream.dispatch(gpu.pipelines.get(spec), buffers, params, [nsplit, p.Hkv, groups], a.label && `${a.label}.partial`);
-  const red: KernelSpec = { file: 'attention_decode_reduce', ...DECODE_REDUCE_IO, workgroup: [WG] };
+  const red: KernelSpec = { file: 'attention_decode_reduce', ...DECODE_REDUCE_IO, includes: ['attention_out'], workgroup: [WG] };
   const rparams = {
     Lq: p.Lq, H: p.H, HD4: p.hd / 4, nsplit,
     g_off: p.gate?.off ?? 0, g_rs: p.gate?.row ?? 0, g_hs: p.gate?.head ?? 0, has_gate: p.gate ? 1 : 0,
