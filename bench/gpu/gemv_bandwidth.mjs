@@ -5,8 +5,8 @@
 // alike), GPU timestamps, medians. Bytes counted: W + x + y. Measures only; asserts nothing.
 // Also, in the same round-robin, the GEMV's W stream alone (roofline.ts gemvStream, kernels/bench_gemv_stream.wgsl:
 // the decode kernels' own streaming loop at `gemv wg<W> rows<R>`, no X loads, no FMAs): bytes only, and for f16
-// bytes + widening; and the read benchmark at the byte size of each weight matrix ("size-matched read"), before and
-// after. Together: bytes-only / +widening / full-GEMV time of one load pattern, against the read peak.
+// bytes + widening; and the read benchmark's pass at the byte size of each weight matrix ("size-matched read").
+// Together: bytes-only / +widening / full-GEMV time of one load pattern, against the read peak.
 //
 //   node bench/gpu/gemv_bandwidth.mjs [--n 4096] [--k 4096] [--reps 9] [--dtype f16|f32|both] [--stream-rows 8,4]
 //                                     [--stream-wg 8] [--json FILE]
@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { Gpu } from '../../dist/src/gpu/device.js';
 import { linear, linearConfigName, linearConfigProblem } from '../../dist/src/ops/linear.js';
 import { Tensor } from '../../dist/src/tensor.js';
-import { gemvStream, measureRead } from '../../dist/src/bench/roofline.js';
+import { gemvStream, measureRead, readPass } from '../../dist/src/bench/roofline.js';
 import { benchHeader, formatHeader, pinLpNumThreads } from '../../dist/src/bench/env.js';
 import { GEMV_CANDIDATES } from '../../dist/src/tune/linearFamily.js';
 import { timedRun } from '../../dist/src/tune/tune.js';
@@ -35,16 +35,23 @@ for (const l of formatHeader(benchHeader(gpu))) console.log(l);
 const median = (v) => { const s = [...v].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const wBytes = (dt) => N * K * (dt === 'f16' ? 2 : 4);
 
+// A discarded read first: the first read measurement of a process ran at about half speed here (8.1 GB/s before,
+// 15.1 after, in one run without it), which would lower the "before" peak and flatter every % below.
+await measureRead(gpu, { reps: 2 });
 const read0 = await measureRead(gpu, { reps: 5 });
 console.log(`read peak before: ${read0.value.toFixed(2)} GB/s`);
-const sized0 = {};
-for (const dt of dtypes) sized0[dt] = (await measureRead(gpu, { reps: 5, readBytes: wBytes(dt) })).value;
 const x = Tensor.from(gpu, new Float32Array(K).fill(0.01), [1, K]);
 const y = Tensor.empty(gpu, [1, N]);
 const runs = [];
 const weights = {};
 const streams = [];
 for (const dt of dtypes) {
+  const rp = readPass(gpu, { readBytes: wBytes(dt) });
+  streams.push(rp);
+  const sizedRun = { dtype: dt, config: `read ${(wBytes(dt) / 2 ** 20).toFixed(0)} MiB (bench_read)`, stream: true, bytes: rp.bytes, times: [], exec: () => timedRun(gpu, rp.encode) };
+  await sizedRun.exec();
+  await rp.check();
+  runs.push(sizedRun);
   weights[dt] = dt === 'f16' ? Tensor.from(gpu, new Uint16Array(N * K).fill(0x2000), [N, K], 'f16') : Tensor.from(gpu, new Float32Array(N * K).fill(0.01), [N, K]);
   const cands = dt === 'f16' ? GEMV_CANDIDATES.flatMap((c) => [c, { ...c, wide: true }]) : GEMV_CANDIDATES;
   for (const config of cands) {
@@ -66,15 +73,12 @@ for (const dt of dtypes) {
   }
 }
 for (let r = 0; r < reps; r++) for (const run of runs) run.times.push(await run.exec());
-const sized1 = {};
-for (const dt of dtypes) sized1[dt] = (await measureRead(gpu, { reps: 5, readBytes: wBytes(dt) })).value;
 const read1 = await measureRead(gpu, { reps: 5 });
 console.log(`read peak after: ${read1.value.toFixed(2)} GB/s`);
 const peak = (read0.value + read1.value) / 2;
-const sized = Object.fromEntries(dtypes.map((dt) => [dt, (sized0[dt] + sized1[dt]) / 2]));
-for (const dt of dtypes) console.log(`size-matched read (${(wBytes(dt) / 2 ** 20).toFixed(0)} MiB, ${dt} W): ${sized0[dt].toFixed(2)} → ${sized1[dt].toFixed(2)} GB/s, ${(100 * sized[dt] / peak).toFixed(0)} % of the read peak`);
 console.log(`\n1×${K}·[${N}, ${K}]ᵀ, ${reps} reps round-robin, ${gpu.features.timestamps ? 'GPU timestamps' : 'wall clock'}; % of the mean read peak ${peak.toFixed(2)} GB/s`);
 const rows = runs.map((r) => { const ms = median(r.times); const gbps = r.bytes / ms / 1e6; return { dtype: r.dtype, config: r.config, stream: !!r.stream, ms, gbps, pctOfReadPeak: (100 * gbps) / peak }; });
+const sized = Object.fromEntries(dtypes.map((dt) => [dt, rows.find((r) => r.dtype === dt && r.config.startsWith('read ')).gbps]));
 for (const dt of dtypes) {
   for (const r of rows.filter((q) => q.dtype === dt).sort((p, q) => p.ms - q.ms)) {
     console.log(`  ${r.dtype}  ${r.config.padEnd(30)} ${r.ms.toFixed(2).padStart(8)} ms  ${r.gbps.toFixed(2).padStart(6)} GB/s  ${r.pctOfReadPeak.toFixed(0).padStart(4)} %`);
@@ -102,7 +106,7 @@ for (const dt of dtypes) {
 if (a.json) {
   writeFileSync(a.json, JSON.stringify({
     header: benchHeader(gpu), N, K, reps, readPeakGBps: { before: read0.value, after: read1.value, mean: peak },
-    sizeMatchedReadGBps: Object.fromEntries(dtypes.map((dt) => [dt, { bytes: wBytes(dt), before: sized0[dt], after: sized1[dt], mean: sized[dt] }])),
+    sizeMatchedReadGBps: sized,
     rows, breakdown,
   }, null, 2) + '\n');
 }

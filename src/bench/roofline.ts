@@ -204,7 +204,23 @@ function filledChunks(gpu: Gpu, total: number, quantum: number, label: string): 
   return { buffers, chunkBytes };
 }
 
-export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
+/**
+ * One prepared pass of a streaming benchmark kernel, for callers that interleave it with other work
+ * (bench/gpu/gemv_bandwidth.mjs): its buffers stay allocated and filled until release().
+ */
+export interface BenchPass {
+  /** bytes one pass reads plus its small per-invocation output */
+  bytes: number;
+  /** Encodes one pass on gpu.stream. */
+  encode: () => void;
+  /** Throws unless the output holds the known result of a pass (run at least one pass first). */
+  check: () => Promise<void>;
+  release: () => void;
+  config: Record<string, number>;
+}
+
+/** The read benchmark's pass (kernels/bench_read.wgsl) over opts.readBytes (default: see RooflineOptions). */
+export function readPass(gpu: Gpu, opts: RooflineOptions = {}): BenchPass {
   const sw = gpu.isSoftware;
   const L = launch(gpu, opts.readInvocations ?? (sw ? 4096 : 2 ** 18), opts.readWorkgroup ?? (sw ? 8 : 256));
   const spec: KernelSpec = {
@@ -214,25 +230,36 @@ export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise
   gpu.stream.flush();
   const src = filledChunks(gpu, opts.readBytes ?? defaultReadBytes(gpu), 16 * 4 * L.invocations, 'bench_read.src');
   const out = gpu.device.createBuffer({ size: L.invocations * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: 'bench_read.out' });
+  const block = src.chunkBytes / 16 / L.groups;
+  return {
+    bytes: src.buffers.length * (src.chunkBytes + L.invocations * 16),
+    encode: () => src.buffers.forEach((b, c) =>
+      gpu.stream.dispatch(kernel, { Src: { buffer: b }, Out: { buffer: out } }, { block, groups_x: L.groups }, [L.groups], `bench_read[${c}]`)),
+    check: async () => {
+      const v = new Float32Array(await gpu.stream.read(out, 0, L.invocations * 16));
+      const expect = block / L.wg;
+      for (let k = 0; k < v.length; k++) {
+        if (v[k] !== expect) throw new Error(`roofline read: output[${k}] = ${v[k]}, expected ${expect} (the pass did not run?)`);
+      }
+    },
+    release: () => {
+      for (const b of src.buffers) b.destroy();
+      out.destroy();
+    },
+    config: { invocations: L.invocations, workgroup: L.wg, chunks: src.buffers.length, chunkBytes: src.chunkBytes, totalBytes: src.buffers.length * src.chunkBytes },
+  };
+}
+
+export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
+  const pass = readPass(gpu, opts);
   try {
-    const block = src.chunkBytes / 16 / L.groups;
-    const encode = () => src.buffers.forEach((b, c) =>
-      gpu.stream.dispatch(kernel, { Src: { buffer: b }, Out: { buffer: out } }, { block, groups_x: L.groups }, [L.groups], `bench_read[${c}]`));
-    const t = await repeat(opts.reps ?? 5, opts.warmup ?? 1, () => profiledRun(gpu, encode));
-    const v = new Float32Array(await gpu.stream.read(out, 0, L.invocations * 16));
-    const expect = block / L.wg;
-    for (let k = 0; k < v.length; k++) {
-      if (v[k] !== expect) throw new Error(`roofline read: output[${k}] = ${v[k]}, expected ${expect} (the pass did not run?)`);
-    }
-    const bytes = src.buffers.length * (src.chunkBytes + L.invocations * 16);
-    const m = measurement('read', bytes, t, gpu.features.timestamps, {
-      invocations: L.invocations, workgroup: L.wg, chunks: src.buffers.length, chunkBytes: src.chunkBytes, totalBytes: src.buffers.length * src.chunkBytes,
-    });
-    opts.log?.(`read: ${fmt(m.value)} GB/s (${src.buffers.length} × ${fmt(src.chunkBytes / MiB)} MiB, median ${fmt(m.time.median)} ms)`);
+    const t = await repeat(opts.reps ?? 5, opts.warmup ?? 1, () => profiledRun(gpu, pass.encode));
+    await pass.check();
+    const m = measurement('read', pass.bytes, t, gpu.features.timestamps, pass.config);
+    opts.log?.(`read: ${fmt(m.value)} GB/s (${pass.config.chunks} × ${fmt(pass.config.chunkBytes / MiB)} MiB, median ${fmt(m.time.median)} ms)`);
     return m;
   } finally {
-    for (const b of src.buffers) b.destroy();
-    out.destroy();
+    pass.release();
   }
 }
 
@@ -249,22 +276,12 @@ export interface GemvStreamOptions {
   wg: number;
 }
 
-export interface GemvStream {
-  /** bytes one pass reads plus its per-invocation output, as for measureRead */
-  bytes: number;
-  /** Encodes one pass (a single dispatch) on gpu.stream. */
-  encode: () => void;
-  /** Throws unless every lane's sum is the known value of the pass (run at least one pass first). */
-  check: () => Promise<void>;
-  release: () => void;
-}
-
 /**
  * One pass of the decode GEMV's streaming loop over W only (no X loads, no FMAs, no reduction): the
  * bytes-only time of the GEMV's per-lane load pattern (`widen` false) and, for f16, bytes + widening. Compared
  * with measureRead (same pattern as the read peak?) and with the full GEMV (bench/gpu/gemv_bandwidth.mjs).
  */
-export function gemvStream(gpu: Gpu, o: GemvStreamOptions): GemvStream {
+export function gemvStream(gpu: Gpu, o: GemvStreamOptions): BenchPass {
   if (o.widen && !o.f16) throw new Error('gemvStream: widen applies to f16 weights only');
   const rowBytes = o.K * (o.f16 ? 2 : 4);
   // The partial walks "elements": 32-bit words (raw) or halves (widened); 16 bytes per load either way.
@@ -307,6 +324,7 @@ export function gemvStream(gpu: Gpu, o: GemvStreamOptions): GemvStream {
       src.buffers[0].destroy();
       out.destroy();
     },
+    config: { N: o.N, K: o.K, rows: o.rows, workgroup: o.wg },
   };
 }
 

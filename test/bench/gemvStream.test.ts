@@ -1,8 +1,9 @@
-// The GEMV stream benchmark (src/bench/roofline.ts gemvStream, kernels/bench_gemv_stream.wgsl) sums exactly the
-// words / halves the decode kernels' streaming loop would read, and its check rejects a pass that did not run.
+// The prepared benchmark passes of src/bench/roofline.ts: the GEMV stream (gemvStream, kernels/bench_gemv_stream.wgsl)
+// sums exactly the words / halves the decode kernels' streaming loop would read, the read pass (readPass) its
+// known block sums; each check rejects a pass that did not run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/gpu/device.js';
-import { gemvStream } from '../../src/bench/roofline.js';
+import { gemvStream, readPass } from '../../src/bench/roofline.js';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create(); });
@@ -27,5 +28,16 @@ describe('gemvStream', () => {
     expect(() => gemvStream(gpu, { N: 9, K: 40, f16: false, widen: true, rows: 3, wg: 8 })).toThrow(/widen applies to f16/);
     expect(() => gemvStream(gpu, { N: 9, K: 6, f16: true, widen: false, rows: 3, wg: 8 })).toThrow(/16-byte loads/);
     expect(() => gemvStream(gpu, { N: 10, K: 40, f16: false, widen: false, rows: 3, wg: 8 })).toThrow(/multiple of rows/);
+  });
+  it('readPass: a prepared read pass of a given size checks its sums', async () => {
+    const p = readPass(gpu, { readBytes: 2 << 20, readInvocations: 256 });
+    try {
+      await expect(p.check()).rejects.toThrow(/did not run/);
+      p.encode();
+      await p.check();
+      expect(p.bytes).toBe((2 << 20) + 256 * 16);
+    } finally {
+      p.release();
+    }
   });
 });
