@@ -256,18 +256,29 @@ class Sampler:
     """Draws (shard, sample) pairs. balance='group': uniform over (world, embodiment, level) groups, then
     uniform over the group's samples; 'shard': uniform over shards; 'sample': uniform over all samples."""
 
-    def __init__(self, shards, balance="group"):
+    def __init__(self, shards, balance="group", world_weights=None):
         self.shards = shards
         self.balance = balance
         keys = {}
         for si, s in enumerate(shards):
             k = (s.world, s.embodiment, s.level) if balance == "group" else (si if balance == "shard" else 0)
             keys.setdefault(k, []).append(si)
-        self.groups = [keys[k] for k in sorted(keys, key=str)]
+        order = sorted(keys, key=str)
+        self.groups = [keys[k] for k in order]
         self.group_sizes = [np.cumsum([shards[si].n for si in g]) for g in self.groups]
+        ww = world_weights or {}
+        if ww and balance != "group":
+            raise ValueError("group weights need balance='group'")
+        worlds = {k[0] for k in order} if balance == "group" else set()
+        for w in ww:
+            if w not in worlds:
+                raise ValueError(f"group weights: no world {w!r} in the data (have {sorted(worlds)})")
+        p = np.array([ww.get(k[0], 1.0) if balance == "group" else 1.0 for k in order])
+        # None keeps the unweighted draw (and so the random stream of runs made before weights existed)
+        self.p = None if not ww else p / p.sum()
 
     def draw(self, rng, B):
-        gs = rng.integers(len(self.groups), size=B)
+        gs = rng.integers(len(self.groups), size=B) if self.p is None else rng.choice(len(self.groups), size=B, p=self.p)
         out = []
         for g in gs:
             cs = self.group_sizes[g]
