@@ -22,6 +22,7 @@ from . import REF  # noqa: F401
 from qvla_ref import safetensors_io as st
 from qvla_ref.preprocess import smart_resize, resize_bicubic_u8
 from qvla_ref.rope_index import rope_index
+from qvla_ref.tokenizer import BYTE_DECODER
 
 SHARD_KEYS = ("frames", "input_ids", "input_len", "state", "has_state", "actions", "h_e", "k_e")
 VQA_KEYS = ("vqa_ids", "vqa_len", "vqa_answer_start")
@@ -47,25 +48,13 @@ def frames_to_pixel_values(frames, patch=16, temporal=2, merge=2, fold=False, dt
 
 
 # ----------------------------------------------------------------------------- tokenizer strings
-def _bytes_to_unicode():
-    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 class TokenTable:
-    """id -> decoded text of one token (byte-level BPE), from tokenizer.json; no regex dependency."""
+    """id -> decoded text of one token (byte-level BPE), from tokenizer.json (the reference's byte table)."""
 
     def __init__(self, path):
         with open(path, encoding="utf-8") as f:
             tok = json.load(f)
-        dec = _bytes_to_unicode()
+        dec = BYTE_DECODER
         self.text = {}
         for s, i in tok["model"]["vocab"].items():
             self.text[i] = bytes(dec.get(ch, 0x3F) for ch in s).decode("utf-8", errors="replace")
