@@ -45,7 +45,7 @@ VAL_FIELDS = ["step", "group", "n", "mse", "mse_t2a", "fm", "base", "blind"]
 RUN_KEYS = ["data", "config", "steps", "batch", "seed", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip",
             "draws", "t2a_frac", "text_frac", "text_rows", "text_weight", "ema", "balance", "tau_s", "tau_alpha",
             "gdn_chunk", "init", "init_from", "tokenizer", "min_pixels", "max_pixels", "threads", "val", "val_n",
-            "aux_weight"]
+            "aux_weight", "aux_trail", "aux_scale", "group_weights"]
 
 
 def parse_args(argv=None):
@@ -88,10 +88,31 @@ def parse_args(argv=None):
     ap.add_argument("--aux-weight", type=float, default=0.0,
                     help="weight of the auxiliary localisation loss (qvla_train/aux.py; training only, the head is "
                     "not exported); 0: off")
+    ap.add_argument("--aux-trail", action="store_true",
+                    help="ball frames also get each earlier trail dot's position as an auxiliary target (aux.py)")
+    ap.add_argument("--aux-scale", type=float, default=1.0,
+                    help="> 1: auxiliary position targets multiplied by this, smooth-L1 instead of MSE (aux.py)")
+    ap.add_argument("--group-weights", default="",
+                    help="with --balance group: relative draw weights by world, e.g. 'ball=2' (others 1)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--stop-after", type=int, default=0,
                     help="testing: save state + ckpt and exit after this many steps of this process")
     return ap.parse_args(argv)
+
+
+def parse_group_weights(text):
+    """'ball=2,nav=1' -> {'ball': 2.0, 'nav': 1.0}; worlds not named weigh 1."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, sep, v = part.partition("=")
+        try:
+            w = float(v)
+        except ValueError:
+            w = -1
+        if not sep or not k or not w > 0:
+            raise ValueError(f"--group-weights: expected WORLD=POSITIVE_NUMBER, got {part!r}")
+        out[k.strip()] = w
+    return out
 
 
 def lr_at(a, step):
@@ -152,12 +173,12 @@ class Trainer:
         self.aux = None
         if a.aux_weight > 0:
             for s in self.shards:
-                s.aux_T, s.aux_M = shard_targets(s)
+                s.aux_T, s.aux_M = shard_targets(s, a.aux_trail)
                 log(f"[aux] {os.path.basename(s.path)}: targets obj {s.aux_M[:, 0].mean():.3f} "
                     f"aux {s.aux_M[:, 2].mean():.3f} of {s.n}")
             torch.manual_seed(a.seed + 7919)
             self.aux = AuxHead(m.tc.hidden_size, m.dc.hidden_size)
-        self.sampler = Sampler(self.shards, a.balance)
+        self.sampler = Sampler(self.shards, a.balance, parse_group_weights(a.group_weights))
         n = sum(s.n for s in self.shards)
         log(f"[data] {len(self.shards)} shards, {n} samples, {len(self.sampler.groups)} sampling groups "
             f"({a.balance}); RAM frames {sum(s.frames.nbytes for s in self.shards) / 2 ** 20:.0f} MiB")
@@ -226,7 +247,7 @@ class Trainer:
             g["lr"] = lr
         bt, gen = self.make_batch(step)
         out = batch_loss(self.model, bt, gen, a.draws, a.text_weight, a.tau_s, a.tau_alpha,
-                         aux_head=self.aux, aux_weight=a.aux_weight)
+                         aux_head=self.aux, aux_weight=a.aux_weight, aux_scale=a.aux_scale)
         loss = out["loss"]
         self.opt.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):

@@ -11,7 +11,10 @@ renderer uses exact palette colours with no anti-aliasing (src/worlds/canvas.ts)
 - tabletop: obj = centroid of the red pixels (Level A has one red block), aux = centroid of the end effector's dark
   ring (35, 35, 55);
 - ball: obj = centroid of the pixels of exactly one palette colour (the current ball, drawn last at full alpha),
-  aux = centroid of the remaining non-background pixels (the fading trail: where it came from);
+  aux = centroid of the remaining non-background pixels (the fading trail: where it came from); with
+  `trail=True` (stage 4) dims 4..9 hold each earlier trail dot separately (oldest first), read as the centroid of
+  the pixels of that dot's exact blend colour over the background (src/worlds/ball.ts render(): alphas 0.22,
+  0.40, 0.65): the four observed positions are what the future depends on (tools/train/ball_ceiling.py);
 - nav and anything else: no target (masked).
 
 Coordinates are world-frame (x right, y up) in [0, 1], mapped to [-1, 1]. A target is masked when fewer than
@@ -25,7 +28,9 @@ target and were not T2A rows:
 - pooled: a small MLP on the mean of the image tokens regressing (obj, aux) (mean = uniform attention);
 - dit: a linear head on the DiT's state token after the last block (every noise draw) regressing (obj, aux): the
   DiT's cross-attention has to fetch the position from the VLM tokens, which the action tokens then read.
-aux_loss = cell + local + pooled + dit (the last three masked MSE).
+aux_loss = cell + local + pooled + dit (the last three masked MSE; with `scale` > 1 the targets are multiplied
+by it and the three become smooth-L1 with beta 1, so sub-pixel errors still pull while a fresh head's large
+errors do not swamp the flow-matching gradient under the global norm clip).
 """
 import numpy as np
 import torch
@@ -38,7 +43,9 @@ EE_DARK = (35, 35, 55)
 BALL_BG = (24, 26, 34)
 BALL_BORDER = (120, 120, 130)
 MIN_PIXELS = 3
-NT = 4   # target dims: obj x, y, aux x, y
+NT = 10  # target dims: obj x, y, aux x, y, then (trail targets only) the three earlier ball dots' x, y
+BALL_YELLOW = (235, 200, 35)
+TRAIL_ALPHA = (0.22, 0.4, 0.65)
 
 
 def _centroid(mask):
@@ -55,10 +62,20 @@ def _eq(img, c):
     return (img[..., 0] == c[0]) & (img[..., 1] == c[1]) & (img[..., 2] == c[2])
 
 
-def frame_targets(world, img):
+def _blend(c, a):
+    """The renderer's blend of colour c over the ball background (src/worlds/canvas.ts blend: rounded)."""
+    return tuple(int(np.floor(b * (1 - a) + v * a + 0.5)) for b, v in zip(BALL_BG, c))
+
+
+def frame_targets(world, img, trail=False):
     """img: [H, W, 3] uint8 as recorded. Returns (target [NT] float32, mask [NT] bool)."""
     t = np.zeros(NT, np.float32)
     m = np.zeros(NT, bool)
+    if world == "ball" and trail:
+        for k, a in enumerate(TRAIL_ALPHA):
+            c = _centroid(_eq(img, _blend(BALL_YELLOW, a)))
+            if c is not None:
+                t[4 + 2 * k:6 + 2 * k], m[4 + 2 * k:6 + 2 * k] = c, True
     if world == "tabletop":
         a, b = _centroid(_eq(img, RED)), _centroid(_eq(img, EE_DARK))
     elif world == "ball":
@@ -76,14 +93,14 @@ def frame_targets(world, img):
     return t, m
 
 
-def shard_targets(shard):
+def shard_targets(shard, trail=False):
     """Per sample: targets [N, NT], mask [N, NT] (camera 0 of the frames as the network sees them)."""
     n = shard.n
     T = np.zeros((n, NT), np.float32)
     M = np.zeros((n, NT), bool)
     if shard.world in ("tabletop", "ball") and shard.level == "A":
         for i in range(n):
-            T[i], M[i] = frame_targets(shard.world, shard.frames[i, 0])
+            T[i], M[i] = frame_targets(shard.world, shard.frames[i, 0], trail)
     return T, M
 
 
@@ -96,7 +113,15 @@ class AuxHead(nn.Module):
         self.pool = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, NT))
 
 
-def aux_loss(head, ctx, bt, dit_state=None):
+def _reg(pred, tg, mk, scale):
+    if scale > 1:
+        e = F.smooth_l1_loss(pred * scale, tg.expand_as(pred) * scale, reduction="none", beta=1.0)
+    else:
+        e = (pred - tg) ** 2
+    return e * mk
+
+
+def aux_loss(head, ctx, bt, dit_state=None, scale=1.0):
     """ctx: [B, L, D] hidden states; rows' targets bt.aux_t/aux_m, merged grid width of camera 0 bt.aux_gw."""
     bi, li = bt.act.img_index
     rows = [b for b in range(ctx.shape[0]) if bt.aux_m[b].any() and not bt.t2a[b]]
@@ -133,17 +158,17 @@ def aux_loss(head, ctx, bt, dit_state=None):
         out["cell"] = lc
         out["cell_acc"] = (logits[has].argmax(-1) == cell[has]).float().mean()
         loc = head.local(tok[torch.arange(len(rows)), cell])          # [R, NT]
-        ll = (((loc - tg) ** 2) * mk)[has].sum() / mk[has].sum().clamp(min=1)
+        ll = _reg(loc, tg, mk, scale)[has].sum() / mk[has].sum().clamp(min=1)
         out["local"] = ll
         loss = loss + lc + ll
     pooled = head.pool(tok.mean(1))
-    lp = (((pooled - tg) ** 2) * mk).sum() / mk.sum().clamp(min=1)
+    lp = _reg(pooled, tg, mk, scale).sum() / mk.sum().clamp(min=1)
     out["pooled"] = lp
     loss = loss + lp
     if dit_state is not None:                       # [B, R, D_dit]: every draw's state token must know it too
         ri = torch.tensor(rows)
         pd = head.dit(dit_state[ri])                # [R_rows, draws, NT]
-        ld = (((pd - tg[:, None]) ** 2) * mk[:, None]).sum() / (mk.sum() * pd.shape[1]).clamp(min=1)
+        ld = _reg(pd, tg[:, None], mk[:, None], scale).sum() / (mk.sum() * pd.shape[1]).clamp(min=1)
         out["dit"] = ld
         loss = loss + ld
     return loss, out

@@ -22,6 +22,7 @@ from . import REF  # noqa: F401
 from qvla_ref import safetensors_io as st
 from qvla_ref.preprocess import smart_resize, resize_bicubic_u8
 from qvla_ref.rope_index import rope_index
+from qvla_ref.tokenizer import BYTE_DECODER
 
 SHARD_KEYS = ("frames", "input_ids", "input_len", "state", "has_state", "actions", "h_e", "k_e")
 VQA_KEYS = ("vqa_ids", "vqa_len", "vqa_answer_start")
@@ -47,25 +48,13 @@ def frames_to_pixel_values(frames, patch=16, temporal=2, merge=2, fold=False, dt
 
 
 # ----------------------------------------------------------------------------- tokenizer strings
-def _bytes_to_unicode():
-    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 class TokenTable:
-    """id -> decoded text of one token (byte-level BPE), from tokenizer.json; no regex dependency."""
+    """id -> decoded text of one token (byte-level BPE), from tokenizer.json (the reference's byte table)."""
 
     def __init__(self, path):
         with open(path, encoding="utf-8") as f:
             tok = json.load(f)
-        dec = _bytes_to_unicode()
+        dec = BYTE_DECODER
         self.text = {}
         for s, i in tok["model"]["vocab"].items():
             self.text[i] = bytes(dec.get(ch, 0x3F) for ch in s).decode("utf-8", errors="replace")
@@ -256,18 +245,29 @@ class Sampler:
     """Draws (shard, sample) pairs. balance='group': uniform over (world, embodiment, level) groups, then
     uniform over the group's samples; 'shard': uniform over shards; 'sample': uniform over all samples."""
 
-    def __init__(self, shards, balance="group"):
+    def __init__(self, shards, balance="group", world_weights=None):
         self.shards = shards
         self.balance = balance
         keys = {}
         for si, s in enumerate(shards):
             k = (s.world, s.embodiment, s.level) if balance == "group" else (si if balance == "shard" else 0)
             keys.setdefault(k, []).append(si)
-        self.groups = [keys[k] for k in sorted(keys, key=str)]
+        order = sorted(keys, key=str)
+        self.groups = [keys[k] for k in order]
         self.group_sizes = [np.cumsum([shards[si].n for si in g]) for g in self.groups]
+        ww = world_weights or {}
+        if ww and balance != "group":
+            raise ValueError("group weights need balance='group'")
+        worlds = {k[0] for k in order} if balance == "group" else set()
+        for w in ww:
+            if w not in worlds:
+                raise ValueError(f"group weights: no world {w!r} in the data (have {sorted(worlds)})")
+        p = np.array([ww.get(k[0], 1.0) if balance == "group" else 1.0 for k in order])
+        # None keeps the unweighted draw (and so the random stream of runs made before weights existed)
+        self.p = None if not ww else p / p.sum()
 
     def draw(self, rng, B):
-        gs = rng.integers(len(self.groups), size=B)
+        gs = rng.integers(len(self.groups), size=B) if self.p is None else rng.choice(len(self.groups), size=B, p=self.p)
         out = []
         for g in gs:
             cs = self.group_sizes[g]

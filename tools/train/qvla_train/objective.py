@@ -16,7 +16,7 @@ from .model import time_bucket
 from .aux import aux_loss
 
 
-def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=1.5, aux_head=None, aux_weight=0.0):
+def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=1.5, aux_head=None, aux_weight=0.0, aux_scale=1.0):
     W = model.weights()
     dc = model.dc
     vis = vision_tokens(model, W, bt)
@@ -42,7 +42,7 @@ def batch_loss(model, bt, gen, draws=4, text_weight=0.2, tau_s=0.999, tau_alpha=
     out = {"fm": fm, "fm_rows": err.detach().mean(1)}
     loss = fm
     if aux_head is not None and aux_weight > 0 and getattr(bt, "aux_t", None) is not None:
-        la, parts = aux_loss(aux_head, ctx, bt, dit_state=tap[0])
+        la, parts = aux_loss(aux_head, ctx, bt, dit_state=tap[0], scale=aux_scale)
         if la is not None:
             out["aux"] = la
             out.update({"aux_" + k: v for k, v in parts.items()})
