@@ -204,7 +204,23 @@ function filledChunks(gpu: Gpu, total: number, quantum: number, label: string): 
   return { buffers, chunkBytes };
 }
 
-export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
+/**
+ * One prepared pass of a streaming benchmark kernel, for callers that interleave it with other work
+ * (bench/gpu/gemv_bandwidth.mjs): its buffers stay allocated and filled until release().
+ */
+export interface BenchPass {
+  /** bytes one pass reads plus its small per-invocation output */
+  bytes: number;
+  /** Encodes one pass on gpu.stream. */
+  encode: () => void;
+  /** Throws unless the output holds the known result of a pass (run at least one pass first). */
+  check: () => Promise<void>;
+  release: () => void;
+  config: Record<string, number>;
+}
+
+/** The read benchmark's pass (kernels/bench_read.wgsl) over opts.readBytes (default: see RooflineOptions). */
+export function readPass(gpu: Gpu, opts: RooflineOptions = {}): BenchPass {
   const sw = gpu.isSoftware;
   const L = launch(gpu, opts.readInvocations ?? (sw ? 4096 : 2 ** 18), opts.readWorkgroup ?? (sw ? 8 : 256));
   const spec: KernelSpec = {
@@ -214,26 +230,102 @@ export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise
   gpu.stream.flush();
   const src = filledChunks(gpu, opts.readBytes ?? defaultReadBytes(gpu), 16 * 4 * L.invocations, 'bench_read.src');
   const out = gpu.device.createBuffer({ size: L.invocations * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: 'bench_read.out' });
+  const block = src.chunkBytes / 16 / L.groups;
+  return {
+    bytes: src.buffers.length * (src.chunkBytes + L.invocations * 16),
+    encode: () => src.buffers.forEach((b, c) =>
+      gpu.stream.dispatch(kernel, { Src: { buffer: b }, Out: { buffer: out } }, { block, groups_x: L.groups }, [L.groups], `bench_read[${c}]`)),
+    check: async () => {
+      const v = new Float32Array(await gpu.stream.read(out, 0, L.invocations * 16));
+      const expect = block / L.wg;
+      for (let k = 0; k < v.length; k++) {
+        if (v[k] !== expect) throw new Error(`roofline read: output[${k}] = ${v[k]}, expected ${expect} (the pass did not run?)`);
+      }
+    },
+    release: () => {
+      for (const b of src.buffers) b.destroy();
+      out.destroy();
+    },
+    config: { invocations: L.invocations, workgroup: L.wg, chunks: src.buffers.length, chunkBytes: src.chunkBytes, totalBytes: src.buffers.length * src.chunkBytes },
+  };
+}
+
+export async function measureRead(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {
+  const pass = readPass(gpu, opts);
   try {
-    const block = src.chunkBytes / 16 / L.groups;
-    const encode = () => src.buffers.forEach((b, c) =>
-      gpu.stream.dispatch(kernel, { Src: { buffer: b }, Out: { buffer: out } }, { block, groups_x: L.groups }, [L.groups], `bench_read[${c}]`));
-    const t = await repeat(opts.reps ?? 5, opts.warmup ?? 1, () => profiledRun(gpu, encode));
-    const v = new Float32Array(await gpu.stream.read(out, 0, L.invocations * 16));
-    const expect = block / L.wg;
-    for (let k = 0; k < v.length; k++) {
-      if (v[k] !== expect) throw new Error(`roofline read: output[${k}] = ${v[k]}, expected ${expect} (the pass did not run?)`);
-    }
-    const bytes = src.buffers.length * (src.chunkBytes + L.invocations * 16);
-    const m = measurement('read', bytes, t, gpu.features.timestamps, {
-      invocations: L.invocations, workgroup: L.wg, chunks: src.buffers.length, chunkBytes: src.chunkBytes, totalBytes: src.buffers.length * src.chunkBytes,
-    });
-    opts.log?.(`read: ${fmt(m.value)} GB/s (${src.buffers.length} × ${fmt(src.chunkBytes / MiB)} MiB, median ${fmt(m.time.median)} ms)`);
+    const t = await repeat(opts.reps ?? 5, opts.warmup ?? 1, () => profiledRun(gpu, pass.encode));
+    await pass.check();
+    const m = measurement('read', pass.bytes, t, gpu.features.timestamps, pass.config);
+    opts.log?.(`read: ${fmt(m.value)} GB/s (${pass.config.chunks} × ${fmt(pass.config.chunkBytes / MiB)} MiB, median ${fmt(m.time.median)} ms)`);
     return m;
   } finally {
-    for (const b of src.buffers) b.destroy();
-    out.destroy();
+    pass.release();
   }
+}
+
+/** The decode GEMV's W stream (kernels/bench_gemv_stream.wgsl) for an [N, K] weight matrix. */
+export interface GemvStreamOptions {
+  N: number;
+  K: number;
+  /** f16 weights (N·K·2 bytes) instead of f32 (N·K·4). */
+  f16: boolean;
+  /** f16 only: widen each 16-byte load to 8 floats (unpack2x16float) before summing; false: sum the raw words. */
+  widen: boolean;
+  /** The GEMV config's outputs per workgroup (`rows`) and invocations per workgroup (`wg`). */
+  rows: number;
+  wg: number;
+}
+
+/**
+ * One pass of the decode GEMV's streaming loop over W only (no X loads, no FMAs, no reduction): the
+ * bytes-only time of the GEMV's per-lane load pattern (`widen` false) and, for f16, bytes + widening. Compared
+ * with measureRead (same pattern as the read peak?) and with the full GEMV (bench/gpu/gemv_bandwidth.mjs).
+ */
+export function gemvStream(gpu: Gpu, o: GemvStreamOptions): BenchPass {
+  if (o.widen && !o.f16) throw new Error('gemvStream: widen applies to f16 weights only');
+  const rowBytes = o.K * (o.f16 ? 2 : 4);
+  // The partial walks "elements": 32-bit words (raw) or halves (widened); 16 bytes per load either way.
+  const K = o.widen ? o.K : rowBytes / 4;
+  if (rowBytes % 16 !== 0) throw new Error(`gemvStream: rows of ${rowBytes} bytes are not whole 16-byte loads (K=${o.K})`);
+  if (o.N % o.rows !== 0) throw new Error(`gemvStream: N=${o.N} is not a multiple of rows=${o.rows}`);
+  const groups = o.N / o.rows;
+  if (groups > gpu.limits.maxComputeWorkgroupsPerDimension) throw new Error(`gemvStream: ${groups} workgroups exceed maxComputeWorkgroupsPerDimension`);
+  const spec: KernelSpec = {
+    file: 'bench_gemv_stream',
+    params: { N: 'u32', K: 'u32', w_off: 'u32', w_batch: 'u32', ldw: 'u32', x_off: 'u32', x_batch: 'u32', ldx: 'u32', groups_x: 'u32' },
+    bindings: { W: 'read vec4u', Out: 'write f32' },
+    consts: { WIDEN: o.widen, ROWS: o.rows, MROWS: 1 },
+    includes: ['linear_gemv_partial'],
+    workgroup: [o.wg],
+  };
+  const kernel = gpu.pipelines.get(spec);
+  gpu.stream.flush();
+  const src = filledChunks(gpu, o.N * rowBytes, o.N * rowBytes, 'bench_gemv_stream.w');
+  if (src.buffers.length !== 1) throw new Error(`gemvStream: ${o.N * rowBytes} bytes of W exceed one binding`);
+  const lanes = groups * o.wg;
+  const out = gpu.device.createBuffer({ size: lanes * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, label: 'bench_gemv_stream.out' });
+  const params = { N: o.N, K, w_off: 0, w_batch: 0, ldw: K, x_off: 0, x_batch: 0, ldx: 0, groups_x: groups };
+  // Each 16-byte load of 1.0f words sums to 4 (raw) or, as eight halves 0 and 1.875, to 7.5 (widened).
+  const perLoad = o.widen ? 7.5 : 4;
+  const loadsPerRow = rowBytes / 16;
+  return {
+    bytes: o.N * rowBytes + lanes * 4,
+    encode: () => gpu.stream.dispatch(kernel, { W: { buffer: src.buffers[0] }, Out: { buffer: out } }, params, [groups], 'bench_gemv_stream'),
+    check: async () => {
+      const v = new Float32Array(await gpu.stream.read(out, 0, lanes * 4));
+      for (let i = 0; i < lanes; i++) {
+        const t = i % o.wg;
+        const loads = t < loadsPerRow ? Math.floor((loadsPerRow - t - 1) / o.wg) + 1 : 0;
+        const expect = o.rows * loads * perLoad;
+        if (v[i] !== expect) throw new Error(`gemvStream: output[${i}] = ${v[i]}, expected ${expect} (the pass did not run?)`);
+      }
+    },
+    release: () => {
+      src.buffers[0].destroy();
+      out.destroy();
+    },
+    config: { N: o.N, K: o.K, rows: o.rows, workgroup: o.wg },
+  };
 }
 
 export async function measureCopy(gpu: Gpu, opts: RooflineOptions = {}): Promise<Measurement> {

@@ -4,7 +4,7 @@
 // - few rows of X (decode, M ≤ GEMV_MAX_ROWS): bandwidth-bound GEMV, every W element read once —
 //   `gemv` (kernels/linear_gemv.wgsl, shared-memory tree) or `gemv_sg` (linear_gemv_sg.wgsl, subgroupAdd; only
 //   where the adapter has subgroups of one fixed size); with f16 weights either may be `wide` (8 halves, 16 bytes
-//   per load: lib/linear_load_vec8_f16.wgsl + lib/linear_gemv_partial_wide.wgsl) where W is 8-aligned;
+//   per load: lib/linear_load_vec8_f16.wgsl, the same loop lib/linear_gemv_partial.wgsl) where W is 8-aligned;
 // - otherwise GEMM: `tiled` (kernels/linear_tiled.wgsl: shared-memory slabs, TM×TN register blocks), `gemm_sg`
 //   (kernels/linear_sg.wgsl: X shared within a subgroup by subgroupShuffle; fixed-size subgroups only) or `plain`
 //   (kernels/linear.wgsl: no shared memory; the reference variant the others are checked against).
@@ -328,7 +328,7 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     const wgSize = cfg.kernel === 'gemv_sg' ? sg * cfg.groups : cfg.wg;
     const spec: KernelSpec = {
       file: sg ? 'linear_gemv_sg' : 'linear_gemv', ...base, params: { ...LINEAR_IO.params, groups_x: 'u32' },
-      includes: [...base.includes, wide ? 'linear_gemv_partial_wide' : 'linear_gemv_partial'],
+      includes: [...base.includes, ...(wide ? [] : ['linear_load_w_quad']), 'linear_gemv_partial'],
       consts: { ...flags, ROWS: cfg.rows, MROWS: M, ...(sg ? { SG_SIZE: sg } : {}) }, workgroup: [wgSize], subgroups: !!sg,
     };
     const groups = Math.ceil(N / (cfg.rows * perGroup));
