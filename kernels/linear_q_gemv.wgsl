@@ -1,11 +1,9 @@
 // Few-row linear with quantised weights (decode): Y[b, m, n] = act( Σ_k X[b, m, k] · W[n, k] + bias[n] ), m < MROWS,
 // W dequantised in registers (docs/quantization.md): int4 W[n, k] = s[n, g]·(q − z[n, g]), int8 W[n, k] = s[n]·q.
 // Memory-bound on the packed weights, read once: a workgroup owns ROWS outputs n, its WG_X invocations stride
-// over the K window one 32-bit word (8 int4 / 4 int8 elements) at a time, then a shared-memory tree reduces.
+// over the K window one 32-bit word (8 int4 / 4 int8 elements) at a time, then a shared-memory tree reduces (lib/gemv_tree_reduce.wgsl).
 // int4 folds the zero point into one term per word: Σ s·(q − z)·x = s·(Σ q·x − z·Σ x), Σ x shared by the ROWS rows.
 // Interface generated from LINEAR_Q_IO in src/quant/linear.ts.
-
-var<workgroup> red: array<f32, WG_X * ROWS * MROWS>;
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -57,16 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
   }
-  for (var m = 0u; m < MROWS; m++) {
-    for (var r = 0u; r < ROWS; r++) { red[(m * ROWS + r) * WG_X + t] = acc[m][r]; }
-  }
-  workgroupBarrier();
-  for (var s = WG_X / 2u; s > 0u; s = s / 2u) {
-    if (t < s) {
-      for (var q = 0u; q < MROWS * ROWS; q++) { red[q * WG_X + t] += red[q * WG_X + t + s]; }
-    }
-    workgroupBarrier();
-  }
+  gemv_tree_reduce(t, &acc);
   if (t < MROWS * ROWS) {
     let m = t / ROWS;
     let r = t % ROWS;

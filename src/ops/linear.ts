@@ -328,7 +328,7 @@ export function linear(x: Tensor, w: Tensor, opts: LinearOptions = {}): Tensor {
     const wgSize = cfg.kernel === 'gemv_sg' ? sg * cfg.groups : cfg.wg;
     const spec: KernelSpec = {
       file: sg ? 'linear_gemv_sg' : 'linear_gemv', ...base, params: { ...LINEAR_IO.params, groups_x: 'u32' },
-      includes: [...base.includes, ...(wide ? [] : ['linear_load_w_quad']), 'linear_gemv_partial'],
+      includes: [...base.includes, ...(wide ? [] : ['linear_load_w_quad']), 'linear_gemv_partial', ...(sg ? [] : ['gemv_tree_reduce'])],
       consts: { ...flags, ROWS: cfg.rows, MROWS: M, ...(sg ? { SG_SIZE: sg } : {}) }, workgroup: [wgSize], subgroups: !!sg,
     };
     const groups = Math.ceil(N / (cfg.rows * perGroup));

@@ -63,7 +63,7 @@ export function linearQuantized(x: Tensor, w: QuantizedTensor, out: Tensor, opts
   const base = { ...LINEAR_Q_IO, includes: ['activations', 'linear_epilogue', 'quant_weights'] };
   if (geo.gemv) {
     const ROWS = 4;
-    const spec: KernelSpec = { file: 'linear_q_gemv', ...base, consts: { ...consts, ROWS, MROWS: p.M }, workgroup: [64] };
+    const spec: KernelSpec = { file: 'linear_q_gemv', ...base, includes: [...base.includes, 'gemv_tree_reduce'], consts: { ...consts, ROWS, MROWS: p.M }, workgroup: [64] };
     const groups = Math.ceil(p.N / ROWS);
     const gx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension);
     const gy = Math.ceil(groups / gx);
