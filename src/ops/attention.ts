@@ -222,6 +222,20 @@ export function prefillTiles(hd: number, maxShared = 32768): { BQ: number; BK: n
   return { BQ, BK, TPQ, DPT4: Math.ceil(hd / 4 / TPQ) };
 }
 
+/** What the prefill and decode kernels both read: shapes, the q/k/v views, the key mask, the scale and the
+ * causal / segment modes (lib/attention_keys.wgsl reads them by name). */
+const QKV_PARAMS = {
+  Lq: 'u32', Lk: 'u32', H: 'u32', G: 'u32',
+  q_off: 'u32', q_rs: 'u32', q_hs: 'u32',
+  k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
+  v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
+  m_off: 'u32',
+  scale: 'f32',
+  causal: 'u32', causal_off: 'i32', // causal 0 none, 1 global indices (+ causal_off), 2 per segment, bottom right
+  nseg: 'u32', // segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
+  mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+} satisfies KernelSpec['params'];
+
 /**
  * Everything the two prefill kernels (attention.wgsl, attention_rows.wgsl) touch, by name: shapes, the strided
  * views (element offset, row stride, head stride of q, k, v, gate; output offset; mask offset), the scale, the
@@ -230,16 +244,9 @@ export function prefillTiles(hd: number, maxShared = 32768): { BQ: number; BK: n
  */
 const ATTENTION_IO = {
   params: {
-    Lq: 'u32', Lk: 'u32', H: 'u32', G: 'u32',
-    q_off: 'u32', q_rs: 'u32', q_hs: 'u32',
-    k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
-    v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
+    ...QKV_PARAMS,
     g_off: 'u32', g_rs: 'u32', g_hs: 'u32',
-    o_off: 'u32', m_off: 'u32',
-    scale: 'f32',
-    causal: 'u32', causal_off: 'i32', // causal 0 none, 1 global indices (+ causal_off), 2 per segment, bottom right
-    nseg: 'u32', // segments (0: none); Seg = [cu_seqlens (nseg+1) | key ranges (lo, hi) × nseg | tiles (seg, q0) × …]
-    mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+    o_off: 'u32',
     has_gate: 'u32',
     n_hd4: 'u32', n_kpt: 'u32', n_bk: 'u32', n_dpt4: 'u32', // = HD/4, KPT, BK, DPT4 (read only when ROLLED)
     kr_base: 'u32', tile_base: 'u32', // offsets of the key ranges and the tile table in Seg
@@ -250,15 +257,7 @@ const ATTENTION_IO = {
 /** attention_decode.wgsl (pass 1): as ATTENTION_IO without gate/output/segment tiles, plus the split sizes. */
 const DECODE_IO = {
   params: {
-    Lq: 'u32', Lk: 'u32', H: 'u32', G: 'u32',
-    q_off: 'u32', q_rs: 'u32', q_hs: 'u32',
-    k_off: 'u32', k_rs: 'u32', k_hs: 'u32',
-    v_off: 'u32', v_rs: 'u32', v_hs: 'u32',
-    m_off: 'u32',
-    scale: 'f32',
-    causal: 'u32', causal_off: 'i32',
-    nseg: 'u32',
-    mask_kind: 'u32', // 0 none, 1 u32/i32 (0 = masked), 2 f32 (±0.0 = masked)
+    ...QKV_PARAMS,
     chunk: 'u32', // keys per split (a multiple of the 64-key tile)
     nsplit: 'u32',
     n_hd4: 'u32', n_nq: 'u32', n_kt: 'u32', n_dpt4: 'u32', // = HD/4, NQ, KT, DPT4 (read only when ROLLED)
