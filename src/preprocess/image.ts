@@ -35,6 +35,20 @@ export interface RgbImage extends RawImage {
   channels: 3;
 }
 
+/**
+ * FNV-1a 32 over the frames' sizes and bytes, as 8 hex digits: a cheap digest to compare frames across
+ * processes and platforms (the browser page and its test, web/src/main.ts and test/web/browser.test.ts).
+ */
+export function frameHash(frames: RawImage[]): string {
+  let h = 0x811c9dc5;
+  const eat = (b: number) => { h = Math.imul(h ^ b, 0x01000193) >>> 0; };
+  for (const f of frames) {
+    for (const v of [f.width, f.height, f.channels]) for (let k = 0; k < 4; k++) eat((v >>> (8 * k)) & 255);
+    for (let i = 0; i < f.data.length; i++) eat(f.data[i]!);
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
 export class ImageError extends QvlaError {
   constructor(message: string) {
     super(message, { code: 'image' });

@@ -18,7 +18,7 @@ import { startWebServer, type WebServer } from '../../src/cli/cmdWeb.js';
 import { Policy } from '../../src/policy/policy.js';
 import { runEpisodes, embodimentMismatch, decisionSeed, type EpisodeResult } from '../../src/eval/episodes.js';
 import type { ActRequest, StageTimings } from '../../src/policy/policy.js';
-import type { RawImage } from '../../src/preprocess/image.js';
+import { frameHash } from '../../src/preprocess/image.js';
 import { findWorldSpecs, worldEmbodiments, EVAL_SEED_BASE } from '../../src/worlds/registry.js';
 import { parseEmbodiments } from '../../src/policy/embodiments.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
@@ -61,17 +61,6 @@ function meanStages(ts: StageTimings[]): Record<string, number> {
   const keys = ['preprocessMs', 'visionMs', 'prefillMs', 'contextMs', 'denoise', 'readbackMs', 'postprocessMs', 'totalMs'] as const;
   const v = (t: StageTimings, k: (typeof keys)[number]) => (k === 'denoise' ? t.stepMs.reduce((a, b) => a + b, 0) : t[k]);
   return Object.fromEntries(keys.map((k) => [k, ts.reduce((a, t) => a + v(t, k), 0) / ts.length]));
-}
-
-/** FNV-1a 32 of frames, as the page computes it (web/src/main.ts frameHash). */
-function frameHash(frames: RawImage[]): string {
-  let h = 0x811c9dc5;
-  const eat = (b: number) => { h = Math.imul(h ^ b, 0x01000193) >>> 0; };
-  for (const f of frames) {
-    for (const v of [f.width, f.height, f.channels]) for (let k = 0; k < 4; k++) eat((v >>> (8 * k)) & 255);
-    for (let i = 0; i < f.data.length; i++) eat(f.data[i]!);
-  }
-  return h.toString(16).padStart(8, '0');
 }
 
 /** weights/toy when trained on the worlds, else weights/tiny + the world embodiments (random weights). */

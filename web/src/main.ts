@@ -17,7 +17,7 @@ import { SOLVERS, type SolverName } from '../../src/policy/samplers.js';
 import { runEpisodes, decisionSeed, embodimentMismatch, type PolicyLike, type EpisodeResult } from '../../src/eval/episodes.js';
 import { WORLD_SPECS, EVAL_SEED_BASE } from '../../src/worlds/registry.js';
 import type { Chunk, World, WorldSpec } from '../../src/worlds/types.js';
-import type { RawImage } from '../../src/preprocess/image.js';
+import { frameHash, type RawImage } from '../../src/preprocess/image.js';
 import { Rng } from '../../src/util/rng.js';
 import { drawImage, imageFromBlob } from './frames.js';
 
@@ -106,17 +106,6 @@ function serial<T>(fn: () => Promise<T>): Promise<T> {
 
 const calls: CallRecord[] = [];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** FNV-1a 32 over the frames' sizes and bytes, as 8 hex digits. */
-function frameHash(frames: RawImage[]): string {
-  let h = 0x811c9dc5;
-  const eat = (b: number) => { h = Math.imul(h ^ b, 0x01000193) >>> 0; };
-  for (const f of frames) {
-    for (const v of [f.width, f.height, f.channels]) for (let k = 0; k < 4; k++) eat((v >>> (8 * k)) & 255);
-    for (let i = 0; i < f.data.length; i++) eat(f.data[i]!);
-  }
-  return h.toString(16).padStart(8, '0');
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Controls
