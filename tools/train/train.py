@@ -33,7 +33,7 @@ from qvla_train.model import QVLAModel  # noqa: E402
 from qvla_train.init import init_weights, no_decay  # noqa: E402
 from qvla_train.data import load_shards, merge_embodiments, Sampler, TokenTable, build_batch  # noqa: E402
 from qvla_train.objective import batch_loss  # noqa: E402
-from qvla_train.aux import AuxHead, shard_targets  # noqa: E402
+from qvla_train.aux import AuxHead, n_targets, shard_targets  # noqa: E402
 from qvla_train.checkpoint import publish_ckpt, preprocessor_config, load_weights_into  # noqa: E402
 from qvla_train.evaluate import evaluate, format_eval  # noqa: E402
 
@@ -177,7 +177,7 @@ class Trainer:
                 log(f"[aux] {os.path.basename(s.path)}: targets obj {s.aux_M[:, 0].mean():.3f} "
                     f"aux {s.aux_M[:, 2].mean():.3f} of {s.n}")
             torch.manual_seed(a.seed + 7919)
-            self.aux = AuxHead(m.tc.hidden_size, m.dc.hidden_size)
+            self.aux = AuxHead(m.tc.hidden_size, m.dc.hidden_size, n_targets(a.aux_trail))
         self.sampler = Sampler(self.shards, a.balance, parse_group_weights(a.group_weights))
         n = sum(s.n for s in self.shards)
         log(f"[data] {len(self.shards)} shards, {n} samples, {len(self.sampler.groups)} sampling groups "

@@ -43,7 +43,8 @@ EE_DARK = (35, 35, 55)
 BALL_BG = (24, 26, 34)
 BALL_BORDER = (120, 120, 130)
 MIN_PIXELS = 3
-NT = 10  # target dims: obj x, y, aux x, y, then (trail targets only) the three earlier ball dots' x, y
+NT_BASE = 4    # target dims: obj x, y, aux x, y
+NT_TRAIL = 10  # with trail targets: then the three earlier ball dots' x, y
 BALL_YELLOW = (235, 200, 35)
 TRAIL_ALPHA = (0.22, 0.4, 0.65)
 
@@ -67,10 +68,15 @@ def _blend(c, a):
     return tuple(int(np.floor(b * (1 - a) + v * a + 0.5)) for b, v in zip(BALL_BG, c))
 
 
+def n_targets(trail):
+    """Target dims (and aux head outputs): without trail targets the head is the one earlier runs had."""
+    return NT_TRAIL if trail else NT_BASE
+
+
 def frame_targets(world, img, trail=False):
-    """img: [H, W, 3] uint8 as recorded. Returns (target [NT] float32, mask [NT] bool)."""
-    t = np.zeros(NT, np.float32)
-    m = np.zeros(NT, bool)
+    """img: [H, W, 3] uint8 as recorded. Returns (target [n_targets(trail)] float32, mask of the same shape)."""
+    t = np.zeros(n_targets(trail), np.float32)
+    m = np.zeros(n_targets(trail), bool)
     if world == "ball" and trail:
         for k, a in enumerate(TRAIL_ALPHA):
             c = _centroid(_eq(img, _blend(BALL_YELLOW, a)))
@@ -94,10 +100,10 @@ def frame_targets(world, img, trail=False):
 
 
 def shard_targets(shard, trail=False):
-    """Per sample: targets [N, NT], mask [N, NT] (camera 0 of the frames as the network sees them)."""
+    """Per sample: targets [N, nt], mask [N, nt] (camera 0 of the frames as the network sees them)."""
     n = shard.n
-    T = np.zeros((n, NT), np.float32)
-    M = np.zeros((n, NT), bool)
+    T = np.zeros((n, n_targets(trail)), np.float32)
+    M = np.zeros((n, n_targets(trail)), bool)
     if shard.world in ("tabletop", "ball") and shard.level == "A":
         for i in range(n):
             T[i], M[i] = frame_targets(shard.world, shard.frames[i, 0], trail)
@@ -105,12 +111,12 @@ def shard_targets(shard, trail=False):
 
 
 class AuxHead(nn.Module):
-    def __init__(self, d, d_dit, hidden=128):
+    def __init__(self, d, d_dit, nt=NT_BASE, hidden=128):
         super().__init__()
-        self.dit = nn.Linear(d_dit, NT)
+        self.dit = nn.Linear(d_dit, nt)
         self.cell = nn.Linear(d, 1)
-        self.local = nn.Linear(d, NT)
-        self.pool = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, NT))
+        self.local = nn.Linear(d, nt)
+        self.pool = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, nt))
 
 
 def _reg(pred, tg, mk, scale):
@@ -157,7 +163,7 @@ def aux_loss(head, ctx, bt, dit_state=None, scale=1.0):
         lc = F.cross_entropy(logits[has], cell[has])
         out["cell"] = lc
         out["cell_acc"] = (logits[has].argmax(-1) == cell[has]).float().mean()
-        loc = head.local(tok[torch.arange(len(rows)), cell])          # [R, NT]
+        loc = head.local(tok[torch.arange(len(rows)), cell])          # [R, nt]
         ll = _reg(loc, tg, mk, scale)[has].sum() / mk[has].sum().clamp(min=1)
         out["local"] = ll
         loss = loss + lc + ll
@@ -167,7 +173,7 @@ def aux_loss(head, ctx, bt, dit_state=None, scale=1.0):
     loss = loss + lp
     if dit_state is not None:                       # [B, R, D_dit]: every draw's state token must know it too
         ri = torch.tensor(rows)
-        pd = head.dit(dit_state[ri])                # [R_rows, draws, NT]
+        pd = head.dit(dit_state[ri])                # [R_rows, draws, nt]
         ld = _reg(pd, tg[:, None], mk[:, None], scale).sum() / (mk.sum() * pd.shape[1]).clamp(min=1)
         out["dit"] = ld
         loss = loss + ld
